@@ -1,0 +1,1 @@
+"""Every side effect: one step per activity, idempotent, with a stable key."""

@@ -1,0 +1,99 @@
+"""Database activities on the user row: one statement (or one transaction) each."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from onramp import users
+from onramp.logging import log_event
+from workflows import errors
+from workflows.contracts import (
+    BumpGenerationInput,
+    InsertProfileInput,
+    SaveStripeIdInput,
+    SaveStripeIdResult,
+    UserRecord,
+    UserRef,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UserActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @activity.defn
+    async def insert_profile(self, request: InsertProfileInput) -> UserRecord:
+        try:
+            user = await users.insert_profile(
+                self.pool, request.user_id, request.email, request.username, request.wants_payouts
+            )
+        except users.EmailTaken:
+            raise ApplicationError(
+                "A user with this email already exists",
+                type=errors.DUPLICATE_EMAIL,
+                non_retryable=True,
+            ) from None
+        log_event(logger, "SIGNUP_STEP", step="profile", user_id=request.user_id)
+        return user
+
+    @activity.defn
+    async def read_user(self, request: UserRef) -> UserRecord:
+        user = await users.get_user(self.pool, request.user_id)
+        if user is None:
+            raise ApplicationError(
+                f"user {request.user_id} does not exist",
+                type=errors.USER_NOT_FOUND,
+                non_retryable=True,
+            )
+        return user
+
+    @activity.defn
+    async def save_stripe_customer_id(self, request: SaveStripeIdInput) -> SaveStripeIdResult:
+        return await self._save("customer", request)
+
+    @activity.defn
+    async def save_connect_account_id(self, request: SaveStripeIdInput) -> SaveStripeIdResult:
+        return await self._save("account", request)
+
+    async def _save(
+        self, kind: users.StripeIdKind, request: SaveStripeIdInput
+    ) -> SaveStripeIdResult:
+        held = await users.save_stripe_id(self.pool, kind, request.user_id, request.stripe_id)
+        if held is None:
+            raise ApplicationError(
+                f"user {request.user_id} does not exist",
+                type=errors.USER_NOT_FOUND,
+                non_retryable=True,
+            )
+        return SaveStripeIdResult(saved=held == request.stripe_id, existing_id=held)
+
+    @activity.defn
+    async def bump_stripe_customer_generation(self, request: BumpGenerationInput) -> None:
+        await users.bump_generation(self.pool, "customer", request.user_id, request.seen_generation)
+
+    @activity.defn
+    async def bump_connect_account_generation(self, request: BumpGenerationInput) -> None:
+        await users.bump_generation(self.pool, "account", request.user_id, request.seen_generation)
+
+    @activity.defn
+    async def mark_user_active(self, request: UserRef) -> UserRecord:
+        user = await users.mark_active(self.pool, request.user_id)
+        if user is None:
+            raise ApplicationError(
+                f"user {request.user_id} does not exist",
+                type=errors.USER_NOT_FOUND,
+                non_retryable=True,
+            )
+        log_event(logger, "SIGNUP_STEP", step="complete", user_id=request.user_id)
+        return user
+
+    @activity.defn
+    async def delete_signing_up_profile(self, request: UserRef) -> None:
+        await users.delete_signing_up_profile(self.pool, request.user_id)
+        log_event(logger, "SIGNUP_COMPENSATED", step="profile", user_id=request.user_id)

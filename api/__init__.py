@@ -1,0 +1,1 @@
+"""The HTTP API: starts workflows, answers from Postgres, turns webhooks into signals."""

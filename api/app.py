@@ -1,0 +1,50 @@
+"""The FastAPI application factory: `uvicorn api.app:create_app --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from api import metrics
+from api.errors import install_error_handlers
+from api.routes import admin_webhooks, health
+from api.temporal_gateway import TemporalGateway
+from onramp.db import create_pool
+from onramp.logging import configure_logging
+from onramp.settings import ApiSettings, load_settings
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """Build the app; settings come from the environment unless given (tests)."""
+    settings = settings or load_settings(ApiSettings)
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(settings.database_url.get_secret_value())
+        app.state.temporal = TemporalGateway(
+            settings.temporal_address,
+            settings.temporal_namespace,
+            timedelta(seconds=settings.temporal_rpc_timeout_seconds),
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="onramp",
+        version="1",
+        summary="Durable customer lifecycle for platforms that bill with Stripe",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(admin_webhooks.router)
+    return app

@@ -1,0 +1,59 @@
+"""Prometheus metrics of the API: request latency by route template, and `/metrics`."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+REQUEST_SECONDS = Histogram(
+    "onramp_api_request_seconds",
+    "API request latency by method, route template and status",
+    ["method", "route", "status"],
+)
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request; labels by route template so ids do not explode labels."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: dict[str, object]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])  # type: ignore[call-overload]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)  # type: ignore[arg-type]
+        finally:
+            REQUEST_SECONDS.labels(scope["method"], _route_template(scope), str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

@@ -1,0 +1,88 @@
+"""The `onramp` command line.
+
+`onramp dev` runs the whole embedded stack; `api`, `worker` and `sandbox` run one
+process each (by module path: this package never imports `api` or `worker`);
+`migrate` applies the SQL migrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from onramp.logging import configure_logging
+from onramp.settings import CommonSettings, load_settings
+
+
+def _exec_module(module: str, *args: str) -> None:
+    """Replace this process with `python -m module args…` (signals go straight to it)."""
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])  # noqa: S606
+
+
+def _cmd_dev(_: argparse.Namespace) -> None:
+    from onramp.devstack import run_dev_stack
+
+    raise SystemExit(run_dev_stack())
+
+
+def _cmd_api(args: argparse.Namespace) -> None:
+    port = str(args.port or os.environ.get("ONRAMP_API_PORT", "8000"))
+    _exec_module(
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        args.host,
+        "--port",
+        port,
+        "--no-access-log",
+    )
+
+
+def _cmd_worker(_: argparse.Namespace) -> None:
+    _exec_module("worker")
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> None:
+    _exec_module("sandbox", *args.sandbox_args)
+
+
+def _cmd_migrate(_: argparse.Namespace) -> None:
+    from onramp.migrate import apply_migrations
+
+    settings = load_settings(_MigrateSettings)
+    configure_logging(settings.log_level)
+    applied = asyncio.run(apply_migrations(settings.database_url.get_secret_value()))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+class _MigrateSettings(CommonSettings):
+    """`migrate` needs only the database; Temporal's address is not required."""
+
+    temporal_address: str = "unused:0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onramp", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("dev", help="run the whole embedded stack (Ctrl-C stops it)").set_defaults(
+        handler=_cmd_dev
+    )
+    api = commands.add_parser("api", help="serve the HTTP API with uvicorn")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=None, help="default: $ONRAMP_API_PORT or 8000")
+    api.set_defaults(handler=_cmd_api)
+    commands.add_parser("worker", help="run the Temporal worker").set_defaults(handler=_cmd_worker)
+    commands.add_parser("migrate", help="apply SQL migrations").set_defaults(handler=_cmd_migrate)
+    sandbox = commands.add_parser("sandbox", help="run the offline Stripe sandbox")
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER, help="passed to the sandbox")
+    sandbox.set_defaults(handler=_cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args)

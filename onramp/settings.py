@@ -1,0 +1,192 @@
+"""Typed, validated settings: one object per process, read from the environment.
+
+Every process calls :func:`load_settings` at start; an invalid value stops it with one
+clear line per problem instead of a traceback deep inside a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Scope = Literal["client", "admin"]
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+class ApiKey(BaseModel):
+    """One configured API key: the secret, its scope and the name audits record."""
+
+    key: SecretStr
+    scope: Scope
+    name: str
+
+
+def parse_api_keys(raw: str) -> list[ApiKey]:
+    """Parse `key:scope[:name],...`; the default name is a short hash of the key."""
+    keys: list[ApiKey] = []
+    for position, entry in enumerate(part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"entry {position + 1} must look like key:scope or key:scope:name")
+        key, scope = parts[0], parts[1]
+        if len(key) < 16:
+            raise ValueError(f"entry {position + 1}: a key must be at least 16 characters")
+        if scope not in ("client", "admin"):
+            raise ValueError(f"entry {position + 1}: scope must be 'client' or 'admin'")
+        name = parts[2] if len(parts) == 3 and parts[2] else _key_fingerprint(key)
+        keys.append(ApiKey(key=SecretStr(key), scope=scope, name=name))
+    if not keys:
+        raise ValueError("at least one key is required")
+    return keys
+
+
+def _key_fingerprint(key: str) -> str:
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def stripe_key_is_live(key: str) -> bool:
+    """True for a live-mode secret or restricted key (`sk_live_…`, `rk_live_…`)."""
+    return key.startswith(("sk_live_", "rk_live_"))
+
+
+class CommonSettings(BaseSettings):
+    """What every onramp process needs: Postgres, Temporal and logging."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    database_url: SecretStr = Field(
+        description="postgresql:// DSN of the application database (it may hold a password)"
+    )
+    temporal_address: str = Field(description="host:port of the Temporal frontend")
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "onramp"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not _HOST_PORT.match(value):
+            raise ValueError("must be host:port, e.g. 127.0.0.1:7233")
+        return value
+
+
+class StripeSettings(BaseSettings):
+    """The Stripe account the service bills with (the sandbox or Stripe itself)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    stripe_secret_key: SecretStr = Field(description="sk_test_… or sk_live_… (or rk_…)")
+
+    @field_validator("stripe_secret_key")
+    @classmethod
+    def _stripe_key(cls, value: SecretStr) -> SecretStr:
+        if not re.match(r"^(sk|rk)_(test|live)_\w+$", value.get_secret_value()):
+            raise ValueError("must be a Stripe secret key (sk_test_…, sk_live_…, rk_…)")
+        return value
+
+    @property
+    def stripe_livemode(self) -> bool:
+        return stripe_key_is_live(self.stripe_secret_key.get_secret_value())
+
+
+class ApiSettings(CommonSettings, StripeSettings):
+    """Settings of the HTTP API process.
+
+    The API never calls Stripe; it reads `STRIPE_SECRET_KEY` only to know whether the
+    service runs in test or live mode (webhook livemode checks).
+    """
+
+    onramp_api_keys: Annotated[list[ApiKey], NoDecode] = Field(
+        description="comma list of key:scope[:name], scope client or admin"
+    )
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma list of whsec_… signing secrets (platform, Connect, rotation)",
+    )
+    onramp_public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="base URL end users and Stripe reach the API at (links, redirects)",
+    )
+    temporal_rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    readiness_poller_max_age_seconds: float = Field(default=70.0, gt=0)
+
+    @field_validator("onramp_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            secrets = [part.strip() for part in value.split(",") if part.strip()]
+            for secret in secrets:
+                if not secret.startswith("whsec_"):
+                    raise ValueError("every secret must start with whsec_")
+            return secrets
+        return value
+
+    @field_validator("onramp_public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
+class WorkerSettings(CommonSettings, StripeSettings):
+    """Settings of the worker process (the only one that talks to Stripe)."""
+
+    stripe_api_base: str | None = Field(
+        default=None, description="Stripe API base URL; unset means api.stripe.com"
+    )
+    worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0, le=600)
+    worker_metrics_address: str | None = Field(
+        default=None, description="host:port for the worker's Prometheus metrics"
+    )
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _metrics_address(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST_PORT.match(value):
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
+        return value
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per invalid setting, named as the environment variable is."""
+    lines = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"  {name}: {message}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Build settings from the environment or exit(2) with a readable message."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        print(describe_validation_error(error), file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None

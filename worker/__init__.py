@@ -1,0 +1,1 @@
+"""The worker process: builds the dependencies once and runs the Temporal worker."""

@@ -1,0 +1,63 @@
+"""The one place that builds activity objects with their dependencies and the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import stripe
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from onramp.settings import WorkerSettings
+from worker.registry import activities_for, workflow_classes
+
+
+@dataclass(frozen=True)
+class WorkerDependencies:
+    """What activities need, built once per worker process."""
+
+    settings: WorkerSettings
+    pool: asyncpg.Pool
+    stripe: stripe.StripeClient
+
+    @classmethod
+    def build(cls, settings: WorkerSettings, pool: asyncpg.Pool) -> WorkerDependencies:
+        return cls(settings=settings, pool=pool, stripe=build_stripe_client(settings))
+
+
+def build_stripe_client(settings: WorkerSettings) -> stripe.StripeClient:
+    """The official client; only the base URL differs between the sandbox and Stripe.
+
+    The library retries connection errors, 5xx and 429s that say
+    `Stripe-Should-Retry` on its own; a plain rate-limit 429 is retried by the
+    activity's retry policy instead.
+    """
+    return stripe.StripeClient(
+        settings.stripe_secret_key.get_secret_value(),
+        base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
+        http_client=stripe.HTTPXClient(timeout=30, allow_sync_methods=True),
+        max_network_retries=2,
+    )
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    dependencies: WorkerDependencies,
+    *,
+    graceful_shutdown: timedelta = timedelta(seconds=30),
+    workflows: Sequence[type] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+) -> Worker:
+    """A worker for every onramp workflow and activity (tests may pass their own)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows if workflows is not None else workflow_classes()),
+        activities=list(activities if activities is not None else activities_for(dependencies)),
+        graceful_shutdown_timeout=graceful_shutdown,
+    )

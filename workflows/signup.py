@@ -1,0 +1,132 @@
+"""Signup: profile → Stripe customer → Connect account, in that order or not at all.
+
+The profile is committed first (a duplicate email fails here, before any Stripe call).
+Then the shared ensure steps create the customer (unless the platform defers it,
+`stripe_customer="lazy"`) and, for users who receive payouts, an Express account. If a
+later step fails for good, the run compensates in reverse — delete the account and
+the customer it created, then remove the profile — and fails with a clear error.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows import errors, policies, search_attributes
+from workflows.contracts import (
+    DeleteStripeObjectInput,
+    InsertProfileInput,
+    SignupInput,
+    SignupResult,
+    SignupStatus,
+    UserRecord,
+    UserRef,
+)
+from workflows.ensure import ensure_connect_account, ensure_stripe_customer
+
+with workflow.unsafe.imports_passed_through():
+    from activities.stripe_customers import StripeCustomerActivities
+    from activities.users import UserActivities
+
+
+@workflow.defn
+class SignupWorkflow:
+    def __init__(self) -> None:
+        self._status = SignupStatus(step="profile")
+
+    @workflow.query
+    def status(self) -> SignupStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, request: SignupInput) -> SignupResult:
+        workflow.upsert_search_attributes([search_attributes.USER_ID.value_set(request.user_id)])
+        try:
+            await workflow.execute_activity_method(
+                UserActivities.insert_profile,
+                InsertProfileInput(
+                    user_id=request.user_id,
+                    email=request.email,
+                    username=request.username,
+                    wants_payouts=request.payouts,
+                ),
+                **policies.DATABASE,
+            )
+        except ActivityError as error:
+            self._status = SignupStatus(step="failed", error=_message(error))
+            raise _failure(error, "profile") from None
+
+        created_customer: str | None = None
+        created_account: str | None = None
+        try:
+            if request.stripe_customer == "eager":
+                self._status = SignupStatus(step="stripe_customer")
+                customer = await ensure_stripe_customer(request.user_id)
+                self._status.stripe_customer_id = customer.stripe_id
+                if customer.created_by_this_call:
+                    created_customer = customer.stripe_id
+            if request.payouts:
+                self._status.step = "connect_account"
+                account = await ensure_connect_account(request.user_id)
+                self._status.connect_account_id = account.stripe_id
+                if account.created_by_this_call:
+                    created_account = account.stripe_id
+            user: UserRecord = await workflow.execute_activity_method(
+                UserActivities.mark_user_active,
+                UserRef(user_id=request.user_id),
+                **policies.DATABASE,
+            )
+        except ActivityError as error:
+            failed_step = self._status.step
+            self._status = SignupStatus(step="compensating", error=_message(error))
+            await self._compensate(request.user_id, created_customer, created_account)
+            self._status.step = "failed"
+            raise _failure(error, failed_step) from None
+
+        self._status.step = "complete"
+        return SignupResult(
+            user_id=user.user_id,
+            email=user.email,
+            username=user.username,
+            status=user.status,
+            stripe_customer_id=user.stripe_customer_id,
+            connect_account_id=user.connect_account_id,
+        )
+
+    async def _compensate(
+        self, user_id: str, customer_id: str | None, account_id: str | None
+    ) -> None:
+        """Undo in reverse order; each step is "delete if present" and retried until done."""
+        workflow.logger.warning("SIGNUP_COMPENSATING", extra={"user_id": user_id})
+        if account_id is not None:
+            await workflow.execute_activity_method(
+                StripeCustomerActivities.delete_connect_account,
+                DeleteStripeObjectInput(stripe_id=account_id),
+                **policies.STRIPE_WRITE,
+            )
+        if customer_id is not None:
+            await workflow.execute_activity_method(
+                StripeCustomerActivities.delete_stripe_customer,
+                DeleteStripeObjectInput(stripe_id=customer_id),
+                **policies.STRIPE_WRITE,
+            )
+        await workflow.execute_activity_method(
+            UserActivities.delete_signing_up_profile, UserRef(user_id=user_id), **policies.DATABASE
+        )
+
+
+def _message(error: ActivityError) -> str:
+    cause = error.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+
+
+def _failure(error: ActivityError, step: str) -> ApplicationError:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type == errors.DUPLICATE_EMAIL:
+        return ApplicationError(cause.message, type=errors.DUPLICATE_EMAIL, non_retryable=True)
+    return ApplicationError(
+        f"signup failed at step {step}: {_message(error)}",
+        {"step": step, "cause_type": getattr(cause, "type", None)},
+        type=errors.SIGNUP_FAILED,
+        non_retryable=True,
+    )
