@@ -1,0 +1,48 @@
+# The two commands of the README: `make dev` (the whole embedded stack) and `make test`.
+# Each creates .venv if missing and installs what it needs into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: dev test lint pytest install-dev install-embedded chromium clean
+
+dev: install-embedded
+	$(BIN)/onramp dev
+
+test: install-dev chromium lint pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict .
+
+pytest: install-dev chromium
+	$(BIN)/pytest
+
+install-embedded: $(VENV)/.installed-embedded
+install-dev: $(VENV)/.installed-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-embedded
+
+# The browser tests drive Debian's chromium (never a downloaded browser build).
+# As root (CI) it is installed when missing; otherwise the tests say what is missing.
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = "0" ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
