@@ -10,17 +10,23 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.errors import install_error_handlers
-from api.routes import admin_webhooks, health
+from api.routes import admin_webhooks, health, users
 from api.temporal_gateway import TemporalGateway
+from api.webhooks import ingress as webhook_ingress
 from onramp.db import create_pool
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """Build the app; settings come from the environment unless given (tests)."""
-    settings = settings or load_settings(ApiSettings)
-    configure_logging(settings.log_level)
+    """Build the app; settings come from the environment unless given (tests).
+
+    Built from the environment (uvicorn's factory call), it also configures JSON
+    logging; a caller that passes settings keeps its own logging (e.g. pytest's).
+    """
+    if settings is None:
+        settings = load_settings(ApiSettings)
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,4 +53,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(admin_webhooks.router)
+    app.include_router(users.router)
+    app.include_router(webhook_ingress.router)
     return app

@@ -6,7 +6,6 @@ import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
@@ -45,15 +44,8 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)  # type: ignore[arg-type]
         finally:
-            REQUEST_SECONDS.labels(scope["method"], _route_template(scope), str(status)).observe(
+            # Routing stores the matched route in the scope; unknown paths have none.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_SECONDS.labels(scope["method"], str(route), str(status)).observe(
                 time.perf_counter() - started
             )
-
-
-def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"

@@ -2,7 +2,8 @@
 
 `onramp dev` runs the whole embedded stack; `api`, `worker` and `sandbox` run one
 process each (by module path: this package never imports `api` or `worker`);
-`migrate` applies the SQL migrations.
+`migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
+events (it runs `python -m api.webhooks.replay`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> None:
     _exec_module("sandbox", *args.sandbox_args)
 
 
+def _cmd_webhooks_replay(args: argparse.Namespace) -> None:
+    # The replay reuses the API's dispatcher, so it runs as a module of `api`.
+    _exec_module("api.webhooks.replay", *args.replay_args)
+
+
 def _cmd_migrate(_: argparse.Namespace) -> None:
     from onramp.migrate import apply_migrations
 
@@ -77,9 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(handler=_cmd_api)
     commands.add_parser("worker", help="run the Temporal worker").set_defaults(handler=_cmd_worker)
     commands.add_parser("migrate", help="apply SQL migrations").set_defaults(handler=_cmd_migrate)
-    sandbox = commands.add_parser("sandbox", help="run the offline Stripe sandbox")
+    # Every argument, --help included, goes to `python -m sandbox` ("+" prefix: none ours).
+    sandbox = commands.add_parser(
+        "sandbox", help="run the offline Stripe sandbox", add_help=False, prefix_chars="+"
+    )
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER, help="passed to the sandbox")
     sandbox.set_defaults(handler=_cmd_sandbox)
+    webhooks = commands.add_parser("webhooks", help="operate the Stripe webhook inbox")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    # No options of its own ("+" prefix): every argument, --help included, goes to
+    # `python -m api.webhooks.replay`.
+    replay = webhook_commands.add_parser(
+        "replay",
+        help="re-dispatch stored events: [--failed|--pending] [--id EVT] [--since/--until ISO]",
+        add_help=False,
+        prefix_chars="+",
+    )
+    replay.add_argument("replay_args", nargs=argparse.REMAINDER)
+    replay.set_defaults(handler=_cmd_webhooks_replay)
     return parser
 
 

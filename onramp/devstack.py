@@ -40,8 +40,14 @@ DEV_DEFAULTS: dict[str, str] = {
     "TEMPORAL_NAMESPACE": "default",
     "TEMPORAL_TASK_QUEUE": "onramp",
     "WORKER_METRICS_ADDRESS": "127.0.0.1:9464",
+    "ONRAMP_SANDBOX_PORT": "12111",
     "LOG_LEVEL": "INFO",
 }
+
+
+# Two different signing secrets, so multi-secret verification runs every day (SPEC 7).
+DEV_PLATFORM_WEBHOOK_SECRET = "whsec_onrampdevplatform0001"  # noqa: S105 - development only
+DEV_CONNECT_WEBHOOK_SECRET = "whsec_onrampdevconnect0002"  # noqa: S105 - development only
 
 
 class DevStackError(RuntimeError):
@@ -133,8 +139,43 @@ def _wait_until_ready(api_url: str, children: list[ChildProcess], timeout: float
     raise DevStackError(f"the API did not become ready within {timeout:.0f} s: {last}")
 
 
-def _banner(env: dict[str, str], api_url: str, temporal_ui: str | None) -> str:
+def _start_sandbox(env: dict[str, str], children: list[ChildProcess], webhook_url: str) -> str:
+    """The offline Stripe, sending platform and Connect events to the API, each signed
+    with its own secret; the API verifies against both."""
+    port = int(env["ONRAMP_SANDBOX_PORT"])
+    if not _port_is_free(port):
+        raise DevStackError(f"port {port} is in use: set ONRAMP_SANDBOX_PORT")
+    secrets = [s for s in env.get("STRIPE_WEBHOOK_SECRETS", "").split(",") if s.strip()]
+    platform_secret, connect_secret = (
+        (secrets[0].strip(), secrets[-1].strip())
+        if secrets
+        else (DEV_PLATFORM_WEBHOOK_SECRET, DEV_CONNECT_WEBHOOK_SECRET)
+    )
+    env["STRIPE_WEBHOOK_SECRETS"] = ",".join(dict.fromkeys([platform_secret, connect_secret]))
+    argv = [
+        sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port),
+        "--webhook-url", webhook_url, "--webhook-secret", platform_secret,
+        "--connect-webhook-url", webhook_url, "--connect-webhook-secret", connect_secret,
+        "--state-file", str(STATE_DIR.resolve() / "sandbox.json"),
+    ]  # fmt: skip
+    print("starting the Stripe sandbox (state in .onramp/sandbox.json)…", flush=True)
+    sandbox = ChildProcess("sandbox", argv, env=env, log_file=STATE_DIR / "sandbox.log").start()
+    children.append(sandbox)
+    _wait_for_port(port, sandbox, timeout=30)
+    url = f"http://127.0.0.1:{port}"
+    env["STRIPE_API_BASE"] = url
+    return url
+
+
+def _banner(
+    env: dict[str, str], api_url: str, temporal_ui: str | None, sandbox_url: str | None
+) -> str:
     keys = env["ONRAMP_API_KEYS"].split(",")
+    stripe_line = (
+        f"{sandbox_url} (sandbox; controls under /_sandbox/)"
+        if sandbox_url
+        else "Stripe itself (STRIPE_SECRET_KEY)"
+    )
     lines = [
         "",
         "onramp dev stack is ready",
@@ -144,8 +185,9 @@ def _banner(env: dict[str, str], api_url: str, temporal_ui: str | None) -> str:
         f"  Temporal UI  {temporal_ui or '(external Temporal: ' + env['TEMPORAL_ADDRESS'] + ')'}",
         f"  Temporal     {env['TEMPORAL_ADDRESS']} (namespace {env['TEMPORAL_NAMESPACE']}, "
         f"task queue {env['TEMPORAL_TASK_QUEUE']})",
+        f"  Stripe       {stripe_line}",
         f"  worker metrics http://{env['WORKER_METRICS_ADDRESS']}/metrics",
-        f"  data         {STATE_DIR.resolve()}",
+        f"  data         {STATE_DIR.resolve()} (Temporal's log: temporal.log)",
         "  API keys (development only):",
         *[f"    {entry}" for entry in keys],
         "Ctrl-C stops everything.",
@@ -180,24 +222,32 @@ def run_dev_stack() -> int:
                         "ONRAMP_TEMPORAL_PORT/ONRAMP_TEMPORAL_UI_PORT or TEMPORAL_ADDRESS"
                     )
             print("starting the Temporal dev server (history in .onramp/temporal.db)…", flush=True)
-            temporal = ChildProcess("temporal", _temporal_command(port, ui_port), env=env).start()
+            temporal = ChildProcess(
+                "temporal",
+                _temporal_command(port, ui_port),
+                env=env,
+                log_file=STATE_DIR / "temporal.log",
+            ).start()
             children.append(temporal)
             _wait_for_port(port, temporal, timeout=60)
             env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{port}"
             temporal_ui = f"http://127.0.0.1:{ui_port}"
 
         python = sys.executable
-        children.append(ChildProcess("worker", [python, "-m", "worker"], env=env).start())
         api_port = int(env["ONRAMP_API_PORT"])
         api_url = f"http://127.0.0.1:{api_port}"
         env.setdefault("ONRAMP_PUBLIC_URL", api_url)
+        sandbox_url = None
+        if "STRIPE_API_BASE" not in os.environ and "STRIPE_SECRET_KEY" not in os.environ:
+            sandbox_url = _start_sandbox(env, children, f"{api_url}/v1/webhooks/stripe")
+        children.append(ChildProcess("worker", [python, "-m", "worker"], env=env).start())
         api_argv = [
             python, "-m", "uvicorn", "api.app:create_app", "--factory",
             "--host", "127.0.0.1", "--port", str(api_port), "--no-access-log",
         ]  # fmt: skip
         children.append(ChildProcess("api", api_argv, env=env).start())
         _wait_until_ready(api_url, children, timeout=90)
-        print(_banner(env, api_url, temporal_ui), flush=True)
+        print(_banner(env, api_url, temporal_ui, sandbox_url), flush=True)
 
         reported: set[str] = set()
         while True:

@@ -123,6 +123,13 @@ class ApiSettings(CommonSettings, StripeSettings):
         description="base URL end users and Stripe reach the API at (links, redirects)",
     )
     temporal_rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    signup_stripe_customer: Literal["eager", "lazy"] = Field(
+        default="eager",
+        description="eager: create the Stripe customer at signup; lazy: at the first payment",
+    )
+    signup_wait_seconds: float = Field(
+        default=10.0, ge=0, le=60, description="how long POST /v1/users waits before a 202"
+    )
     readiness_poller_max_age_seconds: float = Field(default=70.0, gt=0)
 
     @field_validator("onramp_api_keys", mode="before")

@@ -39,9 +39,12 @@ async def get_user(db: asyncpg.Pool | asyncpg.Connection, user_id: str) -> UserR
     return UserRecord.model_validate(dict(row)) if row else None
 
 
-async def email_exists(db: asyncpg.Pool, email: str) -> bool:
-    found = await db.fetchval("SELECT 1 FROM users WHERE email = $1", normalize_email(email))
-    return found is not None
+async def get_user_by_email(db: asyncpg.Pool, email: str) -> UserRecord | None:
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM users WHERE email = $1",  # noqa: S608
+        normalize_email(email),
+    )
+    return UserRecord.model_validate(dict(row)) if row else None
 
 
 async def insert_profile(

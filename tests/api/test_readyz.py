@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from onramp.settings import ApiSettings
-from tests.conftest import (
+from tests.support.harness import (
     make_api_settings,
     make_worker_settings,
     open_app_client,

@@ -1,0 +1,193 @@
+"""Signup (`POST /v1/users`) and the user profile (`GET /v1/users/{user_id}`).
+
+Signup runs as the workflow `signup-<user id>`; this route starts it (or finds it, for
+a retried request) and waits a few seconds for its result: 201 with the user, or 202
+with a status URL when it takes longer. The answer is read from Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+from temporalio.client import WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.auth import ClientKey
+from api.deps import Pool, Settings, Temporal
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import Answer, run_once, stable_id
+from api.temporal_gateway import TemporalUnavailable
+from onramp import users
+from workflows import errors, search_attributes
+from workflows.contracts import (
+    SIGNUP_WORKFLOW,
+    SignupInput,
+    SignupResult,
+    UserRecord,
+    signup_workflow_id,
+)
+
+router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+class SignupRequest(BaseModel):
+    email: str = Field(max_length=254, examples=["sam@example.com"])
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    payouts: bool = Field(default=False, description="the user will receive payouts (Connect)")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        normalized = users.normalize_email(value)
+        if not _EMAIL.match(normalized):
+            raise ValueError("must be an email address")
+        return normalized
+
+
+class UserResponse(BaseModel):
+    id: str
+    email: str
+    username: str
+    status: Literal["signing_up", "active"]
+    tier: str
+    payouts: bool
+    stripe_customer_id: str | None
+    connect_account_id: str | None
+
+
+class SignupPending(BaseModel):
+    id: str
+    status: Literal["signing_up"]
+    workflow_id: str
+    status_url: str
+
+
+def _user_response(user: UserRecord) -> UserResponse:
+    return UserResponse(
+        id=user.user_id,
+        email=user.email,
+        username=user.username,
+        status=user.status,
+        tier=user.tier,
+        payouts=user.wants_payouts,
+        stripe_customer_id=user.stripe_customer_id,
+        connect_account_id=user.connect_account_id,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Sign a user up: profile, then Stripe customer, then Connect account",
+    responses={
+        201: {"model": UserResponse},
+        202: {"model": SignupPending, "description": "Still running; poll status_url"},
+        409: {"model": ErrorResponse, "description": "Email taken, or same key in flight"},
+        502: {"model": ErrorResponse, "description": "Signup failed and was undone"},
+        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+    },
+)
+async def sign_up(
+    request: SignupRequest,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    user_id = stable_id(key.name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+
+    async def handler() -> Answer:
+        existing = await users.get_user_by_email(pool, request.email)
+        if existing is not None and existing.user_id != user_id:
+            raise ApiError(409, "email_taken", "A user with this email already exists")
+        return await _run_signup(request, user_id, settings, temporal, pool)
+
+    return await run_once(
+        pool,
+        client_name=key.name,
+        key=idempotency_key,
+        route="POST /v1/users",
+        body=request.model_dump(),
+        handler=handler,
+        wait_for_running=settings.signup_wait_seconds + 5,
+    )
+
+
+async def _run_signup(
+    request: SignupRequest, user_id: str, settings: Settings, temporal: Temporal, pool: Pool
+) -> Answer:
+    workflow_id = signup_workflow_id(user_id)
+    try:
+        client = await temporal.client()
+        handle = await client.start_workflow(
+            SIGNUP_WORKFLOW,
+            SignupInput(
+                user_id=user_id,
+                email=request.email,
+                username=request.username,
+                payouts=request.payouts,
+                stripe_customer=settings.signup_stripe_customer,
+            ),
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes.user_id_attributes(user_id),
+            result_type=SignupResult,
+            rpc_timeout=temporal.rpc_timeout,
+        )
+    except (TemporalUnavailable, RPCError) as error:
+        raise ApiError(503, "temporal_unavailable", f"Cannot start the signup: {error}") from None
+    try:
+        await asyncio.wait_for(
+            handle.result(rpc_timeout=timedelta(seconds=settings.signup_wait_seconds + 5)),
+            timeout=settings.signup_wait_seconds,
+        )
+    except TimeoutError:
+        pending = SignupPending(
+            id=user_id,
+            status="signing_up",
+            workflow_id=workflow_id,
+            status_url=f"/v1/users/{user_id}",
+        )
+        return Answer(202, pending.model_dump())
+    except WorkflowFailureError as failure:
+        raise _signup_error(failure) from None
+    except RPCError as error:
+        raise ApiError(503, "temporal_unavailable", f"Signup status unknown: {error}") from None
+    user = await users.get_user(pool, user_id)
+    if user is None:  # pragma: no cover - the workflow completed, so the row exists
+        raise ApiError(502, "signup_failed", "Signup finished but the user is missing")
+    return Answer(201, _user_response(user).model_dump())
+
+
+def _signup_error(failure: WorkflowFailureError) -> ApiError:
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == errors.DUPLICATE_EMAIL:
+            return ApiError(409, "email_taken", "A user with this email already exists")
+        return ApiError(502, "signup_failed", f"{cause.message}; nothing was kept, try again")
+    return ApiError(502, "signup_failed", "Signup failed; nothing was kept, try again")
+
+
+@router.get(
+    "/{user_id}",
+    summary="A user's profile and tier",
+    responses={404: {"model": ErrorResponse}},
+)
+async def get_user(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> UserResponse:
+    user = await users.get_user(pool, str(user_id))
+    if user is None:
+        raise ApiError(404, "user_not_found", f"No user {user_id}")
+    return _user_response(user)

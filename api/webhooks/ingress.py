@@ -1,0 +1,173 @@
+"""`POST /v1/webhooks/stripe`: read, verify, store, dispatch, answer (SPEC 4).
+
+Stripe retries anything but a 2xx for days, so the answer says exactly one thing: 200
+when the event is stored and settled (dispatched, a duplicate, ignored or orphaned),
+400/413 when it never will be accepted, 503 when it is stored but not yet handed to its
+workflow (Stripe's retry, or `onramp webhooks replay`, dispatches it later).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+
+from api.deps import Pool, Settings, Temporal
+from api.errors import ApiError, ErrorResponse
+from api.webhooks import metrics
+from api.webhooks.dispatch import Dispatcher
+from api.webhooks.events import InvalidEvent, decode_body, parse_event
+from api.webhooks.signature import InvalidSignature, verify_signature
+from onramp import webhook_inbox
+from onramp.logging import log_event
+from onramp.webhook_inbox import InboxStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookAck(BaseModel):
+    """The event is stored and settled; Stripe may stop retrying."""
+
+    received: bool = True
+    event_id: str
+    status: InboxStatus
+    duplicate: bool
+    reason: str | None = None
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorResponse,
+        "description": "Invalid webhook signature (`invalid_signature`), or a body that is "
+        "not UTF-8, not JSON or not a Stripe event (`invalid_payload`)",
+    },
+    413: {"model": ErrorResponse, "description": "Body over 1 MiB (`payload_too_large`)"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Stored but not yet handed to its workflow (Temporal unreachable, "
+        "or the dispatch failed); Stripe's retry or a replay delivers it later",
+    },
+}
+
+_BODY_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The Stripe event exactly as Stripe sent it (signed bytes)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def _reject(status: int, code: str, message: str, reason: str, **fields: Any) -> ApiError:
+    metrics.WEBHOOK_REJECTIONS.labels(reason).inc()
+    log_event(logger, "WEBHOOK_REJECTED", logging.WARNING, reason=reason, **fields)
+    return ApiError(status, code, message)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 as soon as it passes the limit.
+
+    `Content-Length` only allows an early refusal; the bytes are counted as they come
+    (a chunked body has no length, and a declared one may lie).
+    """
+    too_large = ("payload_too_large", "Webhook body is larger than 1 MiB", "too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _reject(413, *too_large)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise _reject(413, *too_large)
+    except ClientDisconnect as error:
+        raise ApiError(400, "bad_request", "The client went away mid-body") from error
+    return bytes(body)
+
+
+@router.post(
+    "/v1/webhooks/stripe",
+    summary="Receive a Stripe event (signed with Stripe-Signature; no API key)",
+    response_model=WebhookAck,
+    responses=_RESPONSES,
+    openapi_extra=_BODY_SCHEMA,
+)
+async def receive_stripe_event(
+    request: Request,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    stripe_signature: Annotated[
+        str | None, Header(alias="Stripe-Signature", description="t=…,v1=… from Stripe")
+    ] = None,
+) -> WebhookAck:
+    raw_body = await _read_body(request)
+    try:
+        text = decode_body(raw_body)
+    except InvalidEvent as error:
+        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
+
+    secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secrets]
+    try:
+        verify_signature(text, stripe_signature, secrets)
+    except InvalidSignature as error:
+        metrics.SIGNATURE_FAILURES.labels(error.problem).inc()
+        raise _reject(
+            400,
+            "invalid_signature",
+            "Invalid webhook signature",
+            "invalid_signature",
+            problem=error.problem,
+        ) from error
+
+    try:
+        event = parse_event(text)
+    except InvalidEvent as error:
+        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
+    log_event(
+        logger,
+        "WEBHOOK_RECEIVED",
+        event_id=event.id,
+        type=event.type,
+        livemode=event.livemode,
+        account=event.account,
+    )
+
+    dispatcher = Dispatcher(
+        temporal,
+        task_queue=settings.temporal_task_queue,
+        livemode=settings.stripe_livemode,
+        via="ingress",
+    )
+    async with pool.acquire() as connection:
+        # Stored before anything else: from here on, nothing Stripe sent is lost.
+        await webhook_inbox.store_event(connection, event.to_inbox(raw_body))
+        result = await dispatcher.process(connection, event.id)
+
+    if result.settled:
+        return WebhookAck(
+            event_id=event.id,
+            status=result.status,
+            duplicate=result.outcome == "duplicate",
+            reason=result.reason,
+        )
+    if result.outcome == "failed":
+        raise ApiError(
+            503, "dispatch_failed", "The event is stored; handing it to its workflow failed"
+        )
+    if result.outcome == "busy":
+        raise ApiError(
+            503, "dispatch_in_progress", "Another delivery of this event is being dispatched"
+        )
+    raise ApiError(
+        503,
+        "temporal_unavailable",
+        "The event is stored; Temporal is unreachable, it will be dispatched later",
+    )

@@ -1,0 +1,67 @@
+"""Settings and helpers shared by the tests (the fixtures live in tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+from onramp.settings import ApiSettings, WorkerSettings, parse_api_keys
+
+CLIENT_KEY = "test-client-key-0123456789"
+ADMIN_KEY = "test-admin-key-0123456789"
+API_KEYS = f"{CLIENT_KEY}:client:test-client,{ADMIN_KEY}:admin:test-admin"
+STRIPE_TEST_KEY = "sk_test_onramp_tests"
+WEBHOOK_SECRETS = ("whsec_testplatform0001", "whsec_testconnect0002")
+
+
+def temporal_address(env: WorkflowEnvironment) -> str:
+    target: str = env.client.service_client.config.target_host
+    return target
+
+
+def make_api_settings(
+    database_url: str, temporal: str, task_queue: str, **overrides: Any
+) -> ApiSettings:
+    """API settings built explicitly (no environment, no patched globals)."""
+    values: dict[str, Any] = {
+        "database_url": SecretStr(database_url),
+        "temporal_address": temporal,
+        "temporal_task_queue": task_queue,
+        "onramp_api_keys": parse_api_keys(API_KEYS),
+        "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
+        "stripe_webhook_secrets": [SecretStr(secret) for secret in WEBHOOK_SECRETS],
+        "temporal_rpc_timeout_seconds": 3.0,
+    }
+    values.update(overrides)
+    return ApiSettings.model_validate(values)
+
+
+async def open_app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://onramp.test") as client:
+            yield client
+
+
+def auth(key: str = CLIENT_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def make_worker_settings(
+    database_url: str, temporal: str, task_queue: str, stripe_api_base: str | None = None
+) -> WorkerSettings:
+    return WorkerSettings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "temporal_address": temporal,
+            "temporal_task_queue": task_queue,
+            "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
+            "stripe_api_base": stripe_api_base,
+            "worker_graceful_shutdown_seconds": 2.0,
+        }
+    )

@@ -1,0 +1,197 @@
+"""A worker killed between "Stripe customer created" and "id saved" (issue 14, 2 and 5).
+
+A test-only trigger makes saving the customer id wait on an advisory lock that the test
+holds, so the kill lands exactly in that window. Real worker processes (`python -m
+worker`) are killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+
+from onramp.processes import ChildProcess
+from tests.support.ensure_probe import EnsureCustomerProbe
+from tests.support.harness import STRIPE_TEST_KEY
+from tests.support.stack import Stack
+from workflows.contracts import (
+    SIGNUP_WORKFLOW,
+    SignupInput,
+    SignupResult,
+    signup_workflow_id,
+)
+
+_HOLD_SAVE = """
+CREATE OR REPLACE FUNCTION onramp_test_hold_customer_save() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('onramp-test-save-' || NEW.id::text));
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS onramp_test_hold_customer_save ON users;
+CREATE TRIGGER onramp_test_hold_customer_save BEFORE UPDATE OF stripe_customer_id ON users
+    FOR EACH ROW EXECUTE FUNCTION onramp_test_hold_customer_save();
+"""
+
+
+@pytest.fixture
+async def save_gate(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose advisory locks hold back customer-id saves of chosen users."""
+    connection = await asyncpg.connect(database_url)
+    await connection.execute(_HOLD_SAVE)
+    try:
+        yield connection
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock_all()")
+        await connection.close()
+
+
+async def _hold(gate: asyncpg.Connection, user_id: str) -> None:
+    await gate.execute("SELECT pg_advisory_lock(hashtext($1))", f"onramp-test-save-{user_id}")
+
+
+async def _release(gate: asyncpg.Connection, user_id: str) -> None:
+    await gate.execute("SELECT pg_advisory_unlock(hashtext($1))", f"onramp-test-save-{user_id}")
+
+
+@pytest.fixture
+def worker_process(database_url: str, stack: Stack) -> Iterator[Any]:
+    """Start real `python -m worker` processes on a task queue; all are killed after."""
+    started: list[ChildProcess] = []
+
+    def start(task_queue: str) -> ChildProcess:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": stack.temporal_address,
+            "TEMPORAL_TASK_QUEUE": task_queue,
+            "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
+            "STRIPE_API_BASE": stack.sandbox.base_url,
+            "LOG_LEVEL": "WARNING",
+        }
+        child = ChildProcess("worker", [sys.executable, "-m", "worker"], env=env).start()
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.kill()
+
+
+async def _wait_for_customer(stack: Stack, email: str, seconds: float = 30) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = await stack.stripe.v1.customers.list_async({"email": email})
+        if found.data:
+            customer_id: str = found.data[0].id
+            return customer_id
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no customer was created for {email}")
+
+
+async def _saved_customer(db_pool: asyncpg.Pool, user_id: str) -> str | None:
+    saved: str | None = await db_pool.fetchval(
+        "SELECT stripe_customer_id FROM users WHERE id = $1", uuid.UUID(user_id)
+    )
+    return saved
+
+
+async def test_worker_killed_after_create_before_save(
+    stack: Stack,
+    temporal_client: Client,
+    db_pool: asyncpg.Pool,
+    save_gate: asyncpg.Connection,
+    worker_process: Any,
+) -> None:
+    task_queue = f"crash-{uuid.uuid4().hex[:8]}"
+    user_id, email = str(uuid.uuid4()), f"crash-{uuid.uuid4().hex[:8]}@example.com"
+    await _hold(save_gate, user_id)
+    first_worker = worker_process(task_queue)
+    handle = await temporal_client.start_workflow(
+        SIGNUP_WORKFLOW,
+        SignupInput(user_id=user_id, email=email, username="crash"),
+        id=signup_workflow_id(user_id),
+        task_queue=task_queue,
+        result_type=SignupResult,
+    )
+    customer_id = await _wait_for_customer(stack, email)
+    await asyncio.sleep(0.5)  # the save is now waiting on the gate
+    assert await _saved_customer(db_pool, user_id) is None
+    first_worker.kill()
+    await _release(save_gate, user_id)
+    worker_process(task_queue)
+
+    result = await asyncio.wait_for(handle.result(), timeout=90)
+    assert result.stripe_customer_id == customer_id
+    assert await _saved_customer(db_pool, user_id) == customer_id
+    live = await stack.stripe.v1.customers.list_async({"email": email})
+    assert [customer.id for customer in live.data] == [customer_id]
+
+
+async def test_two_callers_of_ensure_leave_one_customer(
+    stack: Stack,
+    temporal_client: Client,
+    db_pool: asyncpg.Pool,
+    save_gate: asyncpg.Connection,
+    worker_process: Any,
+) -> None:
+    """Signup (worker killed mid-way) and a second workflow ensure the same customer."""
+    signup_queue = f"writer-a-{uuid.uuid4().hex[:8]}"
+    user_id, email = str(uuid.uuid4()), f"two-{uuid.uuid4().hex[:8]}@example.com"
+    await _hold(save_gate, user_id)
+    first_worker = worker_process(signup_queue)
+    signup = await temporal_client.start_workflow(
+        SIGNUP_WORKFLOW,
+        SignupInput(user_id=user_id, email=email, username="two"),
+        id=signup_workflow_id(user_id),
+        task_queue=signup_queue,
+        result_type=SignupResult,
+    )
+    customer_id = await _wait_for_customer(stack, email)
+    probe = await temporal_client.start_workflow(
+        EnsureCustomerProbe.run,
+        user_id,
+        id=f"probe-{user_id}",
+        task_queue=stack.task_queue,  # served by the in-process worker of the stack
+    )
+    await asyncio.sleep(1.0)  # both saves are waiting on the gate
+    first_worker.kill()
+    await _release(save_gate, user_id)
+    ensured = await asyncio.wait_for(probe.result(), timeout=60)
+    worker_process(signup_queue)
+    result = await asyncio.wait_for(signup.result(), timeout=90)
+
+    assert ensured.stripe_id == customer_id == result.stripe_customer_id
+    assert await _saved_customer(db_pool, user_id) == customer_id
+    live = await stack.stripe.v1.customers.list_async({"email": email})
+    assert [customer.id for customer in live.data] == [customer_id]
+
+
+async def test_concurrent_ensure_calls_agree(
+    stack: Stack, temporal_client: Client, db_pool: asyncpg.Pool
+) -> None:
+    user_id, email = str(uuid.uuid4()), f"pair-{uuid.uuid4().hex[:8]}@example.com"
+    await db_pool.execute(
+        "INSERT INTO users (id, email, username, status) VALUES ($1, $2, 'pair', 'active')",
+        uuid.UUID(user_id),
+        email,
+    )
+    handles = [
+        await temporal_client.start_workflow(
+            EnsureCustomerProbe.run, user_id, id=f"probe-{n}-{user_id}", task_queue=stack.task_queue
+        )
+        for n in range(2)
+    ]
+    results = await asyncio.gather(*(handle.result() for handle in handles))
+    saved = await _saved_customer(db_pool, user_id)
+    assert {result.stripe_id for result in results} == {saved}
+    live = await stack.stripe.v1.customers.list_async({"email": email})
+    assert [customer.id for customer in live.data] == [saved]
