@@ -1,0 +1,1 @@
+"""Stripe resources: each module has its handlers and the `ROUTES` it serves."""

@@ -1,0 +1,65 @@
+"""Time-driven work: renewals, period-end cancellations, payment retries, expiries.
+
+When the clock jumps, due work runs in time order with the clock set to each due
+moment, so a two-month jump renews twice and each event carries the time it happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from sandbox import billing
+from sandbox.context import Ctx
+from sandbox.resources.checkout import expire_session
+from sandbox.runtime import Sandbox
+
+MAX_STEPS = 10_000
+"""A bound on work per jump (a daily subscription over 27 years), against runaway loops."""
+
+
+def _next_due(ctx: Ctx, until: int) -> tuple[int, Callable[[], object]] | None:
+    best: tuple[int, Callable[[], object]] | None = None
+
+    def consider(when: int | None, action: Callable[[], object]) -> None:
+        nonlocal best
+        if when is not None and when <= until and (best is None or when < best[0]):
+            best = (when, action)
+
+    store = ctx.store
+    for sub in store.newest_first("subscription"):
+        status = sub["status"]
+        if status in ("active", "past_due", "trialing", "unpaid"):
+            end = sub["items"]["data"][0]["current_period_end"]
+            due = min(end, sub["cancel_at"]) if sub["cancel_at"] else end
+            consider(due, partial(billing.renew, ctx, sub))
+        elif status == "incomplete":
+            consider(
+                sub["created"] + billing.INCOMPLETE_SECONDS,
+                partial(billing.expire_incomplete, ctx, sub),
+            )
+    for when, inv in billing.due_invoice_retries(ctx, until):
+        consider(when, partial(billing.retry_invoice, ctx, inv))
+    for session in store.newest_first("checkout.session"):
+        if session["status"] == "open":
+            consider(session["expires_at"], partial(expire_session, ctx, session))
+    return best
+
+
+def run_due(sandbox: Sandbox, until: int, base_url: str = "") -> int:
+    """Run everything due up to `until` (sandbox time); returns how many steps ran."""
+    ctx = sandbox.ctx(base_url)
+    steps = 0
+    while steps < MAX_STEPS:
+        found = _next_due(ctx, until)
+        if found is None:
+            break
+        when, action = found
+        sandbox.clock.set_now(when)
+        action()
+        steps += 1
+    sandbox.clock.set_now(until)
+    sandbox.idempotency.prune(sandbox.clock.now())
+    if steps:
+        sandbox.store.dirty = True
+    return steps
