@@ -15,7 +15,9 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from api.idempotency import stable_id
 from tests.support.harness import auth
+from tests.support.histories import record_history
 from tests.support.stack import Stack
 from workflows.contracts import SIGNUP_WORKFLOW, SignupInput, SignupResult, signup_workflow_id
 
@@ -72,6 +74,7 @@ async def test_signup_creates_profile_then_customer_then_account(
         and entry["object_id"] in (user["stripe_customer_id"], user["connect_account_id"])
     ]
     assert created == [user["stripe_customer_id"], user["connect_account_id"]]
+    await record_history(temporal_client, signup_workflow_id(user["id"]), "signup_happy_path")
 
     customer = await stack.stripe.v1.customers.retrieve_async(user["stripe_customer_id"])
     assert customer.email == email
@@ -101,11 +104,20 @@ async def test_failed_profile_insert_makes_no_stripe_request(
     assert duplicate.json()["error"]["code"] == "email_taken"
 
 
-async def test_permanent_failure_compensates_and_signup_can_be_retried(stack: Stack) -> None:
+async def test_permanent_failure_compensates_and_signup_can_be_retried(
+    stack: Stack, temporal_client: Client
+) -> None:
     email = _email()
     await stack.sandbox.add_fault(path="^/v1/accounts$", method="POST", status=400)
-    failed = await _signup(stack.api, email, payouts=True)
+    key = f"signup-{uuid.uuid4()}"
+    failed = await stack.api.post(
+        "/v1/users",
+        json={"email": email, "username": "sam", "payouts": True},
+        headers={**auth(), "Idempotency-Key": key},
+    )
     assert failed.status_code == 502, failed.text
+    user_id = stable_id("test-client", key)
+    await record_history(temporal_client, signup_workflow_id(user_id), "signup_compensated")
     assert failed.json()["error"]["code"] == "signup_failed"
     assert "connect_account" in failed.json()["error"]["message"]
     live = await stack.stripe.v1.customers.list_async({"email": email})

@@ -1,0 +1,38 @@
+"""Replay recorded histories against today's workflow code.
+
+A change that alters the commands a workflow issues for an existing history (order,
+activity types, timers) fails here, before it can break running workflows in
+production. Change workflows on purpose with `workflow.patched(...)`, then record new
+histories (docs/REPLAY.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from worker.registry import workflow_classes
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_every_workflow_type_has_recorded_histories() -> None:
+    recorded = {path.stem.split("_")[0] for path in HISTORIES}
+    assert "signup" in recorded
+
+
+def _load(path: Path) -> WorkflowHistory:
+    document = json.loads(path.read_text())
+    return WorkflowHistory.from_json(document["workflow_id"], document["history"])
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_history_replays_against_current_code(path: Path) -> None:
+    replayer = Replayer(workflows=list(workflow_classes()), data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
