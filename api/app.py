@@ -10,7 +10,17 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.errors import install_error_handlers
-from api.routes import admin_webhooks, health, users
+from api.routes import (
+    admin_tier,
+    admin_webhooks,
+    admin_workflows,
+    health,
+    portal,
+    subscriptions,
+    users,
+)
+from api.routes import checkout as checkout_routes
+from api.routes import onboarding as onboarding_routes
 from api.temporal_gateway import TemporalGateway
 from api.webhooks import ingress as webhook_ingress
 from onramp.db import create_pool
@@ -54,5 +64,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(admin_webhooks.router)
     app.include_router(users.router)
+    app.include_router(onboarding_routes.router)
+    app.include_router(subscriptions.router)
+    app.include_router(admin_tier.router)
+    app.include_router(checkout_routes.router)
+    app.include_router(portal.router)
+    app.include_router(admin_workflows.router)
     app.include_router(webhook_ingress.router)
     return app

@@ -34,6 +34,7 @@ DEV_ADMIN_KEY = "dev-admin-key-change-me-0001"
 DEV_DEFAULTS: dict[str, str] = {
     "ONRAMP_API_KEYS": f"{DEV_CLIENT_KEY}:client:dev-client,{DEV_ADMIN_KEY}:admin:dev-admin",
     "STRIPE_SECRET_KEY": "sk_test_onramp_dev_sandbox",
+    "ONRAMP_TOKEN_SECRET": "dev-token-secret-change-me-0123456789abcdef",
     "ONRAMP_API_PORT": "8000",
     "ONRAMP_TEMPORAL_PORT": "7233",
     "ONRAMP_TEMPORAL_UI_PORT": "8233",
@@ -41,6 +42,7 @@ DEV_DEFAULTS: dict[str, str] = {
     "TEMPORAL_TASK_QUEUE": "onramp",
     "WORKER_METRICS_ADDRESS": "127.0.0.1:9464",
     "ONRAMP_SANDBOX_PORT": "12111",
+    "ONRAMP_SMTP_PORT": "1025",
     "LOG_LEVEL": "INFO",
 }
 
@@ -167,6 +169,31 @@ def _start_sandbox(env: dict[str, str], children: list[ChildProcess], webhook_ur
     return url
 
 
+def _sandbox_catalog(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
+    """The tier prices, created in the sandbox when missing (kept in its state file)."""
+    import stripe
+
+    from onramp.stripe_catalog import ensure_catalog
+
+    client = stripe.StripeClient(env["STRIPE_SECRET_KEY"], base_addresses={"api": sandbox_url})
+    return ensure_catalog(client)
+
+
+def _start_smtp_sink(env: dict[str, str], children: list[ChildProcess]) -> None:
+    """A local SMTP server that keeps every message as an .eml file under .onramp/mail."""
+    port = int(env["ONRAMP_SMTP_PORT"])
+    if not _port_is_free(port):
+        raise DevStackError(f"port {port} is in use: set ONRAMP_SMTP_PORT or SMTP_URL")
+    argv = [
+        sys.executable, "-m", "onramp.smtp_sink",
+        "--dir", str(STATE_DIR.resolve() / "mail"), "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    sink = ChildProcess("smtp-sink", argv, env=env, log_file=STATE_DIR / "smtp.log").start()
+    children.append(sink)
+    _wait_for_port(port, sink, timeout=15)
+    env["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+
+
 def _banner(
     env: dict[str, str], api_url: str, temporal_ui: str | None, sandbox_url: str | None
 ) -> str:
@@ -186,6 +213,7 @@ def _banner(
         f"  Temporal     {env['TEMPORAL_ADDRESS']} (namespace {env['TEMPORAL_NAMESPACE']}, "
         f"task queue {env['TEMPORAL_TASK_QUEUE']})",
         f"  Stripe       {stripe_line}",
+        f"  email        {env.get('SMTP_URL', '(none)')} → {STATE_DIR.resolve() / 'mail'}",
         f"  worker metrics http://{env['WORKER_METRICS_ADDRESS']}/metrics",
         f"  data         {STATE_DIR.resolve()} (Temporal's log: temporal.log)",
         "  API keys (development only):",
@@ -240,6 +268,10 @@ def run_dev_stack() -> int:
         sandbox_url = None
         if "STRIPE_API_BASE" not in os.environ and "STRIPE_SECRET_KEY" not in os.environ:
             sandbox_url = _start_sandbox(env, children, f"{api_url}/v1/webhooks/stripe")
+            for name, price_id in _sandbox_catalog(env, sandbox_url).items():
+                env.setdefault(name, price_id)
+        if "SMTP_URL" not in os.environ:
+            _start_smtp_sink(env, children)
         children.append(ChildProcess("worker", [python, "-m", "worker"], env=env).start())
         api_argv = [
             python, "-m", "uvicorn", "api.app:create_app", "--factory",

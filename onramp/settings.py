@@ -132,6 +132,42 @@ class ApiSettings(CommonSettings, StripeSettings):
     )
     readiness_poller_max_age_seconds: float = Field(default=70.0, gt=0)
 
+    # --- Subscriptions (issue 15) ---
+    subscription_update_wait_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="how long a plan-change route waits for Stripe"
+    )
+
+    # --- Connect onboarding (issue 17) ---
+    onramp_token_secret: SecretStr | None = Field(
+        default=None, description="HMAC key tokens are derived with (at least 32 characters)"
+    )
+    onboarding_token_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="lifetime of an onboarding token"
+    )
+    onboarding_poll_seconds: float = Field(
+        default=60.0, ge=0.5, description="how often a workflow re-reads an account mid-onboarding"
+    )
+    onboarding_return_url: str | None = Field(
+        default=None, description="page end users land on after Stripe's return_url (or a thanks)"
+    )
+    onboarding_link_wait_seconds: float = Field(
+        default=30.0, gt=0, le=120, description="how long GET /v1/onboard waits for a link"
+    )
+
+    # --- Checkout (issue 16) ---
+    checkout_success_url: str | None = Field(
+        default=None,
+        description="the platform's page after GET /v1/checkout/return (default: the public URL)",
+    )
+    checkout_wait_seconds: float = Field(
+        default=30.0, gt=0, le=120, description="how long POST /v1/checkout waits for Stripe"
+    )
+
+    @field_validator("onramp_token_secret")
+    @classmethod
+    def _api_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token_secret(value)
+
     @field_validator("onramp_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -159,6 +195,44 @@ class ApiSettings(CommonSettings, StripeSettings):
 class WorkerSettings(CommonSettings, StripeSettings):
     """Settings of the worker process (the only one that talks to Stripe)."""
 
+    # --- Subscriptions and email (issue 15) ---
+    stripe_price_pro_monthly: str | None = Field(default=None, description="price_… of pro")
+    stripe_price_pro_yearly: str | None = Field(default=None, description="price_… of pro")
+    stripe_price_enterprise_monthly: str | None = Field(default=None, description="price_…")
+    stripe_price_enterprise_yearly: str | None = Field(default=None, description="price_…")
+    stripe_proration_behavior: Literal["create_prorations", "always_invoice", "none"] = (
+        "create_prorations"
+    )
+    subscription_grace_days: float = Field(
+        default=7.0, gt=0, description="days a past_due subscription keeps its tier"
+    )
+    subscription_continue_as_new_after: int = Field(
+        default=1000, ge=1, description="handled events+updates before continue-as-new"
+    )
+    smtp_url: str = Field(
+        default="smtp://127.0.0.1:1025", description="smtp://[user:pass@]host:port (or smtps://)"
+    )
+    email_from: str = Field(default="onramp <noreply@onramp.local>")
+
+    @field_validator(
+        "stripe_price_pro_monthly",
+        "stripe_price_pro_yearly",
+        "stripe_price_enterprise_monthly",
+        "stripe_price_enterprise_yearly",
+    )
+    @classmethod
+    def _price_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^price_[A-Za-z0-9]+$", value):
+            raise ValueError("must be a Stripe price id (price_…)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if not re.match(r"^smtps?://([^@/]+@)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?$", value):
+            raise ValueError("must look like smtp://host:port")
+        return value
+
     stripe_api_base: str | None = Field(
         default=None, description="Stripe API base URL; unset means api.stripe.com"
     )
@@ -166,6 +240,37 @@ class WorkerSettings(CommonSettings, StripeSettings):
     worker_metrics_address: str | None = Field(
         default=None, description="host:port for the worker's Prometheus metrics"
     )
+    # --- Connect onboarding (issue 17): the worker derives token hashes and link states ---
+    onramp_token_secret: SecretStr | None = Field(
+        default=None, description="HMAC key tokens are derived with (at least 32 characters)"
+    )
+
+    # --- Checkout (issue 16): session URLs, reconciliation, the set-password link ---
+    onramp_public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="base URL of the API (the session's success_url, the default link)",
+    )
+    checkout_cancel_url: str | None = Field(
+        default=None, description="where Stripe sends a user who cancels (default: public URL)"
+    )
+    checkout_reconcile_after_seconds: float = Field(
+        default=120.0, gt=0, description="re-read the session when no webhook came this long"
+    )
+    checkout_reconcile_max_seconds: float = Field(
+        default=3600.0, gt=0, description="longest wait between two re-reads (backoff cap)"
+    )
+    set_password_url: str | None = Field(
+        default=None,
+        description="the email's link target (default: <public>/v1/portal/set-password)",
+    )
+    set_password_token_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="lifetime of a set-password token"
+    )
+
+    @field_validator("onramp_token_secret")
+    @classmethod
+    def _worker_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token_secret(value)
 
     @field_validator("worker_metrics_address")
     @classmethod
@@ -173,6 +278,12 @@ class WorkerSettings(CommonSettings, StripeSettings):
         if value is not None and not _HOST_PORT.match(value):
             raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
         return value
+
+
+def _check_token_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < 32:
+        raise ValueError("must be at least 32 characters")
+    return value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

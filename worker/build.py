@@ -11,6 +11,7 @@ import asyncpg
 import stripe
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from onramp.settings import WorkerSettings
 from worker.registry import activities_for, workflow_classes
@@ -44,6 +45,19 @@ def build_stripe_client(settings: WorkerSettings) -> stripe.StripeClient:
     )
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, with the contracts passed through.
+
+    Activity modules are passed through, so the models they return are the host's
+    classes; a sandbox-reloaded copy of `workflows.contracts` would hold other classes
+    of the same name, and pydantic refuses an instance of one where the other is
+    expected. The contracts are pure pydantic models, safe to share.
+    """
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.contracts")
+    )
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -60,4 +74,5 @@ def build_worker(
         workflows=list(workflows if workflows is not None else workflow_classes()),
         activities=list(activities if activities is not None else activities_for(dependencies)),
         graceful_shutdown_timeout=graceful_shutdown,
+        workflow_runner=workflow_runner(),
     )

@@ -5,21 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from activities.billing import BillingActivities, billing_config_from
+from activities.checkout import CheckoutActivities, checkout_config_from
+from activities.email import EmailActivities
+from activities.onboarding import OnboardingActivities
+from activities.provisioning import ProvisioningActivities
+from activities.stripe_billing import StripeBillingActivities
+from activities.stripe_checkout import StripeCheckoutActivities
+from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
 from activities.users import UserActivities
+from workflows.checkout import CheckoutWorkflow
+from workflows.onboarding import OnboardingWorkflow
 from workflows.signup import SignupWorkflow
+from workflows.subscription import SubscriptionWorkflow
 
 if TYPE_CHECKING:
     from worker.build import WorkerDependencies
 
 
 def workflow_classes() -> Sequence[type]:
-    return [SignupWorkflow]
+    return [SignupWorkflow, OnboardingWorkflow, SubscriptionWorkflow, CheckoutWorkflow]
 
 
 def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., Any]]:
     users = UserActivities(dependencies.pool)
     stripe_objects = StripeCustomerActivities(dependencies.stripe)
+    token_secret = dependencies.settings.onramp_token_secret
+    onboarding = OnboardingActivities(dependencies.pool, token_secret)
+    stripe_connect = StripeConnectActivities(dependencies.stripe, token_secret)
     return [
         users.insert_profile,
         users.read_user,
@@ -33,4 +47,67 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         stripe_objects.delete_stripe_customer,
         stripe_objects.create_connect_account,
         stripe_objects.delete_connect_account,
+        onboarding.insert_onboarding_token,
+        onboarding.read_onboarding_token,
+        onboarding.open_onboarding_tokens,
+        onboarding.mark_onboarding_token_in_progress,
+        onboarding.expire_onboarding_token,
+        onboarding.record_onboarding_return,
+        onboarding.record_connect_account_status,
+        stripe_connect.create_account_link,
+        stripe_connect.retrieve_connect_account,
+        *subscription_activities(dependencies),
+        *checkout_activities(dependencies),
+    ]
+
+
+def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The activities of `subscription-<user>` (issue 15)."""
+    settings = dependencies.settings
+    billing = BillingActivities(dependencies.pool, billing_config_from(settings))
+    stripe_billing = StripeBillingActivities(dependencies.stripe)
+    email = EmailActivities(dependencies.pool, settings.smtp_url, settings.email_from)
+    return [
+        billing.billing_config,
+        billing.record_billing,
+        billing.record_invoice,
+        stripe_billing.read_subscription,
+        stripe_billing.read_invoice,
+        stripe_billing.attach_payment_method,
+        stripe_billing.set_default_payment_method,
+        stripe_billing.create_subscription,
+        stripe_billing.change_subscription_price,
+        stripe_billing.set_cancel_at_period_end,
+        stripe_billing.set_subscription_payment_method,
+        email.send_email,
+    ]
+
+
+def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The activities of `checkout-<user>` (issue 16)."""
+    settings = dependencies.settings
+    checkout = CheckoutActivities(dependencies.pool, checkout_config_from(settings))
+    stripe_checkout = StripeCheckoutActivities(dependencies.stripe)
+    provisioning = ProvisioningActivities(
+        dependencies.pool,
+        settings.onramp_token_secret,
+        settings.set_password_url
+        or f"{settings.onramp_public_url.rstrip('/')}/v1/portal/set-password",
+        settings.smtp_url,
+        settings.email_from,
+    )
+    return [
+        checkout.checkout_config,
+        checkout.check_paid_subscription,
+        checkout.record_checkout_session,
+        checkout.record_checkout_state,
+        checkout.hand_over_subscription,
+        stripe_checkout.create_checkout_session,
+        stripe_checkout.expire_checkout_session,
+        stripe_checkout.retrieve_checkout_session,
+        provisioning.create_workspace,
+        provisioning.delete_workspace,
+        provisioning.issue_password_token,
+        provisioning.revoke_password_token,
+        provisioning.send_welcome_email,
     ]

@@ -166,9 +166,517 @@ class OnboardingWorkflowInput(BaseModel):
     """Start input of `onboarding-<user>` (also when a Stripe event starts it)."""
 
     user_id: str
+    # Issue 17: how often to re-read the account while a token is in progress.
+    poll_seconds: float = 60.0
 
 
 class SubscriptionWorkflowInput(BaseModel):
     """Start input of `subscription-<user>` (also when a Stripe event starts it)."""
 
     user_id: str
+    # Set by continue-as-new only: the state one run hands to the next.
+    state: SubscriptionState | None = None
+
+
+# --- Connect onboarding (issue 17) ----------------------------------------------------
+# Update names of `onboarding-<user>`; only token ids travel, never tokens or states.
+
+ISSUE_ONBOARDING_TOKEN_UPDATE = "issue_token"  # noqa: S105
+OPEN_ONBOARDING_LINK_UPDATE = "open_link"
+ONBOARDING_RETURNED_UPDATE = "account_returned"
+
+OnboardingTokenStatus = Literal["pending", "in_progress", "completed", "expired", "revoked"]
+
+
+class IssueOnboardingTokenInput(BaseModel):
+    token_id: str
+    ttl_seconds: int
+    poll_seconds: float = 60.0
+
+
+class IssueOnboardingTokenResult(BaseModel):
+    token_id: str
+    expires_at: datetime
+
+
+class OpenOnboardingLinkInput(BaseModel):
+    token_id: str
+    public_url: str = Field(description="base URL of the service (refresh/return URLs)")
+
+
+class OpenOnboardingLinkResult(BaseModel):
+    url: str
+    expires_at: datetime
+    account_id: str
+
+
+class OnboardingReturnedInput(BaseModel):
+    token_id: str
+
+
+class OnboardingTokenRecord(BaseModel):
+    token_id: str
+    user_id: str
+    status: OnboardingTokenStatus
+    expires_at: datetime
+    has_state: bool
+
+
+class InsertOnboardingTokenInput(BaseModel):
+    token_id: str
+    user_id: str
+    expires_at: datetime
+
+
+class TokenRef(BaseModel):
+    token_id: str
+
+
+class MarkTokenInProgressInput(BaseModel):
+    token_id: str
+    expires_at: datetime
+
+
+class CreateAccountLinkInput(BaseModel):
+    """Stripe key: `<workflow id>/<update id>/account_link` (one open = one operation)."""
+
+    account_id: str
+    token_id: str
+    public_url: str
+    workflow_id: str
+    operation_id: str
+
+
+class AccountLinkResult(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class AccountRef(BaseModel):
+    account_id: str
+
+
+class ConnectAccountSnapshot(BaseModel):
+    """The account as re-read from Stripe: the facts onboarding decides on."""
+
+    account_id: str
+    details_submitted: bool
+    charges_enabled: bool
+    payouts_enabled: bool
+    requirements_due: list[str] = Field(default_factory=list)
+    disabled_reason: str | None = None
+
+    @property
+    def onboarding_complete(self) -> bool:
+        return self.details_submitted and self.charges_enabled
+
+
+class RecordAccountStatusInput(BaseModel):
+    user_id: str
+    snapshot: ConnectAccountSnapshot
+
+
+class RecordAccountStatusResult(BaseModel):
+    completed_token_ids: list[str] = Field(default_factory=list)
+
+
+class OnboardingTokenView(BaseModel):
+    token_id: str
+    status: OnboardingTokenStatus
+    expires_at: datetime
+
+
+class OnboardingWorkflowStatus(BaseModel):
+    """The `status` query of `onboarding-<user>`, for operators."""
+
+    user_id: str
+    account_id: str | None = None
+    tokens: list[OnboardingTokenView] = Field(default_factory=list)
+    last_snapshot: ConnectAccountSnapshot | None = None
+    applied_event_ids: list[str] = Field(default_factory=list)
+
+
+# --- Subscription lifecycle (`subscription-<user>`, SPEC 3.4) ----------------------------
+# Updates are addressed by these names (the API never imports workflow modules).
+
+UPGRADE_UPDATE = "upgrade"
+DOWNGRADE_UPDATE = "downgrade"
+CANCEL_UPDATE = "cancel"
+REACTIVATE_UPDATE = "reactivate"
+UPDATE_PAYMENT_METHOD_UPDATE = "update_payment_method"
+ADMIN_OVERRIDE_UPDATE = "admin_override"
+CHECKOUT_HANDOVER_UPDATE = "checkout_handover"
+
+DEFAULT_PAYMENT_METHOD = "pm_card_visa"
+EmailTemplate = Literal["payment_failed", "downgraded_after_grace", "welcome"]
+
+
+class BillingConfig(BaseModel):
+    """What the subscription workflow needs from configuration, read by an activity."""
+
+    prices: dict[str, str] = Field(
+        default_factory=dict, description="`<tier>_<cycle>` → Stripe price id"
+    )
+    proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
+    grace_seconds: float = 7 * 24 * 3600
+    continue_as_new_after: int = 1000
+    # Off only where the server has no onramp search attributes (the time-skipping server).
+    search_attributes: bool = True
+
+
+class SubscriptionSnapshot(BaseModel):
+    """A Stripe subscription as re-read from Stripe, reduced to what onramp decides on."""
+
+    subscription_id: str
+    customer_id: str
+    status: str
+    created: datetime
+    item_id: str | None = None
+    price_id: str | None = None
+    price_lookup_key: str | None = None
+    billing_cycle: BillingCycle | None = None
+    cancel_at_period_end: bool = False
+    current_period_end: datetime | None = None
+
+
+class InvoiceSnapshot(BaseModel):
+    """A Stripe invoice as re-read from Stripe (the mirror's row)."""
+
+    invoice_id: str
+    customer_id: str
+    subscription_id: str | None = None
+    number: str | None = None
+    status: str
+    currency: str
+    amount_due: int = 0
+    amount_paid: int = 0
+    amount_remaining: int = 0
+    total: int = 0
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    hosted_invoice_url: str | None = None
+    invoice_pdf: str | None = None
+    created: datetime
+
+
+ENDED_SUBSCRIPTION_STATUSES = ("canceled", "incomplete_expired")
+
+
+class SubscriptionState(BaseModel):
+    """The whole state of `subscription-<user>` (carried across continue-as-new)."""
+
+    user_id: str
+    tier: Tier = "free"
+    status: str = "none"
+    billing_cycle: BillingCycle | None = None
+    stripe_subscription_id: str | None = None
+    subscription_created: datetime | None = None
+    subscription_item_id: str | None = None
+    stripe_price_id: str | None = None
+    price_tier: Tier | None = Field(default=None, description="tier of the Stripe price")
+    cancel_at_period_end: bool = False
+    current_period_end: datetime | None = None
+    grace_until: datetime | None = None
+    grace_expired_notified: bool = False
+    admin_override_tier: Tier | None = None
+    admin_override_reason: str | None = None
+    admin_override_by: str | None = None
+    admin_override_at: datetime | None = None
+    applied_event_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def has_live_subscription(self) -> bool:
+        return (
+            self.stripe_subscription_id is not None
+            and self.status not in ENDED_SUBSCRIPTION_STATUSES
+        )
+
+
+# `SubscriptionWorkflowInput.state` refers to `SubscriptionState`, defined just above.
+SubscriptionWorkflowInput.model_rebuild()
+
+
+class UpgradeRequest(BaseModel):
+    tier: Literal["pro", "enterprise"]
+    billing_cycle: BillingCycle = "monthly"
+    payment_method: str | None = None
+
+
+class DowngradeRequest(BaseModel):
+    tier: Tier
+    billing_cycle: BillingCycle | None = None
+
+
+class EmptyRequest(BaseModel):
+    """Cancel and reactivate carry nothing but their update id."""
+
+
+class PaymentMethodRequest(BaseModel):
+    payment_method: str
+
+
+class AdminOverrideRequest(BaseModel):
+    tier: Tier
+    reason: str = Field(min_length=1, max_length=500)
+    who: str = Field(min_length=1, max_length=200, description="the API key's name")
+
+
+class CheckoutHandoverRequest(BaseModel):
+    subscription_id: str
+
+
+class SubscriptionView(BaseModel):
+    """What an update answers (the API answers from Postgres instead)."""
+
+    user_id: str
+    tier: Tier
+    status: str
+    stripe_subscription_id: str | None
+    cancel_at_period_end: bool
+    grace_until: datetime | None
+
+
+class BillingRecord(BaseModel):
+    """One write of the billing row and the users.tier cache, in one transaction."""
+
+    user_id: str
+    tier: Tier
+    status: str
+    billing_cycle: BillingCycle | None
+    stripe_subscription_id: str | None
+    stripe_price_id: str | None
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    grace_until: datetime | None
+    admin_override_tier: Tier | None
+    admin_override_reason: str | None
+    admin_override_by: str | None
+    admin_override_at: datetime | None
+
+
+class TierAudit(BaseModel):
+    who: str
+    from_tier: Tier
+    to_tier: Tier
+    reason: str
+
+
+class RecordBillingInput(BaseModel):
+    record: BillingRecord
+    audit: TierAudit | None = None
+
+
+class RecordInvoiceInput(BaseModel):
+    user_id: str
+    invoice: InvoiceSnapshot
+
+
+class ReadStripeObjectInput(BaseModel):
+    stripe_id: str
+
+
+class AttachPaymentMethodInput(BaseModel):
+    customer_id: str
+    payment_method: str
+    idempotency_key: str
+
+
+class SetDefaultPaymentMethodInput(BaseModel):
+    customer_id: str
+    payment_method_id: str
+    idempotency_key: str
+
+
+class CreateSubscriptionInput(BaseModel):
+    user_id: str
+    workflow_id: str
+    customer_id: str
+    price_id: str
+    payment_method_id: str
+    idempotency_key: str
+
+
+class ChangePriceInput(BaseModel):
+    subscription_id: str
+    price_id: str
+    proration_behavior: str
+    idempotency_key: str
+
+
+class SetCancelAtPeriodEndInput(BaseModel):
+    subscription_id: str
+    cancel_at_period_end: bool
+    idempotency_key: str
+
+
+class SetSubscriptionPaymentMethodInput(BaseModel):
+    subscription_id: str
+    payment_method_id: str
+    idempotency_key: str
+
+
+class SendEmailInput(BaseModel):
+    """One email: the outbox id (from the workflow, stable across retries), the template
+    and ids only — never a token, a link or a secret."""
+
+    outbox_id: str
+    template: EmailTemplate
+    user_id: str
+    refs: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Checkout → payment → provisioning (`checkout-<user>`, SPEC 3.3, issue 16) ---------
+# Update and signal names of `checkout-<user>`; no token or password is ever a field.
+
+START_CHECKOUT_UPDATE = "start_checkout"
+RETRY_PROVISIONING_UPDATE = "retry_provisioning"
+CHECKOUT_RETURN_SIGNAL = "checkout_returned"
+
+PaymentState = Literal["unpaid", "confirming", "paid"]
+ProvisioningState = Literal["not_started", "queued", "running", "completed", "failed"]
+PasswordState = Literal["not_sent", "sent", "set"]
+NextAction = Literal["pay", "wait_provisioning", "set_password", "go_to_dashboard"]
+SessionStatus = Literal["open", "complete", "expired"]
+# Why a run ended without payment (the client is told `pay` again).
+PaymentOutcome = Literal["expired", "failed"]
+
+
+class CheckoutWorkflowInput(BaseModel):
+    user_id: str
+
+
+class StartCheckoutRequest(BaseModel):
+    tier: Literal["pro", "enterprise"]
+    billing_cycle: BillingCycle = "monthly"
+
+
+class CheckoutStarted(BaseModel):
+    checkout_session_id: str
+    url: str
+    workflow_id: str
+
+
+class CheckoutReturnSignal(BaseModel):
+    """The user's browser came back through the session's `success_url`."""
+
+    session_id: str
+
+
+class RetryProvisioningRequest(BaseModel):
+    who: str = Field(default="operator", max_length=200)
+
+
+class RetryProvisioningResult(BaseModel):
+    workflow_id: str
+    provisioning_state: ProvisioningState
+
+
+class CheckoutConfig(BaseModel):
+    """What `checkout-<user>` needs from the worker's configuration (read by an activity)."""
+
+    prices: dict[str, str] = Field(default_factory=dict, description="`<tier>_<cycle>` → price")
+    success_url: str
+    cancel_url: str
+    reconcile_after_seconds: float = 120.0
+    reconcile_max_seconds: float = 3600.0
+    password_token_ttl_seconds: int = 7 * 24 * 3600
+    search_attributes: bool = True
+
+
+class CreateCheckoutSessionInput(BaseModel):
+    """Stripe key `<workflow id>/<update id>/create_session`."""
+
+    user_id: str
+    workflow_id: str
+    customer_id: str
+    price_id: str
+    success_url: str
+    cancel_url: str
+    idempotency_key: str
+
+
+class ExpireCheckoutSessionInput(BaseModel):
+    session_id: str
+    idempotency_key: str
+
+
+class CheckoutSessionSnapshot(BaseModel):
+    """A Checkout Session as re-read from Stripe."""
+
+    session_id: str
+    status: SessionStatus
+    payment_status: str
+    url: str | None = None
+    subscription_id: str | None = None
+    customer_id: str | None = None
+
+
+class PaidSubscriptionCheck(BaseModel):
+    has_paid_subscription: bool
+    tier: Tier = "free"
+
+
+class RecordCheckoutSessionInput(BaseModel):
+    """Upsert the run's row (numbered per user) with its current session."""
+
+    run_id: str
+    workflow_id: str
+    user_id: str
+    tier: Tier
+    billing_cycle: BillingCycle
+    session_id: str
+    session_url: str | None = None
+
+
+class RecordCheckoutStateInput(BaseModel):
+    """One state change of a run; None leaves a column as it is."""
+
+    run_id: str
+    session_status: SessionStatus | None = None
+    payment_state: PaymentState | None = None
+    payment_outcome: PaymentOutcome | None = None
+    provisioning_state: ProvisioningState | None = None
+    provisioning_error: str | None = None
+    password_state: PasswordState | None = None
+    subscription_id: str | None = None
+
+
+class HandOverInput(BaseModel):
+    user_id: str
+    subscription_id: str
+    update_id: str
+
+
+class ProvisioningStepInput(BaseModel):
+    user_id: str
+    run_id: str
+
+
+class IssuePasswordTokenInput(BaseModel):
+    user_id: str
+    run_id: str
+    token_id: str
+    ttl_seconds: int
+
+
+class SendWelcomeEmailInput(BaseModel):
+    """The outbox id is stable across retries; the link is derived inside the send."""
+
+    outbox_id: str
+    user_id: str
+    token_id: str
+
+
+class CheckoutStatus(BaseModel):
+    """The `status` query of `checkout-<user>`, for operators."""
+
+    user_id: str
+    session_id: str | None = None
+    tier: Tier | None = None
+    billing_cycle: BillingCycle | None = None
+    payment_state: PaymentState = "unpaid"
+    provisioning_state: ProvisioningState = "not_started"
+    password_state: PasswordState = "not_sent"  # noqa: S105 - a state, not a secret
+    payment_outcome: PaymentOutcome | None = None
+    applied_event_ids: list[str] = Field(default_factory=list)
+    last_error: str | None = None

@@ -18,6 +18,22 @@ STRIPE_IDEMPOTENCY_CONFLICT = "StripeIdempotencyConflict"
 STRIPE_RATE_LIMITED = "StripeRateLimited"
 STRIPE_UNAVAILABLE = "StripeUnavailable"
 SIGNUP_FAILED = "SignupFailed"
+# Subscription updates (SPEC 3.4): refused by a validator or a re-check under the lock.
+NO_STRIPE_BILLING = "NoStripeBilling"
+SUBSCRIPTION_CONFLICT = "SubscriptionConflict"
+SUBSCRIPTION_INVALID = "SubscriptionInvalid"
+PRICE_NOT_CONFIGURED = "PriceNotConfigured"
+# The billing row and users.tier could not be written together (a permanent DB error).
+BILLING_WRITE_FAILED = "BillingWriteFailed"
+# Connect onboarding (issue 17)
+ONBOARDING_TOKEN_NOT_FOUND = "OnboardingTokenNotFound"  # noqa: S105
+# Expired, revoked or completed: the link answers 410.
+ONBOARDING_TOKEN_GONE = "OnboardingTokenGone"  # noqa: S105
+# Checkout (issue 16)
+CHECKOUT_CONFLICT = "CheckoutConflict"  # an active paid subscription exists
+CHECKOUT_CLOSED = "CheckoutClosed"  # the run is paid or ending: start another run later
+PROVISIONING_REFUSED = "ProvisioningRefused"  # a permanent provisioning failure
+PROVISIONING_NOT_FAILED = "ProvisioningNotFailed"  # nothing for an operator to retry
 
 NON_RETRYABLE = [
     DUPLICATE_EMAIL,
@@ -27,4 +43,15 @@ NON_RETRYABLE = [
     STRIPE_INVALID_REQUEST,
     STRIPE_AUTHENTICATION,
     STRIPE_IDEMPOTENCY_CONFLICT,
+    ONBOARDING_TOKEN_NOT_FOUND,
+    ONBOARDING_TOKEN_GONE,
+    NO_STRIPE_BILLING,
+    SUBSCRIPTION_CONFLICT,
+    SUBSCRIPTION_INVALID,
+    PRICE_NOT_CONFIGURED,
+    BILLING_WRITE_FAILED,
+    CHECKOUT_CONFLICT,
+    CHECKOUT_CLOSED,
+    PROVISIONING_REFUSED,
+    PROVISIONING_NOT_FAILED,
 ]

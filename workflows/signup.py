@@ -5,6 +5,8 @@ Then the shared ensure steps create the customer (unless the platform defers it,
 `stripe_customer="lazy"`) and, for users who receive payouts, an Express account. If a
 later step fails for good, the run compensates in reverse — delete the account and
 the customer it created, then remove the profile — and fails with a clear error.
+Its starter sets the `OnrampUserId` search attribute (the API does), so operators find
+it by user id.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import errors, policies, search_attributes
+from workflows import errors, policies
 from workflows.contracts import (
     SIGNUP_WORKFLOW,
     DeleteStripeObjectInput,
@@ -41,7 +43,6 @@ class SignupWorkflow:
 
     @workflow.run
     async def run(self, request: SignupInput) -> SignupResult:
-        workflow.upsert_search_attributes([search_attributes.USER_ID.value_set(request.user_id)])
         try:
             await workflow.execute_activity_method(
                 UserActivities.insert_profile,

@@ -17,6 +17,7 @@ ADMIN_KEY = "test-admin-key-0123456789"
 API_KEYS = f"{CLIENT_KEY}:client:test-client,{ADMIN_KEY}:admin:test-admin"
 STRIPE_TEST_KEY = "sk_test_onramp_tests"
 WEBHOOK_SECRETS = ("whsec_testplatform0001", "whsec_testconnect0002")
+TOKEN_SECRET = "test-token-secret-0123456789abcdef0123"
 
 
 def temporal_address(env: WorkflowEnvironment) -> str:
@@ -36,6 +37,7 @@ def make_api_settings(
         "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
         "stripe_webhook_secrets": [SecretStr(secret) for secret in WEBHOOK_SECRETS],
         "temporal_rpc_timeout_seconds": 3.0,
+        "onramp_token_secret": SecretStr(TOKEN_SECRET),
     }
     values.update(overrides)
     return ApiSettings.model_validate(values)
@@ -63,5 +65,6 @@ def make_worker_settings(
             "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
             "stripe_api_base": stripe_api_base,
             "worker_graceful_shutdown_seconds": 2.0,
+            "onramp_token_secret": SecretStr(TOKEN_SECRET),
         }
     )

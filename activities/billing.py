@@ -1,0 +1,82 @@
+"""Database activities of `subscription-<user>`: configuration, billing row, invoice mirror.
+
+`record_billing` writes the billing row and the users.tier cache in one transaction; a
+permanent database error (a constraint, a trigger that refuses) fails the step for
+good instead of being retried until the policy gives up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from onramp import billing
+from onramp.logging import log_event
+from onramp.settings import WorkerSettings
+from workflows import errors
+from workflows.contracts import BillingConfig, RecordBillingInput, RecordInvoiceInput
+
+logger = logging.getLogger(__name__)
+
+# Errors that another attempt cannot fix: data the database refuses.
+_PERMANENT = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+    asyncpg.exceptions.RaiseError,
+)
+
+
+def billing_config_from(settings: WorkerSettings) -> BillingConfig:
+    prices = {
+        "pro_monthly": settings.stripe_price_pro_monthly,
+        "pro_yearly": settings.stripe_price_pro_yearly,
+        "enterprise_monthly": settings.stripe_price_enterprise_monthly,
+        "enterprise_yearly": settings.stripe_price_enterprise_yearly,
+    }
+    return BillingConfig(
+        prices={name: price for name, price in prices.items() if price},
+        proration_behavior=settings.stripe_proration_behavior,
+        grace_seconds=settings.subscription_grace_days * 24 * 3600,
+        continue_as_new_after=settings.subscription_continue_as_new_after,
+    )
+
+
+class BillingActivities:
+    def __init__(self, pool: asyncpg.Pool, config: BillingConfig) -> None:
+        self.pool = pool
+        self.config = config
+
+    @activity.defn
+    async def billing_config(self) -> BillingConfig:
+        return self.config
+
+    @activity.defn
+    async def record_billing(self, request: RecordBillingInput) -> None:
+        record = request.record
+        try:
+            await billing.record_billing(self.pool, record, request.audit)
+        except (*_PERMANENT, LookupError) as error:
+            raise ApplicationError(
+                f"billing and tier of user {record.user_id} not written: {error}",
+                type=errors.BILLING_WRITE_FAILED,
+                non_retryable=True,
+            ) from None
+        log_event(
+            logger, "BILLING_RECORDED", user_id=record.user_id, tier=record.tier,
+            status=record.status, stripe_subscription_id=record.stripe_subscription_id,
+            admin=request.audit is not None,
+        )  # fmt: skip
+
+    @activity.defn
+    async def record_invoice(self, request: RecordInvoiceInput) -> None:
+        try:
+            await billing.upsert_invoice(self.pool, request.user_id, request.invoice)
+        except _PERMANENT as error:
+            raise ApplicationError(
+                f"invoice {request.invoice.invoice_id} not mirrored: {error}",
+                type=errors.BILLING_WRITE_FAILED,
+                non_retryable=True,
+            ) from None

@@ -1,0 +1,126 @@
+"""Database activities of Connect onboarding: one statement (or one transaction) each.
+
+Tokens are derived here from their ids (SPEC 3.0), so neither a token nor its link
+`state` ever appears in workflow history.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from pydantic import SecretStr
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from onramp import onboarding, tokens
+from onramp.logging import log_event
+from workflows import errors
+from workflows.contracts import (
+    InsertOnboardingTokenInput,
+    MarkTokenInProgressInput,
+    OnboardingTokenRecord,
+    OnboardingTokenStatus,
+    RecordAccountStatusInput,
+    RecordAccountStatusResult,
+    TokenRef,
+    UserRef,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _secret_or_fail(secret: SecretStr | None) -> SecretStr:
+    if secret is None:
+        raise ApplicationError(
+            "ONRAMP_TOKEN_SECRET is not configured on the worker",
+            type="MissingTokenSecret",
+            non_retryable=True,
+        )
+    return secret
+
+
+class OnboardingActivities:
+    def __init__(self, pool: asyncpg.Pool, token_secret: SecretStr | None) -> None:
+        self.pool = pool
+        self.token_secret = token_secret
+
+    @activity.defn
+    async def insert_onboarding_token(
+        self, request: InsertOnboardingTokenInput
+    ) -> OnboardingTokenRecord:
+        token_hash = tokens.derive_token_hash(
+            _secret_or_fail(self.token_secret), tokens.CONNECT_ONBOARDING, request.token_id
+        )
+        record = await onboarding.insert_token(
+            self.pool, request.token_id, request.user_id, token_hash, request.expires_at
+        )
+        log_event(
+            logger, "ONBOARDING_TOKEN_ISSUED", user_id=request.user_id, token_id=request.token_id
+        )
+        return record
+
+    @activity.defn
+    async def read_onboarding_token(self, request: TokenRef) -> OnboardingTokenRecord:
+        record = await onboarding.get_token(self.pool, request.token_id)
+        if record is None:
+            raise ApplicationError(
+                f"no onboarding token {request.token_id}",
+                type=errors.ONBOARDING_TOKEN_NOT_FOUND,
+                non_retryable=True,
+            )
+        return record
+
+    @activity.defn
+    async def open_onboarding_tokens(self, request: UserRef) -> list[OnboardingTokenRecord]:
+        return await onboarding.open_token_ids(self.pool, request.user_id)
+
+    @activity.defn
+    async def mark_onboarding_token_in_progress(
+        self, request: MarkTokenInProgressInput
+    ) -> OnboardingTokenStatus:
+        """Status, state and expiry in one statement; `ONBOARDING_TOKEN_GONE` if not open."""
+        state = tokens.derive_token(
+            _secret_or_fail(self.token_secret), tokens.CONNECT_STATE, request.token_id
+        )
+        previous = await onboarding.mark_in_progress(
+            self.pool, request.token_id, state, request.expires_at
+        )
+        if previous is None:
+            raise ApplicationError(
+                f"onboarding token {request.token_id} is no longer open",
+                type=errors.ONBOARDING_TOKEN_GONE,
+                non_retryable=True,
+            )
+        if previous == "pending":
+            log_event(logger, "ONBOARDING_TOKEN_IN_PROGRESS", token_id=request.token_id)
+        return previous
+
+    @activity.defn
+    async def expire_onboarding_token(self, request: TokenRef) -> bool:
+        expired = await onboarding.expire_token(self.pool, request.token_id)
+        if expired:
+            log_event(logger, "ONBOARDING_TOKEN_EXPIRED", token_id=request.token_id)
+        return expired
+
+    @activity.defn
+    async def record_onboarding_return(self, request: TokenRef) -> None:
+        await onboarding.record_return(self.pool, request.token_id)
+
+    @activity.defn
+    async def record_connect_account_status(
+        self, request: RecordAccountStatusInput
+    ) -> RecordAccountStatusResult:
+        completed = await onboarding.record_account_status(
+            self.pool, request.user_id, request.snapshot
+        )
+        snapshot = request.snapshot
+        log_event(
+            logger, "CONNECT_ACCOUNT_STATUS", user_id=request.user_id,
+            connect_account_id=snapshot.account_id,
+            details_submitted=snapshot.details_submitted,
+            charges_enabled=snapshot.charges_enabled,
+            payouts_enabled=snapshot.payouts_enabled,
+            completed_tokens=len(completed),
+        )  # fmt: skip
+        return RecordAccountStatusResult(completed_token_ids=completed)

@@ -1,0 +1,99 @@
+"""Stripe activities of Connect onboarding: account links and re-reading the account.
+
+Each open of the service's link is its own operation: the account link is created with
+the key `<workflow id>/<update id>/account_link` (SPEC 3.0). The refresh and return
+URLs carry the token's `state`, derived here so it never enters workflow history.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import stripe
+from pydantic import SecretStr
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.stripe_gateway import call_stripe, idempotency_key
+from onramp import tokens
+from onramp.logging import log_event
+from workflows.contracts import (
+    AccountLinkResult,
+    AccountRef,
+    ConnectAccountSnapshot,
+    CreateAccountLinkInput,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def snapshot_of(account: Any) -> ConnectAccountSnapshot:
+    """The facts onboarding decides on, read from a re-fetched account."""
+    if isinstance(account, stripe.StripeObject):
+        account = account.to_dict()
+    requirements = account.get("requirements") or {}
+    due: list[str] = []
+    for field in ("past_due", "currently_due"):
+        for item in requirements.get(field) or []:
+            if item not in due:
+                due.append(str(item))
+    return ConnectAccountSnapshot(
+        account_id=account["id"],
+        details_submitted=bool(account.get("details_submitted")),
+        charges_enabled=bool(account.get("charges_enabled")),
+        payouts_enabled=bool(account.get("payouts_enabled")),
+        requirements_due=due,
+        disabled_reason=requirements.get("disabled_reason"),
+    )
+
+
+class StripeConnectActivities:
+    def __init__(self, client: stripe.StripeClient, token_secret: SecretStr | None) -> None:
+        self.stripe = client
+        self.token_secret = token_secret
+
+    @activity.defn
+    async def create_account_link(self, request: CreateAccountLinkInput) -> AccountLinkResult:
+        if self.token_secret is None:
+            raise ApplicationError(
+                "ONRAMP_TOKEN_SECRET is not configured on the worker",
+                type="MissingTokenSecret",
+                non_retryable=True,
+            )
+        state = quote(
+            tokens.derive_token(self.token_secret, tokens.CONNECT_STATE, request.token_id)
+        )
+        base = request.public_url.rstrip("/")
+        link = await call_stripe(
+            "account_links.create",
+            self.stripe.v1.account_links.create_async(
+                {
+                    "account": request.account_id,
+                    "type": "account_onboarding",
+                    "refresh_url": f"{base}/v1/connect/refresh?state={state}",
+                    "return_url": f"{base}/v1/connect/return?state={state}",
+                },
+                {
+                    "idempotency_key": idempotency_key(
+                        request.workflow_id, request.operation_id, "account_link"
+                    )
+                },
+            ),
+        )
+        log_event(
+            logger, "CONNECT_ACCOUNT_LINK_CREATED", connect_account_id=request.account_id,
+            token_id=request.token_id, workflow_id=request.workflow_id,
+        )  # fmt: skip
+        return AccountLinkResult(
+            url=link.url, expires_at=datetime.fromtimestamp(link.expires_at, tz=UTC)
+        )
+
+    @activity.defn
+    async def retrieve_connect_account(self, request: AccountRef) -> ConnectAccountSnapshot:
+        account = await call_stripe(
+            "accounts.retrieve", self.stripe.v1.accounts.retrieve_async(request.account_id)
+        )
+        return snapshot_of(account)

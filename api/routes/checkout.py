@@ -1,0 +1,242 @@
+"""Checkout (SPEC 3.3): start it, Stripe's return to it, and the setup status.
+
+`POST /v1/checkout` does update-with-start on `checkout-<user>` and answers the
+session's URL; the workflow is the only one that talks to Stripe. The status is read
+from Postgres alone, so it answers while the flow runs, after it ended, and with the
+worker down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.auth import ClientKey
+from api.deps import Pool, Settings, Temporal
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import Answer, run_once, stable_id
+from api.temporal_gateway import TemporalUnavailable
+from onramp import checkout, users
+from onramp.checkout import SetupStatus
+from workflows import errors, search_attributes
+from workflows.contracts import (
+    CHECKOUT_RETURN_SIGNAL,
+    CHECKOUT_WORKFLOW,
+    START_CHECKOUT_UPDATE,
+    BillingCycle,
+    CheckoutReturnSignal,
+    CheckoutStarted,
+    CheckoutWorkflowInput,
+    StartCheckoutRequest,
+    checkout_workflow_id,
+)
+
+router = APIRouter(tags=["checkout"], responses=ERROR_RESPONSES)
+
+# A run that just decided (expired, payment failed) refuses new starts while it ends.
+_CLOSING_RETRIES = 20
+
+
+class CheckoutRequest(BaseModel):
+    user_id: uuid.UUID
+    tier: Literal["pro", "enterprise"]
+    billing_cycle: BillingCycle = "monthly"
+
+
+@router.post(
+    "/v1/checkout",
+    status_code=201,
+    summary="Start (or resume) a user's checkout; answers the Checkout Session's URL",
+    responses={
+        201: {"model": CheckoutStarted},
+        404: {"model": ErrorResponse, "description": "Unknown user"},
+        409: {"model": ErrorResponse, "description": "Paid subscription exists, or signing up"},
+        502: {"model": ErrorResponse, "description": "Stripe failed; nothing was kept"},
+        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+    },
+)
+async def start_checkout(
+    request: CheckoutRequest,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Any:
+    user_id = str(request.user_id)
+    update_id = (
+        stable_id(key.name, f"checkout:{idempotency_key}") if idempotency_key else str(uuid.uuid4())
+    )
+
+    async def handler() -> Answer:
+        user = await users.get_user(pool, user_id)
+        if user is None:
+            raise ApiError(404, "user_not_found", f"No user {user_id}")
+        if user.status != "active":
+            raise ApiError(409, "user_signing_up", "The user is still signing up")
+        if await checkout.has_paid_subscription(pool, user_id):
+            raise _paid()
+        started = await _start(user_id, request, update_id, settings, temporal)
+        return Answer(201, started.model_dump())
+
+    return await run_once(
+        pool,
+        client_name=key.name,
+        key=idempotency_key,
+        route="POST /v1/checkout",
+        body=request.model_dump(mode="json"),
+        handler=handler,
+        wait_for_running=settings.checkout_wait_seconds + 5,
+    )
+
+
+def _paid() -> ApiError:
+    return ApiError(
+        409,
+        "subscription_exists",
+        "The user has an active paid subscription; change plans through the subscription",
+    )
+
+
+async def _start(
+    user_id: str,
+    request: CheckoutRequest,
+    update_id: str,
+    settings: Settings,
+    temporal: Temporal,
+) -> CheckoutStarted:
+    workflow_id = checkout_workflow_id(user_id)
+    argument = StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle)
+    for _ in range(_CLOSING_RETRIES):
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            CHECKOUT_WORKFLOW,
+            CheckoutWorkflowInput(user_id=user_id),
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes.user_id_attributes(user_id),
+        )
+        try:
+            client = await temporal.client()
+            handle = await client.start_update_with_start_workflow(
+                START_CHECKOUT_UPDATE,
+                argument,
+                id=update_id,
+                start_workflow_operation=start,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=CheckoutStarted,
+                rpc_timeout=temporal.rpc_timeout,
+            )
+            result: CheckoutStarted = await handle.result(
+                rpc_timeout=timedelta(seconds=settings.checkout_wait_seconds)
+            )
+            return result
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == errors.CHECKOUT_CLOSED:
+                await asyncio.sleep(0.25)
+                continue
+            raise _update_error(cause) from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise ApiError(
+                503, "checkout_pending", "The checkout is still being created; retry"
+            ) from None
+        except (TemporalUnavailable, RPCError) as error:
+            raise ApiError(503, "temporal_unavailable", f"Cannot reach Temporal: {error}") from None
+    raise ApiError(409, "checkout_closing", "The previous checkout is ending; retry shortly")
+
+
+def _update_error(cause: BaseException | None) -> ApiError:
+    error_type = cause.type if isinstance(cause, ApplicationError) else None
+    message = cause.message if isinstance(cause, ApplicationError) else "checkout failed"
+    if error_type == errors.CHECKOUT_CONFLICT:
+        return ApiError(409, "subscription_exists", message)
+    if error_type == errors.USER_NOT_FOUND:
+        return ApiError(404, "user_not_found", message)
+    if error_type == errors.PRICE_NOT_CONFIGURED:
+        return ApiError(503, "price_not_configured", message)
+    return ApiError(502, "stripe_error", f"{message}; nothing was kept, try again")
+
+
+@router.get(
+    "/v1/checkout/return",
+    status_code=303,
+    summary="Stripe's success_url: re-read the session now, then go to the success page",
+    responses={
+        303: {"description": "To the platform's success page"},
+        404: {"model": ErrorResponse},
+    },
+)
+async def checkout_return(
+    session_id: Annotated[str, Query(min_length=3, max_length=255)],
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+) -> RedirectResponse:
+    user_id = await checkout.user_of_session(pool, session_id)
+    if user_id is None:
+        raise ApiError(404, "checkout_not_found", "No checkout has this session")
+    try:
+        client = await temporal.client()
+        await client.get_workflow_handle(checkout_workflow_id(user_id)).signal(
+            CHECKOUT_RETURN_SIGNAL,
+            CheckoutReturnSignal(session_id=session_id),
+            rpc_timeout=temporal.rpc_timeout,
+        )
+    except (RPCError, TemporalUnavailable):
+        # An ended checkout (NOT_FOUND) has nothing to re-read; an unreachable Temporal
+        # is caught up by the workflow's own reconciliation. Either way the user moves on.
+        pass
+    target = settings.checkout_success_url or f"{settings.onramp_public_url}/"
+    return RedirectResponse(target, status_code=303)
+
+
+class SetupStatusResponse(BaseModel):
+    user_id: str
+    payment_state: Literal["unpaid", "confirming", "paid"]
+    provisioning_state: Literal["not_started", "queued", "running", "completed", "failed"]
+    password_state: Literal["not_sent", "sent", "set"]
+    next_action: Literal["pay", "wait_provisioning", "set_password", "go_to_dashboard"]
+    workflow_id: str | None
+    attempt: int | None
+    checkout_session_id: str | None
+    tier: str | None
+    billing_cycle: str | None
+    created_at: str | None
+    updated_at: str | None
+    paid_at: str | None
+    provisioned_at: str | None
+    email_sent_at: str | None
+    password_set_at: str | None
+
+
+def _response(status: SetupStatus) -> SetupStatusResponse:
+    values = status.model_dump(mode="json")
+    return SetupStatusResponse.model_validate(values)
+
+
+@router.get(
+    "/v1/users/{user_id}/setup-status",
+    summary="Payment, provisioning and password state of the user's checkout (Postgres)",
+    responses={404: {"model": ErrorResponse}},
+)
+async def setup_status(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> SetupStatusResponse:
+    status = await checkout.setup_status(pool, str(user_id))
+    if status is None:
+        raise ApiError(404, "user_not_found", f"No user {user_id}")
+    return _response(status)

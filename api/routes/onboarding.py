@@ -1,0 +1,371 @@
+"""Connect onboarding routes (SPEC 3.2, issue 17).
+
+- `POST /v1/users/{id}/onboarding` (client key): a new token, issued by the workflow
+  `onboarding-<user>` through update-with-start; the API derives the token from the id.
+- `GET /v1/onboard?token=…` (no key: the token authorises): an update creates a fresh
+  account link; 303 to Stripe (or `{url}` for JSON clients).
+- `GET /v1/connect/refresh|return?state=…`: Stripe's redirects back to the service.
+- `GET /v1/users/{id}/onboarding`: the status, from Postgres only.
+
+The API never calls Stripe: it reads Postgres and talks to Temporal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.auth import ClientKey
+from api.deps import Pool, Settings, Temporal
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import stable_id
+from api.temporal_gateway import TemporalUnavailable
+from onramp import onboarding, tokens, users
+from onramp.onboarding import FoundToken
+from workflows import errors, search_attributes
+from workflows.contracts import (
+    ISSUE_ONBOARDING_TOKEN_UPDATE,
+    ONBOARDING_RETURNED_UPDATE,
+    ONBOARDING_WORKFLOW,
+    OPEN_ONBOARDING_LINK_UPDATE,
+    IssueOnboardingTokenInput,
+    IssueOnboardingTokenResult,
+    OnboardingReturnedInput,
+    OnboardingTokenStatus,
+    OnboardingWorkflowInput,
+    OnboardingWorkflowStatus,
+    OpenOnboardingLinkInput,
+    OpenOnboardingLinkResult,
+    onboarding_workflow_id,
+)
+
+router = APIRouter(tags=["onboarding"])
+
+_GONE = ("expired", "revoked", "completed")
+
+
+class OnboardingTokenResponse(BaseModel):
+    token: str
+    url: str
+    expires_at: datetime
+
+
+class OnboardingLinkResponse(BaseModel):
+    url: str
+
+
+class OnboardingStatusResponse(BaseModel):
+    user_id: str
+    connect_account_id: str | None
+    token_status: OnboardingTokenStatus | None
+    token_created_at: datetime | None
+    token_expires_at: datetime | None
+    started_at: datetime | None
+    returned_at: datetime | None
+    completed_at: datetime | None
+    details_submitted: bool
+    charges_enabled: bool
+    payouts_enabled: bool
+    requirements_due: list[str]
+    disabled_reason: str | None
+    updated_at: datetime | None
+
+
+def _secret(settings: Settings) -> Any:
+    if settings.onramp_token_secret is None:
+        raise ApiError(503, "not_configured", "ONRAMP_TOKEN_SECRET is not configured")
+    return settings.onramp_token_secret
+
+
+async def _update_with_start(
+    temporal: Temporal,
+    settings: Settings,
+    user_id: str,
+    update: str,
+    arg: BaseModel,
+    result_type: type[Any],
+    *,
+    update_id: str,
+    wait_seconds: float,
+) -> Any:
+    """Run one update on `onboarding-<user>`, starting the workflow if no run is open."""
+    workflow_id = onboarding_workflow_id(user_id)
+    try:
+        client = await temporal.client()
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            ONBOARDING_WORKFLOW,
+            OnboardingWorkflowInput(user_id=user_id, poll_seconds=settings.onboarding_poll_seconds),
+            id=workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes.user_id_attributes(user_id),
+        )
+        return await asyncio.wait_for(
+            client.execute_update_with_start_workflow(
+                update,
+                arg,
+                start_workflow_operation=operation,
+                id=update_id,
+                result_type=result_type,
+                rpc_timeout=timedelta(seconds=wait_seconds),
+            ),
+            timeout=wait_seconds,
+        )
+    except WorkflowUpdateFailedError as failure:
+        raise _update_error(failure) from None
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        raise ApiError(
+            503,
+            "onboarding_busy",
+            "Onboarding did not answer in time; try again",
+            headers={"Retry-After": "2"},
+        ) from None
+    except (TemporalUnavailable, RPCError) as error:
+        raise ApiError(
+            503,
+            "temporal_unavailable",
+            f"Onboarding is unavailable: {error}",
+            headers={"Retry-After": "2"},
+        ) from None
+
+
+def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
+    cause = failure.cause
+    kind = cause.type if isinstance(cause, ApplicationError) else None
+    message = cause.message if isinstance(cause, ApplicationError) else "Onboarding failed"
+    if kind == errors.ONBOARDING_TOKEN_NOT_FOUND:
+        return ApiError(404, "token_not_found", "Unknown onboarding link")
+    if kind == errors.ONBOARDING_TOKEN_GONE:
+        return ApiError(410, "token_gone", f"This onboarding link is no longer valid ({message})")
+    if kind == errors.USER_NOT_FOUND:
+        return ApiError(404, "user_not_found", message)
+    return ApiError(
+        502,
+        "stripe_unavailable",
+        "Stripe could not create the onboarding link; the link still works, try again",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _active_user(pool: Pool, user_id: str) -> None:
+    user = await users.get_user(pool, user_id)
+    if user is None:
+        raise ApiError(404, "user_not_found", f"No user {user_id}")
+    if user.status != "active":
+        raise ApiError(409, "user_signing_up", "The user is still signing up; try again shortly")
+
+
+@router.post(
+    "/v1/users/{user_id}/onboarding",
+    status_code=201,
+    summary="Issue a Connect onboarding link for a user (revokes the previous unused one)",
+    responses={
+        **ERROR_RESPONSES,
+        404: {"model": ErrorResponse},
+        409: {"model": ErrorResponse, "description": "The user is still signing up"},
+        503: {"model": ErrorResponse},
+    },
+)
+async def create_onboarding_token(
+    user_id: uuid.UUID,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> OnboardingTokenResponse:
+    secret = _secret(settings)
+    await _active_user(pool, str(user_id))
+    # With an Idempotency-Key, a retried request names the same token (and update).
+    token_id = (
+        stable_id(f"{key.name}/onboarding/{user_id}", idempotency_key)
+        if idempotency_key
+        else tokens.new_token_id()
+    )
+    result: IssueOnboardingTokenResult = await _update_with_start(
+        temporal,
+        settings,
+        str(user_id),
+        ISSUE_ONBOARDING_TOKEN_UPDATE,
+        IssueOnboardingTokenInput(
+            token_id=token_id,
+            ttl_seconds=settings.onboarding_token_ttl_seconds,
+            poll_seconds=settings.onboarding_poll_seconds,
+        ),
+        IssueOnboardingTokenResult,
+        update_id=f"issue/{token_id}",
+        wait_seconds=settings.onboarding_link_wait_seconds,
+    )
+    token = tokens.derive_token(secret, tokens.CONNECT_ONBOARDING, result.token_id)
+    return OnboardingTokenResponse(
+        token=token,
+        url=f"{settings.onramp_public_url}/v1/onboard?token={token}",
+        expires_at=result.expires_at,
+    )
+
+
+@router.get(
+    "/v1/users/{user_id}/onboarding",
+    summary="Onboarding status: token status, account flags, requirements due",
+    responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse}},
+)
+async def get_onboarding_status(
+    user_id: uuid.UUID, _: ClientKey, pool: Pool
+) -> OnboardingStatusResponse:
+    view = await onboarding.onboarding_view(pool, str(user_id))
+    if view is None:
+        raise ApiError(404, "user_not_found", f"No user {user_id}")
+    return OnboardingStatusResponse(
+        user_id=view.user_id,
+        connect_account_id=view.connect_account_id,
+        token_status=view.token_status,
+        token_created_at=view.token_created_at,
+        token_expires_at=view.token_expires_at,
+        started_at=view.started_at,
+        returned_at=view.returned_at,
+        completed_at=view.completed_at,
+        details_submitted=view.details_submitted,
+        charges_enabled=view.charges_enabled,
+        payouts_enabled=view.payouts_enabled,
+        requirements_due=view.requirements_due,
+        disabled_reason=view.disabled_reason,
+        updated_at=view.status_updated_at,
+    )
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def _open_link(
+    found: FoundToken, request: Request, settings: Settings, temporal: Temporal
+) -> Response:
+    result: OpenOnboardingLinkResult = await _update_with_start(
+        temporal,
+        settings,
+        found.user_id,
+        OPEN_ONBOARDING_LINK_UPDATE,
+        OpenOnboardingLinkInput(token_id=found.token_id, public_url=settings.onramp_public_url),
+        OpenOnboardingLinkResult,
+        # Each open is its own operation (and Stripe idempotency key).
+        update_id=f"open/{uuid.uuid4()}",
+        wait_seconds=settings.onboarding_link_wait_seconds,
+    )
+    if _wants_json(request):
+        return JSONResponse(OnboardingLinkResponse(url=result.url).model_dump())
+    return RedirectResponse(result.url, status_code=303)
+
+
+@router.get(
+    "/v1/onboard",
+    summary="The end user's onboarding link: 303 to a fresh Stripe account link",
+    responses={
+        303: {"description": "Redirect to Stripe's hosted onboarding"},
+        200: {"model": OnboardingLinkResponse, "description": "With Accept: application/json"},
+        404: {"model": ErrorResponse, "description": "Unknown token"},
+        410: {"model": ErrorResponse, "description": "Expired, revoked or completed"},
+        502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
+        503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+    },
+)
+async def open_onboarding_link(
+    request: Request,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    token: Annotated[str, Query(min_length=1, max_length=200)],
+) -> Response:
+    found = await onboarding.find_by_hash(pool, tokens.hash_token(token))
+    if found is None:
+        raise ApiError(404, "token_not_found", "Unknown onboarding link")
+    if found.status in _GONE or found.expired_by_clock:
+        status = found.status if found.status in _GONE else "expired"
+        raise ApiError(410, "token_gone", f"This onboarding link is {status}")
+    return await _open_link(found, request, settings, temporal)
+
+
+async def _by_state(pool: Pool, state: str) -> FoundToken:
+    found = await onboarding.find_by_state(pool, state)
+    if found is None:
+        raise ApiError(400, "invalid_state", "Unknown onboarding state")
+    if found.status in ("expired", "revoked") or found.expired_by_clock:
+        raise ApiError(400, "invalid_state", "This onboarding session has expired")
+    return found
+
+
+@router.get(
+    "/v1/connect/refresh",
+    summary="Stripe's refresh_url: a fresh account link for the same onboarding",
+    responses={400: {"model": ErrorResponse}, 502: {"model": ErrorResponse}},
+)
+async def connect_refresh(
+    request: Request,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    state: Annotated[str, Query(min_length=1, max_length=200)],
+) -> Response:
+    found = await _by_state(pool, state)
+    if found.status == "completed":
+        raise ApiError(400, "invalid_state", "This onboarding is already complete")
+    return await _open_link(found, request, settings, temporal)
+
+
+@router.get(
+    "/v1/connect/return",
+    summary="Stripe's return_url: the workflow re-reads the account, then a thanks page",
+    responses={400: {"model": ErrorResponse}},
+)
+async def connect_return(
+    request: Request,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    state: Annotated[str, Query(min_length=1, max_length=200)],
+) -> Response:
+    found = await _by_state(pool, state)
+    complete = False
+    try:
+        status: OnboardingWorkflowStatus = await _update_with_start(
+            temporal,
+            settings,
+            found.user_id,
+            ONBOARDING_RETURNED_UPDATE,
+            OnboardingReturnedInput(token_id=found.token_id),
+            OnboardingWorkflowStatus,
+            update_id=f"return/{uuid.uuid4()}",
+            wait_seconds=settings.onboarding_link_wait_seconds,
+        )
+        snapshot = status.last_snapshot
+        complete = snapshot is not None and snapshot.onboarding_complete
+    except ApiError as error:
+        # The user is done with Stripe either way; polling and webhooks catch up.
+        if error.status not in (502, 503):
+            raise
+    if settings.onboarding_return_url:
+        return RedirectResponse(settings.onboarding_return_url, status_code=303)
+    if _wants_json(request):
+        return JSONResponse({"user_id": found.user_id, "onboarding_complete": complete})
+    message = (
+        "Your account is set up. You can close this page."
+        if complete
+        else "Thanks! Stripe is still reviewing your details; we will let you know."
+    )
+    return HTMLResponse(
+        f"<!doctype html><title>Onboarding</title><h1>Thank you</h1><p>{html.escape(message)}</p>"
+    )

@@ -1,0 +1,396 @@
+"""A user's subscription (SPEC 3.4 and 5): read it, change it, list invoices.
+
+Reads come from Postgres only. Changes are updates of `subscription-<user>`, sent
+with update-with-start (the workflow may not run yet); the client's `Idempotency-Key`
+names the update (so Stripe keys derived from it are the same on a retry) and the
+Postgres record of `run_once` answers a retried request with the first answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from api.auth import ClientKey
+from api.deps import Pool, Settings, Temporal
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import Answer, run_once, stable_id
+from api.temporal_gateway import TemporalGateway, TemporalUnavailable
+from onramp import billing, users
+from onramp.settings import ApiSettings
+from workflows import errors, search_attributes
+from workflows.contracts import (
+    CANCEL_UPDATE,
+    DOWNGRADE_UPDATE,
+    REACTIVATE_UPDATE,
+    SUBSCRIPTION_WORKFLOW,
+    UPDATE_PAYMENT_METHOD_UPDATE,
+    UPGRADE_UPDATE,
+    BillingCycle,
+    DowngradeRequest,
+    EmptyRequest,
+    PaymentMethodRequest,
+    SubscriptionView,
+    SubscriptionWorkflowInput,
+    Tier,
+    UpgradeRequest,
+    UserRecord,
+    subscription_workflow_id,
+)
+
+router = APIRouter(prefix="/v1/users", tags=["subscriptions"], responses=ERROR_RESPONSES)
+
+CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "No Stripe billing, or a declined card"},
+    404: {"model": ErrorResponse, "description": "Unknown user"},
+    409: {"model": ErrorResponse, "description": "Still signing up, or nothing to change"},
+    502: {"model": ErrorResponse, "description": "Stripe or the database failed the change"},
+    503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+}
+
+
+class SubscriptionResponse(BaseModel):
+    user_id: str
+    tier: Tier
+    status: str = Field(description="Stripe's subscription status, or `none`")
+    billing_cycle: BillingCycle | None
+    stripe_customer_id: str | None
+    stripe_subscription_id: str | None
+    stripe_price_id: str | None
+    cancel_at_period_end: bool
+    current_period_end: datetime | None
+    grace_until: datetime | None
+    admin_override: bool
+
+
+class InvoiceResponse(BaseModel):
+    id: str
+    number: str | None
+    status: str
+    currency: str
+    amount_due: int
+    amount_paid: int
+    amount_remaining: int
+    total: int
+    period_start: datetime | None
+    period_end: datetime | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+    subscription_id: str | None
+    created: datetime
+
+
+class InvoiceList(BaseModel):
+    data: list[InvoiceResponse]
+    has_more: bool
+
+
+class UpgradeBody(BaseModel):
+    tier: Literal["pro", "enterprise"]
+    billing_cycle: BillingCycle = "monthly"
+    payment_method: str | None = Field(
+        default=None, pattern=r"^pm_\w+$", description="default: a test card (pm_card_visa)"
+    )
+
+
+class DowngradeBody(BaseModel):
+    tier: Tier = Field(description="a lower paid tier, or free (at the period end)")
+    billing_cycle: BillingCycle | None = None
+
+
+class PaymentMethodBody(BaseModel):
+    payment_method: str = Field(pattern=r"^pm_\w+$")
+
+
+async def active_user(db: asyncpg.Pool, user_id: str) -> UserRecord:
+    """The user, or 404; 409 while still signing up (a compensation may remove it)."""
+    user = await users.get_user(db, user_id)
+    if user is None:
+        raise ApiError(404, "user_not_found", f"No user {user_id}")
+    if user.status != "active":
+        raise ApiError(409, "user_signing_up", "The user is still signing up; retry later")
+    return user
+
+
+async def subscription_response(db: asyncpg.Pool, user_id: str) -> SubscriptionResponse:
+    user = await active_user(db, user_id)
+    row = await billing.get_billing(db, user_id)
+    return SubscriptionResponse(
+        user_id=user_id,
+        tier=row.tier if row else user.tier,
+        status=row.status if row else "none",
+        billing_cycle=row.billing_cycle if row else None,
+        stripe_customer_id=user.stripe_customer_id,
+        stripe_subscription_id=row.stripe_subscription_id if row else None,
+        stripe_price_id=row.stripe_price_id if row else None,
+        cancel_at_period_end=row.cancel_at_period_end if row else False,
+        current_period_end=row.current_period_end if row else None,
+        grace_until=row.grace_until if row else None,
+        admin_override=bool(row and row.admin_override_tier),
+    )
+
+
+_ERRORS_BY_TYPE: dict[str, tuple[int, str]] = {
+    errors.NO_STRIPE_BILLING: (400, "no_stripe_billing"),
+    errors.SUBSCRIPTION_INVALID: (400, "invalid_plan_change"),
+    errors.PRICE_NOT_CONFIGURED: (400, "price_not_configured"),
+    errors.STRIPE_CARD_ERROR: (400, "card_declined"),
+    errors.STRIPE_INVALID_REQUEST: (400, "stripe_invalid_request"),
+    errors.SUBSCRIPTION_CONFLICT: (409, "subscription_conflict"),
+    errors.USER_NOT_FOUND: (404, "user_not_found"),
+    errors.BILLING_WRITE_FAILED: (502, "billing_write_failed"),
+}
+
+
+def update_error(error: WorkflowUpdateFailedError) -> ApiError:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        status, code = _ERRORS_BY_TYPE.get(cause.type or "", (502, "subscription_change_failed"))
+        return ApiError(status, code, cause.message)
+    return ApiError(502, "subscription_change_failed", "The subscription change failed")
+
+
+async def run_update(
+    temporal: TemporalGateway,
+    settings: ApiSettings,
+    user_id: str,
+    update: str,
+    argument: Any,
+    update_id: str,
+) -> None:
+    """Update-with-start on `subscription-<user>`; returns once the update completed."""
+    workflow_id = subscription_workflow_id(user_id)
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        SUBSCRIPTION_WORKFLOW,
+        SubscriptionWorkflowInput(user_id=user_id),
+        id=workflow_id,
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes.user_id_attributes(user_id),
+    )
+    try:
+        client = await temporal.client()
+        handle = await client.start_update_with_start_workflow(
+            update,
+            argument,
+            id=update_id,
+            start_workflow_operation=start,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=SubscriptionView,
+            rpc_timeout=temporal.rpc_timeout,
+        )
+        await handle.result(
+            rpc_timeout=timedelta(seconds=settings.subscription_update_wait_seconds)
+        )
+    except WorkflowUpdateFailedError as error:
+        raise update_error(error) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise ApiError(
+            503,
+            "subscription_change_pending",
+            "The change is still running; retry with the same Idempotency-Key",
+        ) from None
+    except (TemporalUnavailable, RPCError) as error:
+        raise ApiError(503, "temporal_unavailable", f"Cannot reach Temporal: {error}") from None
+
+
+def update_id_for(client_name: str, idempotency_key: str | None) -> str:
+    """The client's key names the update (namespaced by client); else a fresh id."""
+    return stable_id(client_name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+
+
+async def _change(
+    *,
+    user_id: uuid.UUID,
+    key_name: str,
+    idempotency_key: str | None,
+    route: str,
+    body: dict[str, Any],
+    update: str,
+    argument: BaseModel,
+    settings: ApiSettings,
+    pool: asyncpg.Pool,
+    temporal: TemporalGateway,
+) -> JSONResponse:
+    uid = str(user_id)
+
+    async def handler() -> Answer:
+        await active_user(pool, uid)
+        await run_update(
+            temporal, settings, uid, update, argument, update_id_for(key_name, idempotency_key)
+        )
+        return Answer(200, (await subscription_response(pool, uid)).model_dump(mode="json"))
+
+    return await run_once(
+        pool,
+        client_name=key_name,
+        key=idempotency_key,
+        route=route,
+        body={"user_id": uid, **body},
+        handler=handler,
+        wait_for_running=settings.subscription_update_wait_seconds + 5,
+    )
+
+
+IdempotencyKey = Annotated[str | None, Header()]
+
+
+@router.get(
+    "/{user_id}/subscription",
+    summary="Tier, status, billing cycle and Stripe ids of a user's subscription",
+    responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+)
+async def get_subscription(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> SubscriptionResponse:
+    return await subscription_response(pool, str(user_id))
+
+
+@router.post(
+    "/{user_id}/subscription/upgrade",
+    summary="Upgrade through Stripe (creates the customer and subscription if needed)",
+    response_model=SubscriptionResponse,
+    responses=CHANGE_RESPONSES,
+)
+async def upgrade(
+    user_id: uuid.UUID,
+    body: UpgradeBody,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _change(
+        user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
+        route="POST /v1/users/{user_id}/subscription/upgrade", body=body.model_dump(),
+        update=UPGRADE_UPDATE, argument=UpgradeRequest(**body.model_dump()),
+        settings=settings, pool=pool, temporal=temporal,
+    )  # fmt: skip
+
+
+@router.post(
+    "/{user_id}/subscription/downgrade",
+    summary="Downgrade to a lower paid tier, or to free at the period end",
+    response_model=SubscriptionResponse,
+    responses=CHANGE_RESPONSES,
+)
+async def downgrade(
+    user_id: uuid.UUID,
+    body: DowngradeBody,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _change(
+        user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
+        route="POST /v1/users/{user_id}/subscription/downgrade", body=body.model_dump(),
+        update=DOWNGRADE_UPDATE, argument=DowngradeRequest(**body.model_dump()),
+        settings=settings, pool=pool, temporal=temporal,
+    )  # fmt: skip
+
+
+@router.post(
+    "/{user_id}/subscription/cancel",
+    summary="Cancel at the period end (cancel_at_period_end=true)",
+    response_model=SubscriptionResponse,
+    responses=CHANGE_RESPONSES,
+)
+async def cancel(
+    user_id: uuid.UUID,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _change(
+        user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
+        route="POST /v1/users/{user_id}/subscription/cancel", body={},
+        update=CANCEL_UPDATE, argument=EmptyRequest(),
+        settings=settings, pool=pool, temporal=temporal,
+    )  # fmt: skip
+
+
+@router.post(
+    "/{user_id}/subscription/reactivate",
+    summary="Undo a cancellation before the period ends (cancel_at_period_end=false)",
+    response_model=SubscriptionResponse,
+    responses=CHANGE_RESPONSES,
+)
+async def reactivate(
+    user_id: uuid.UUID,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _change(
+        user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
+        route="POST /v1/users/{user_id}/subscription/reactivate", body={},
+        update=REACTIVATE_UPDATE, argument=EmptyRequest(),
+        settings=settings, pool=pool, temporal=temporal,
+    )  # fmt: skip
+
+
+@router.put(
+    "/{user_id}/subscription/payment-method",
+    summary="Attach a payment method and make it the subscription's default",
+    response_model=SubscriptionResponse,
+    responses=CHANGE_RESPONSES,
+)
+async def update_payment_method(
+    user_id: uuid.UUID,
+    body: PaymentMethodBody,
+    key: ClientKey,
+    settings: Settings,
+    pool: Pool,
+    temporal: Temporal,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _change(
+        user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
+        route="PUT /v1/users/{user_id}/subscription/payment-method", body=body.model_dump(),
+        update=UPDATE_PAYMENT_METHOD_UPDATE,
+        argument=PaymentMethodRequest(payment_method=body.payment_method),
+        settings=settings, pool=pool, temporal=temporal,
+    )  # fmt: skip
+
+
+@router.get(
+    "/{user_id}/invoices",
+    summary="The user's invoices, newest first, from the mirror (empty without Stripe)",
+    responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+)
+async def list_invoices(
+    user_id: uuid.UUID,
+    _: ClientKey,
+    pool: Pool,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    starting_after: Annotated[str | None, Query(pattern=r"^in_\w+$")] = None,
+) -> InvoiceList:
+    uid = str(user_id)
+    user = await active_user(pool, uid)
+    if user.stripe_customer_id is None:
+        return InvoiceList(data=[], has_more=False)
+    rows = await billing.list_invoices(pool, uid, limit=limit + 1, starting_after=starting_after)
+    return InvoiceList(
+        data=[InvoiceResponse.model_validate(row.model_dump()) for row in rows[:limit]],
+        has_more=len(rows) > limit,
+    )

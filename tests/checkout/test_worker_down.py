@@ -1,0 +1,88 @@
+"""Provisioning interrupted by the worker (issue 16, Must show 7 and 4).
+
+A trigger holds the workspace insert of the test's user while the test holds an
+advisory lock, so the worker is stopped (or SIGKILLed) exactly during provisioning.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from tests.checkout.conftest import OpenStack, eventually, state_of
+
+
+async def _hold(gate: asyncpg.Connection, user_id: str) -> None:
+    await gate.execute("SELECT pg_advisory_lock(hashtext($1))", f"onramp-test-ws-{user_id}")
+
+
+async def _release(gate: asyncpg.Connection, user_id: str) -> None:
+    await gate.execute("SELECT pg_advisory_unlock(hashtext($1))", f"onramp-test-ws-{user_id}")
+
+
+async def _blocked_in_workspace_step(gate: asyncpg.Connection) -> None:
+    """Until a worker's workspace insert waits on the test's lock (not the hand-over)."""
+
+    async def waiting() -> int:
+        found: int = await gate.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND wait_event = 'advisory' AND query ILIKE '%INSERT INTO workspaces%'"
+        )
+        return found
+
+    await eventually(waiting, lambda count: count >= 1, seconds=30)
+
+
+WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"
+WELCOMES = "SELECT count(*) FROM email_outbox WHERE user_id = $1 AND template = 'welcome'"
+
+
+async def test_status_answers_with_the_worker_stopped(
+    checkout_stack: OpenStack, workspace_gate: asyncpg.Connection
+) -> None:
+    async with checkout_stack() as stack:
+        user_id, address = await stack.signup()
+        started = await stack.checkout(user_id)
+        await _hold(workspace_gate, user_id)
+        assert (await stack.pay(started["checkout_session_id"])).status_code == 200
+        await stack.wait_status(user_id, lambda body: body["provisioning_state"] == "running")
+        await _blocked_in_workspace_step(workspace_gate)
+        await stack.stop_worker()
+        await _release(workspace_gate, user_id)
+
+        # No worker at all: the status is answered from Postgres.
+        status = await stack.status(user_id)
+        assert state_of(status) == ("paid", "running", "not_sent", "wait_provisioning")
+        assert status["paid_at"] is not None
+
+        await stack.start_worker()
+        final = await stack.wait_status(
+            user_id, lambda body: body["next_action"] == "set_password", seconds=60
+        )
+        assert state_of(final) == ("paid", "completed", "sent", "set_password")
+        assert await stack.count(WORKSPACES, user_id) == 1
+        assert len(stack.mail.to(address)) == 1
+
+
+async def test_worker_killed_during_provisioning(
+    checkout_stack: OpenStack, workspace_gate: asyncpg.Connection
+) -> None:
+    async with checkout_stack(worker=False) as stack:
+        first = stack.start_worker_process()
+        user_id, address = await stack.signup()
+        started = await stack.checkout(user_id)
+        await _hold(workspace_gate, user_id)
+        assert (await stack.pay(started["checkout_session_id"])).status_code == 200
+        await stack.wait_status(
+            user_id, lambda body: body["provisioning_state"] == "running", seconds=60
+        )
+        await _blocked_in_workspace_step(workspace_gate)
+        first.kill()  # SIGKILL while the workspace insert is held
+        await _release(workspace_gate, user_id)
+        stack.start_worker_process()
+        final = await stack.wait_status(
+            user_id, lambda body: body["next_action"] == "set_password", seconds=90
+        )
+        assert state_of(final) == ("paid", "completed", "sent", "set_password")
+        assert await stack.count(WORKSPACES, user_id) == 1
+        assert await stack.count(WELCOMES, user_id) == 1
+        assert len(stack.mail.to(address)) == 1

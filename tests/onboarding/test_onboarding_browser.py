@@ -1,0 +1,67 @@
+"""The full journey in a real headless Chromium (Debian's /usr/bin/chromium): the
+service's link → Stripe's (sandbox's) hosted page → click → back on the service's
+return URL → `account.updated` → completed (issue 17, item 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.onboarding.conftest import Served, serve_onboarding
+from tests.support.stack import Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def served(stack: Stack, db_pool: asyncpg.Pool) -> Any:
+    async with serve_onboarding(stack, db_pool, webhooks=True, poll_seconds=60) as served:
+        yield served
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium; a missing browser fails the test, it is never downloaded."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium", pytrace=False)
+    return str(CHROMIUM)
+
+
+async def test_onboarding_in_a_browser_completes(served: Served, chromium: str) -> None:
+    user_id, _ = await served.signup()
+    issued = await served.issue(user_id)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(issued["url"])
+            assert "/_sandbox/pages/connect/" in page.url
+            async with page.expect_navigation(url=f"{served.base_url}/v1/connect/return**"):
+                await page.click("#complete")
+            assert "Thank you" in await page.content()
+        finally:
+            await browser.close()
+
+    async def completed() -> bool:
+        return bool((await served.status(user_id))["token_status"] == "completed")
+
+    await served.wait_for(completed, "completion")
+    status = await served.status(user_id)
+    assert status["details_submitted"] and status["charges_enabled"] and status["payouts_enabled"]
+    assert status["returned_at"] is not None

@@ -1,0 +1,87 @@
+"""Same-named fake activities for `subscription-<user>` on the time-skipping server.
+
+A test owns one `FakeBilling` and steers Stripe's side through `subscription`; the
+fakes record what the workflow wrote and sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+from workflows.contracts import (
+    BillingConfig,
+    InvoiceSnapshot,
+    ReadStripeObjectInput,
+    RecordBillingInput,
+    RecordInvoiceInput,
+    SendEmailInput,
+    SubscriptionSnapshot,
+)
+
+PRO_PRICE = "price_fakepro000001"
+
+
+class FakeBilling:
+    def __init__(self, *, continue_as_new_after: int = 1000, grace_days: float = 7) -> None:
+        self.config = BillingConfig(
+            prices={"pro_monthly": PRO_PRICE},
+            grace_seconds=grace_days * 24 * 3600,
+            continue_as_new_after=continue_as_new_after,
+            search_attributes=False,
+        )
+        self.subscription = SubscriptionSnapshot(
+            subscription_id="sub_fake00000001",
+            customer_id="cus_fake00000001",
+            status="active",
+            created=datetime(2026, 1, 1, tzinfo=UTC),
+            item_id="si_fake0000001",
+            price_id=PRO_PRICE,
+            billing_cycle="monthly",
+        )
+        self.records: list[RecordBillingInput] = []
+        self.invoices: list[RecordInvoiceInput] = []
+        self.emails: list[SendEmailInput] = []
+        self.subscription_reads = 0
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="billing_config")
+        async def billing_config() -> BillingConfig:
+            return self.config
+
+        @activity.defn(name="record_billing")
+        async def record_billing(request: RecordBillingInput) -> None:
+            self.records.append(request)
+
+        @activity.defn(name="record_invoice")
+        async def record_invoice(request: RecordInvoiceInput) -> None:
+            self.invoices.append(request)
+
+        @activity.defn(name="read_subscription")
+        async def read_subscription(request: ReadStripeObjectInput) -> SubscriptionSnapshot:
+            self.subscription_reads += 1
+            return self.subscription.model_copy()
+
+        @activity.defn(name="read_invoice")
+        async def read_invoice(request: ReadStripeObjectInput) -> InvoiceSnapshot:
+            return InvoiceSnapshot(
+                invoice_id=request.stripe_id,
+                customer_id=self.subscription.customer_id,
+                subscription_id=self.subscription.subscription_id,
+                status="paid" if self.subscription.status == "active" else "open",
+                currency="usd",
+                created=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+
+        @activity.defn(name="send_email")
+        async def send_email(request: SendEmailInput) -> str:
+            self.emails.append(request)
+            return f"<{request.outbox_id}@onramp.local>"
+
+        return [
+            billing_config, record_billing, record_invoice, read_subscription, read_invoice,
+            send_email,
+        ]  # fmt: skip

@@ -1,0 +1,363 @@
+"""Connect onboarding: `onboarding-<user>`, the owner of a user's onboarding tokens.
+
+SPEC 3.2 / issue 17. A token is issued `pending` (update `issue_token`). Each open of
+the service's link is an update (`open_link`) that ensures the Express account (the
+shared ensure step), creates a fresh Stripe account link under its own idempotency key,
+and only then moves the token to `in_progress` with its state and expiry — so a Stripe
+outage answers 502 and leaves the token `pending`, never stuck.
+
+Completion is decided on the re-read account (`details_submitted` and
+`charges_enabled`), triggered by `account.updated`, by the user's return from Stripe,
+or by polling while a token is in progress. Tokens expire by timer. A run ends only
+when no token is open and every handler has finished; `account.updated` after that
+starts a new run by signal-with-start, which re-reads and records the flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows import errors, policies
+from workflows.contracts import (
+    ISSUE_ONBOARDING_TOKEN_UPDATE,
+    ONBOARDING_RETURNED_UPDATE,
+    ONBOARDING_WORKFLOW,
+    OPEN_ONBOARDING_LINK_UPDATE,
+    STRIPE_EVENT_SIGNAL,
+    AccountLinkResult,
+    AccountRef,
+    ConnectAccountSnapshot,
+    CreateAccountLinkInput,
+    InsertOnboardingTokenInput,
+    IssueOnboardingTokenInput,
+    IssueOnboardingTokenResult,
+    MarkTokenInProgressInput,
+    OnboardingReturnedInput,
+    OnboardingTokenRecord,
+    OnboardingTokenStatus,
+    OnboardingTokenView,
+    OnboardingWorkflowInput,
+    OnboardingWorkflowStatus,
+    OpenOnboardingLinkInput,
+    OpenOnboardingLinkResult,
+    RecordAccountStatusInput,
+    RecordAccountStatusResult,
+    StripeEventSignal,
+    TokenRef,
+    UserRef,
+)
+from workflows.ensure import ensure_connect_account, read_user
+
+with workflow.unsafe.imports_passed_through():
+    from activities.onboarding import OnboardingActivities
+    from activities.stripe_connect import StripeConnectActivities
+
+# An end user waits on the link: Stripe gets a bounded number of tries inside the
+# update, then the user sees a 502 and the token stays `pending`.
+LINK_BUDGET = timedelta(seconds=20)
+STRIPE_LINK: policies.ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": LINK_BUDGET,
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=500),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=4),
+        maximum_attempts=3,
+        non_retryable_error_types=errors.NON_RETRYABLE,
+    ),
+}
+STRIPE_READ: policies.ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": policies.RETRY,
+}
+_OPEN: tuple[OnboardingTokenStatus, ...] = ("pending", "in_progress")
+_MAX_EVENT_IDS = 500
+
+
+@dataclass
+class _Token:
+    status: OnboardingTokenStatus
+    expires_at: datetime
+
+
+@workflow.defn(name=ONBOARDING_WORKFLOW)
+class OnboardingWorkflow:
+    @workflow.init
+    def __init__(self, request: OnboardingWorkflowInput) -> None:
+        self._user_id = request.user_id
+        self._poll = timedelta(seconds=request.poll_seconds)
+        self._tokens: dict[str, _Token] = {}
+        self._account_id: str | None = None
+        self._signalled_account_id: str | None = None
+        self._applied_events: list[str] = []
+        self._snapshot: ConnectAccountSnapshot | None = None
+        self._recheck = False
+        self._wake = False
+        self._next_poll: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    # --- queries, signals, updates ----------------------------------------------------
+
+    @workflow.query
+    def status(self) -> OnboardingWorkflowStatus:
+        return OnboardingWorkflowStatus(
+            user_id=self._user_id,
+            account_id=self._account_id,
+            tokens=[
+                OnboardingTokenView(token_id=token_id, status=t.status, expires_at=t.expires_at)
+                for token_id, t in self._tokens.items()
+            ],
+            last_snapshot=self._snapshot,
+            applied_event_ids=list(self._applied_events),
+        )
+
+    @workflow.signal(name=STRIPE_EVENT_SIGNAL)
+    def stripe_event(self, event: StripeEventSignal) -> None:
+        """A trigger only: the account is re-read before anything is recorded."""
+        if event.event_id in self._applied_events:
+            return
+        self._applied_events.append(event.event_id)
+        del self._applied_events[:-_MAX_EVENT_IDS]
+        if event.type.startswith("account."):
+            if event.object_id.startswith("acct_"):
+                self._signalled_account_id = event.object_id
+            self._recheck = True
+
+    @workflow.update(name=ISSUE_ONBOARDING_TOKEN_UPDATE)
+    async def issue_token(self, request: IssueOnboardingTokenInput) -> IssueOnboardingTokenResult:
+        async with self._lock:
+            record: OnboardingTokenRecord = await workflow.execute_activity_method(
+                OnboardingActivities.insert_onboarding_token,
+                InsertOnboardingTokenInput(
+                    token_id=request.token_id,
+                    user_id=self._user_id,
+                    expires_at=workflow.now() + timedelta(seconds=request.ttl_seconds),
+                ),
+                **policies.DATABASE,
+            )
+            for token_id, token in self._tokens.items():
+                if token_id != request.token_id and token.status == "pending":
+                    token.status = "revoked"
+            self._tokens[request.token_id] = _Token(record.status, record.expires_at)
+            self._poll = timedelta(seconds=request.poll_seconds)
+            self._wake = True
+            return IssueOnboardingTokenResult(
+                token_id=record.token_id, expires_at=record.expires_at
+            )
+
+    @workflow.update(name=OPEN_ONBOARDING_LINK_UPDATE)
+    async def open_link(self, request: OpenOnboardingLinkInput) -> OpenOnboardingLinkResult:
+        update = workflow.current_update_info()
+        operation_id = update.id if update is not None else str(workflow.uuid4())
+        async with self._lock:
+            record = await self._open_token(request.token_id)
+            try:
+                account = await asyncio.wait_for(
+                    ensure_connect_account(self._user_id), LINK_BUDGET.total_seconds()
+                )
+            except TimeoutError:
+                raise ApplicationError(
+                    "Stripe did not create the Connect account in time; try again",
+                    type=errors.STRIPE_UNAVAILABLE,
+                    non_retryable=True,
+                ) from None
+            except ActivityError as error:
+                raise _stripe_failure(error, "ensure Connect account") from None
+            self._account_id = account.stripe_id
+            try:
+                link: AccountLinkResult = await workflow.execute_activity_method(
+                    StripeConnectActivities.create_account_link,
+                    CreateAccountLinkInput(
+                        account_id=account.stripe_id,
+                        token_id=request.token_id,
+                        public_url=request.public_url,
+                        workflow_id=workflow.info().workflow_id,
+                        operation_id=operation_id,
+                    ),
+                    **STRIPE_LINK,
+                )
+            except ActivityError as error:
+                raise _stripe_failure(error, "create account link") from None
+            # Only now that the link exists does the token move (SPEC 3.2).
+            try:
+                await workflow.execute_activity_method(
+                    OnboardingActivities.mark_onboarding_token_in_progress,
+                    MarkTokenInProgressInput(
+                        token_id=request.token_id, expires_at=record.expires_at
+                    ),
+                    **policies.DATABASE,
+                )
+            except ActivityError as error:
+                raise _passthrough(error) from None
+            self._tokens[request.token_id] = _Token("in_progress", record.expires_at)
+            if self._next_poll is None:
+                self._next_poll = workflow.now() + self._poll
+            self._wake = True
+            return OpenOnboardingLinkResult(
+                url=link.url, expires_at=link.expires_at, account_id=account.stripe_id
+            )
+
+    @workflow.update(name=ONBOARDING_RETURNED_UPDATE)
+    async def account_returned(self, request: OnboardingReturnedInput) -> OnboardingWorkflowStatus:
+        """The user came back from Stripe: "left or finished", so re-read the account now."""
+        async with self._lock:
+            await workflow.execute_activity_method(
+                OnboardingActivities.record_onboarding_return,
+                TokenRef(token_id=request.token_id),
+                **policies.DATABASE,
+            )
+            await self._sync_account()
+        return self.status()
+
+    # --- the run ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: OnboardingWorkflowInput) -> OnboardingWorkflowStatus:
+        # OnrampUserId is set by every starter (the API's update-with-start and the
+        # webhook router's signal-with-start), so the run does not upsert it.
+        async with self._lock:
+            await self._load_open_tokens()
+        while True:
+            await self._expire_due_tokens()
+            now = workflow.now()
+            poll_due = self._next_poll is not None and self._next_poll <= now
+            if self._recheck or poll_due:
+                self._recheck = False
+                async with self._lock:
+                    await self._sync_account()
+                self._next_poll = workflow.now() + self._poll if self._in_progress() else None
+            if not self._open() and not self._recheck:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._open() and not self._recheck:
+                    return self.status()
+                continue
+            deadlines = [t.expires_at for t in self._tokens.values() if t.status in _OPEN]
+            if self._next_poll is not None:
+                deadlines.append(self._next_poll)
+            wait = min(deadlines) - workflow.now() if deadlines else None
+            if wait is not None and wait <= timedelta(0):
+                continue
+            self._wake = False
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self._wake or self._recheck, timeout=wait)
+
+    # --- steps --------------------------------------------------------------------------
+
+    def _open(self) -> list[str]:
+        return [token_id for token_id, t in self._tokens.items() if t.status in _OPEN]
+
+    def _in_progress(self) -> bool:
+        return any(t.status == "in_progress" for t in self._tokens.values())
+
+    async def _load_open_tokens(self) -> None:
+        """Pick up tokens a previous run left open, so their timers keep running."""
+        records: list[OnboardingTokenRecord] = await workflow.execute_activity_method(
+            OnboardingActivities.open_onboarding_tokens,
+            UserRef(user_id=self._user_id),
+            **policies.DATABASE,
+        )
+        for record in records:
+            self._tokens.setdefault(record.token_id, _Token(record.status, record.expires_at))
+        if self._in_progress() and self._next_poll is None:
+            self._next_poll = workflow.now()
+
+    async def _open_token(self, token_id: str) -> OnboardingTokenRecord:
+        try:
+            record: OnboardingTokenRecord = await workflow.execute_activity_method(
+                OnboardingActivities.read_onboarding_token,
+                TokenRef(token_id=token_id),
+                **policies.DATABASE,
+            )
+        except ActivityError as error:
+            raise _passthrough(error) from None
+        if record.user_id != self._user_id:
+            raise ApplicationError(
+                f"no onboarding token {token_id} for this user",
+                type=errors.ONBOARDING_TOKEN_NOT_FOUND,
+                non_retryable=True,
+            )
+        if record.status not in _OPEN or record.expires_at <= workflow.now():
+            raise ApplicationError(
+                f"onboarding token is {record.status if record.status not in _OPEN else 'expired'}",
+                type=errors.ONBOARDING_TOKEN_GONE,
+                non_retryable=True,
+            )
+        self._tokens.setdefault(token_id, _Token(record.status, record.expires_at))
+        return record
+
+    async def _expire_due_tokens(self) -> None:
+        now = workflow.now()
+        due = [
+            token_id
+            for token_id, t in self._tokens.items()
+            if t.status in _OPEN and t.expires_at <= now
+        ]
+        if not due:
+            return
+        async with self._lock:
+            for token_id in due:
+                await workflow.execute_activity_method(
+                    OnboardingActivities.expire_onboarding_token,
+                    TokenRef(token_id=token_id),
+                    **policies.DATABASE,
+                )
+                # Expired here, or already closed (completed/revoked) in Postgres.
+                if self._tokens[token_id].status in _OPEN:
+                    self._tokens[token_id].status = "expired"
+
+    async def _sync_account(self) -> None:
+        """Re-read the account from Stripe and record its flags (the caller holds the lock)."""
+        if self._account_id is None:
+            user = await read_user(self._user_id)
+            self._account_id = user.connect_account_id or self._signalled_account_id
+        if self._account_id is None:
+            return
+        read: ConnectAccountSnapshot = await workflow.execute_activity_method(
+            StripeConnectActivities.retrieve_connect_account,
+            AccountRef(account_id=self._account_id),
+            **STRIPE_READ,
+        )
+        # The result is typed by the passed-through activity module; rebuild it as this
+        # (sandboxed) module's model before nesting it in other models.
+        snapshot = ConnectAccountSnapshot.model_validate(read.model_dump())
+        self._snapshot = snapshot
+        result: RecordAccountStatusResult = await workflow.execute_activity_method(
+            OnboardingActivities.record_connect_account_status,
+            RecordAccountStatusInput(user_id=self._user_id, snapshot=snapshot),
+            **policies.DATABASE,
+        )
+        for token_id in result.completed_token_ids:
+            if token_id in self._tokens:
+                self._tokens[token_id].status = "completed"
+        if snapshot.onboarding_complete:
+            for token in self._tokens.values():
+                if token.status == "in_progress":
+                    token.status = "completed"
+
+
+def _passthrough(error: ActivityError) -> ApplicationError:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, type=cause.type, non_retryable=True)
+    return ApplicationError(str(cause or error), non_retryable=True)
+
+
+def _stripe_failure(error: ActivityError, step: str) -> ApplicationError:
+    """Stripe failed after the bounded retries: the API answers 502, the token is untouched."""
+    cause = error.cause
+    message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+    cause_type = cause.type if isinstance(cause, ApplicationError) else None
+    return ApplicationError(
+        f"{step} failed: {message}",
+        {"step": step, "cause_type": cause_type},
+        type=cause_type or errors.STRIPE_UNAVAILABLE,
+        non_retryable=True,
+    )

@@ -1,0 +1,140 @@
+"""Pure functions of the subscription state: the tier, and applying a re-read subscription.
+
+No I/O and no clock: callers pass `now` (the workflow's time), so these are unit-tested
+directly and every path (update, event, timer) decides the tier the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import cast
+
+from workflows.contracts import (
+    ENDED_SUBSCRIPTION_STATUSES,
+    BillingConfig,
+    BillingRecord,
+    SubscriptionSnapshot,
+    SubscriptionState,
+    Tier,
+)
+
+TIER_RANK: dict[Tier, int] = {"free": 0, "pro": 1, "enterprise": 2}
+# Applied event ids kept across continue-as-new: far more than one run handles.
+MAX_APPLIED_EVENT_IDS = 5000
+
+
+def tier_of_price(
+    config: BillingConfig, price_id: str | None, lookup_key: str | None
+) -> Tier | None:
+    """The tier a Stripe price stands for: configuration first, then its lookup key."""
+    for name, configured in config.prices.items():
+        if configured == price_id:
+            return cast(Tier, name.split("_", 1)[0])
+    if lookup_key and lookup_key.startswith("onramp_"):
+        tier = lookup_key.split("_")[1]
+        if tier in ("pro", "enterprise"):
+            return cast(Tier, tier)
+    return None
+
+
+def compute_tier(state: SubscriptionState, now: datetime) -> Tier:
+    """SPEC 3.4: an admin override holds until the next change made through Stripe;
+    otherwise the price's tier while `active`/`trialing`, or `past_due` before
+    `grace_until`; `free` in every other case."""
+    if state.admin_override_tier is not None:
+        return state.admin_override_tier
+    if state.stripe_subscription_id is None or state.price_tier is None:
+        return "free"
+    if state.status in ("active", "trialing"):
+        return state.price_tier
+    if state.status == "past_due" and state.grace_until is not None and now < state.grace_until:
+        return state.price_tier
+    return "free"
+
+
+def adopts(state: SubscriptionState, snap: SubscriptionSnapshot) -> bool:
+    """Whether a re-read subscription is the user's current one (or replaces it)."""
+    current = state.stripe_subscription_id
+    if current is None or current == snap.subscription_id:
+        return True
+    if snap.status in ENDED_SUBSCRIPTION_STATUSES:
+        return False  # an old subscription ending changes nothing about the new one
+    if state.status in ENDED_SUBSCRIPTION_STATUSES:
+        return True
+    return state.subscription_created is None or snap.created > state.subscription_created
+
+
+def _differs(state: SubscriptionState, snap: SubscriptionSnapshot) -> bool:
+    return (
+        state.stripe_subscription_id != snap.subscription_id
+        or state.status != snap.status
+        or state.stripe_price_id != snap.price_id
+        or state.cancel_at_period_end != snap.cancel_at_period_end
+    )
+
+
+def apply_snapshot(
+    state: SubscriptionState,
+    snap: SubscriptionSnapshot,
+    config: BillingConfig,
+    now: datetime,
+    *,
+    through_stripe_change: bool,
+) -> tuple[SubscriptionState, bool]:
+    """The state after re-reading `snap`; True when a grace period started just now.
+
+    `through_stripe_change` is set when onramp itself changed the subscription (an
+    update); a re-read that differs from what was recorded is a change too. Either
+    ends an admin override.
+    """
+    new = state.model_copy(deep=True)
+    if through_stripe_change or _differs(state, snap):
+        new.admin_override_tier = None
+        new.admin_override_reason = None
+        new.admin_override_by = None
+        new.admin_override_at = None
+    new.stripe_subscription_id = snap.subscription_id
+    new.subscription_created = snap.created
+    new.subscription_item_id = snap.item_id
+    new.status = snap.status
+    new.stripe_price_id = snap.price_id
+    new.price_tier = tier_of_price(config, snap.price_id, snap.price_lookup_key)
+    new.billing_cycle = snap.billing_cycle
+    new.cancel_at_period_end = snap.cancel_at_period_end
+    new.current_period_end = snap.current_period_end
+    grace_started = False
+    if snap.status == "past_due":
+        if new.grace_until is None:
+            new.grace_until = now + timedelta(seconds=config.grace_seconds)
+            new.grace_expired_notified = False
+            grace_started = True
+    else:
+        new.grace_until = None
+        new.grace_expired_notified = False
+    new.tier = compute_tier(new, now)
+    return new, grace_started
+
+
+def remember_event(state: SubscriptionState, event_id: str) -> None:
+    state.applied_event_ids.append(event_id)
+    if len(state.applied_event_ids) > MAX_APPLIED_EVENT_IDS:
+        del state.applied_event_ids[:-MAX_APPLIED_EVENT_IDS]
+
+
+def billing_record(state: SubscriptionState) -> BillingRecord:
+    live = state.stripe_subscription_id is not None
+    return BillingRecord(
+        user_id=state.user_id,
+        tier=state.tier,
+        status=state.status if live else "none",
+        billing_cycle=state.billing_cycle,
+        stripe_subscription_id=state.stripe_subscription_id,
+        stripe_price_id=state.stripe_price_id,
+        cancel_at_period_end=state.cancel_at_period_end and live,
+        current_period_end=state.current_period_end,
+        grace_until=state.grace_until,
+        admin_override_tier=state.admin_override_tier,
+        admin_override_reason=state.admin_override_reason,
+        admin_override_by=state.admin_override_by,
+        admin_override_at=state.admin_override_at,
+    )
