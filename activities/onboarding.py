@@ -30,18 +30,8 @@ from workflows.contracts import (
 logger = logging.getLogger(__name__)
 
 
-def _secret_or_fail(secret: SecretStr | None) -> SecretStr:
-    if secret is None:
-        raise ApplicationError(
-            "ONRAMP_TOKEN_SECRET is not configured on the worker",
-            type="MissingTokenSecret",
-            non_retryable=True,
-        )
-    return secret
-
-
 class OnboardingActivities:
-    def __init__(self, pool: asyncpg.Pool, token_secret: SecretStr | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, token_secret: SecretStr) -> None:
         self.pool = pool
         self.token_secret = token_secret
 
@@ -50,7 +40,7 @@ class OnboardingActivities:
         self, request: InsertOnboardingTokenInput
     ) -> OnboardingTokenRecord:
         token_hash = tokens.derive_token_hash(
-            _secret_or_fail(self.token_secret), tokens.CONNECT_ONBOARDING, request.token_id
+            self.token_secret, tokens.CONNECT_ONBOARDING, request.token_id
         )
         record = await onboarding.insert_token(
             self.pool, request.token_id, request.user_id, token_hash, request.expires_at
@@ -80,9 +70,7 @@ class OnboardingActivities:
         self, request: MarkTokenInProgressInput
     ) -> OnboardingTokenStatus:
         """Status, state and expiry in one statement; `ONBOARDING_TOKEN_GONE` if not open."""
-        state = tokens.derive_token(
-            _secret_or_fail(self.token_secret), tokens.CONNECT_STATE, request.token_id
-        )
+        state = tokens.derive_token(self.token_secret, tokens.CONNECT_STATE, request.token_id)
         previous = await onboarding.mark_in_progress(
             self.pool, request.token_id, state, request.expires_at
         )

@@ -62,7 +62,7 @@ class ProvisioningActivities:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        token_secret: SecretStr | None,
+        token_secret: SecretStr,
         set_password_url: str,
         smtp_url: str,
         sender: str,

@@ -15,7 +15,6 @@ from urllib.parse import quote
 import stripe
 from pydantic import SecretStr
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.stripe_gateway import call_stripe, idempotency_key
 from onramp import tokens
@@ -51,18 +50,12 @@ def snapshot_of(account: Any) -> ConnectAccountSnapshot:
 
 
 class StripeConnectActivities:
-    def __init__(self, client: stripe.StripeClient, token_secret: SecretStr | None) -> None:
+    def __init__(self, client: stripe.StripeClient, token_secret: SecretStr) -> None:
         self.stripe = client
         self.token_secret = token_secret
 
     @activity.defn
     async def create_account_link(self, request: CreateAccountLinkInput) -> AccountLinkResult:
-        if self.token_secret is None:
-            raise ApplicationError(
-                "ONRAMP_TOKEN_SECRET is not configured on the worker",
-                type="MissingTokenSecret",
-                non_retryable=True,
-            )
         state = quote(
             tokens.derive_token(self.token_secret, tokens.CONNECT_STATE, request.token_id)
         )

@@ -24,7 +24,7 @@ MAX_PASSWORD_LENGTH = 1024
 _hasher = PasswordHasher()
 
 
-def set_password_link(secret: SecretStr | str | None, base_url: str, token_id: str) -> str:
+def set_password_link(secret: SecretStr | str, base_url: str, token_id: str) -> str:
     """`<SET_PASSWORD_URL>?token=<derived token>`: built only where it is sent."""
     token = derive_token(secret, SET_PASSWORD, token_id)
     separator = "&" if "?" in base_url else "?"

@@ -138,8 +138,8 @@ class ApiSettings(CommonSettings, StripeSettings):
     )
 
     # --- Connect onboarding (issue 17) ---
-    onramp_token_secret: SecretStr | None = Field(
-        default=None, description="HMAC key tokens are derived with (at least 32 characters)"
+    onramp_token_secret: SecretStr = Field(
+        description="HMAC key tokens are derived with (at least 32 characters)"
     )
     onboarding_token_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="lifetime of an onboarding token"
@@ -165,7 +165,7 @@ class ApiSettings(CommonSettings, StripeSettings):
 
     @field_validator("onramp_token_secret")
     @classmethod
-    def _api_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+    def _api_token_secret(cls, value: SecretStr) -> SecretStr:
         return _check_token_secret(value)
 
     @field_validator("onramp_api_keys", mode="before")
@@ -241,8 +241,8 @@ class WorkerSettings(CommonSettings, StripeSettings):
         default=None, description="host:port for the worker's Prometheus metrics"
     )
     # --- Connect onboarding (issue 17): the worker derives token hashes and link states ---
-    onramp_token_secret: SecretStr | None = Field(
-        default=None, description="HMAC key tokens are derived with (at least 32 characters)"
+    onramp_token_secret: SecretStr = Field(
+        description="HMAC key tokens are derived with (at least 32 characters)"
     )
 
     # --- Checkout (issue 16): session URLs, reconciliation, the set-password link ---
@@ -269,7 +269,7 @@ class WorkerSettings(CommonSettings, StripeSettings):
 
     @field_validator("onramp_token_secret")
     @classmethod
-    def _worker_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+    def _worker_token_secret(cls, value: SecretStr) -> SecretStr:
         return _check_token_secret(value)
 
     @field_validator("worker_metrics_address")
@@ -280,8 +280,8 @@ class WorkerSettings(CommonSettings, StripeSettings):
         return value
 
 
-def _check_token_secret(value: SecretStr | None) -> SecretStr | None:
-    if value is not None and len(value.get_secret_value()) < 32:
+def _check_token_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 32:
         raise ValueError("must be at least 32 characters")
     return value
 

@@ -21,22 +21,16 @@ CONNECT_ONBOARDING = "connect_onboarding"
 CONNECT_STATE = "connect_state"
 
 
-class MissingTokenSecret(RuntimeError):
-    """ONRAMP_TOKEN_SECRET is not configured."""
-
-
 def new_token_id() -> str:
     return str(uuid.uuid4())
 
 
-def _secret_bytes(secret: SecretStr | str | None) -> bytes:
-    if secret is None:
-        raise MissingTokenSecret("ONRAMP_TOKEN_SECRET is not set")
+def _secret_bytes(secret: SecretStr | str) -> bytes:
     value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     return value.encode()
 
 
-def derive_token(secret: SecretStr | str | None, purpose: str, token_id: str) -> str:
+def derive_token(secret: SecretStr | str, purpose: str, token_id: str) -> str:
     """The token for `token_id` and `purpose` (URL-safe, no padding)."""
     digest = hmac.new(_secret_bytes(secret), f"{purpose}:{token_id}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
@@ -47,5 +41,5 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def derive_token_hash(secret: SecretStr | str | None, purpose: str, token_id: str) -> str:
+def derive_token_hash(secret: SecretStr | str, purpose: str, token_id: str) -> str:
     return hash_token(derive_token(secret, purpose, token_id))

@@ -86,12 +86,6 @@ class OnboardingStatusResponse(BaseModel):
     updated_at: datetime | None
 
 
-def _secret(settings: Settings) -> Any:
-    if settings.onramp_token_secret is None:
-        raise ApiError(503, "not_configured", "ONRAMP_TOKEN_SECRET is not configured")
-    return settings.onramp_token_secret
-
-
 async def _update_with_start(
     temporal: Temporal,
     settings: Settings,
@@ -189,7 +183,7 @@ async def create_onboarding_token(
     temporal: Temporal,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> OnboardingTokenResponse:
-    secret = _secret(settings)
+    secret = settings.onramp_token_secret
     await _active_user(pool, str(user_id))
     # With an Idempotency-Key, a retried request names the same token (and update).
     token_id = (

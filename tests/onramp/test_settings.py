@@ -33,7 +33,10 @@ def test_api_keys_refuse_bad_entries(raw: str, message: str) -> None:
 
 
 def test_every_invalid_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS", "STRIPE_SECRET_KEY", "ONRAMP_API_KEYS"):
+    for name in (
+        "DATABASE_URL", "TEMPORAL_ADDRESS", "STRIPE_SECRET_KEY", "ONRAMP_API_KEYS",
+        "ONRAMP_TOKEN_SECRET",
+    ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "mysql://nope")
     monkeypatch.setenv("TEMPORAL_ADDRESS", "no-port")
@@ -47,6 +50,7 @@ def test_every_invalid_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "STRIPE_SECRET_KEY: must be a Stripe secret key" in message
     assert "STRIPE_WEBHOOK_SECRETS: every secret must start with whsec_" in message
     assert "ONRAMP_API_KEYS: is required but not set" in message
+    assert "ONRAMP_TOKEN_SECRET: is required but not set" in message
     # Secrets never appear in the explanation.
     assert "pk_test_publishable" not in message
 
@@ -57,6 +61,7 @@ def test_settings_read_comma_lists_and_mode(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_abc123")
     monkeypatch.setenv("ONRAMP_API_KEYS", "client-key-0123456789:client")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRETS", "whsec_one, whsec_two")
+    monkeypatch.setenv("ONRAMP_TOKEN_SECRET", "a-token-secret-of-at-least-32-chars!")
     settings = ApiSettings()
     assert settings.stripe_livemode is True
     assert [s.get_secret_value() for s in settings.stripe_webhook_secrets] == [
