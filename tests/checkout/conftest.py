@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import email
 import email.policy
-import os
 import re
 import sys
 import tempfile
@@ -39,12 +38,12 @@ from onramp.stripe_catalog import ensure_catalog_async
 from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
-    TOKEN_SECRET,
     WEBHOOK_SECRETS,
     auth,
     make_api_settings,
     make_worker_settings,
     temporal_address,
+    worker_process_env,
 )
 from tests.support.stack import SandboxControl
 from worker.build import WorkerDependencies, build_worker
@@ -316,20 +315,17 @@ def checkout_stack(
                     "checkout_reconcile_max_seconds": reconcile_after * 4,
                 }
             )
-            env = {
-                **os.environ,
+            env = worker_process_env(
+                database_url,
+                address,
+                task_queue,
+                sandbox_url,
                 **catalog,
-                "DATABASE_URL": database_url,
-                "TEMPORAL_ADDRESS": address,
-                "TEMPORAL_TASK_QUEUE": task_queue,
-                "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
-                "STRIPE_API_BASE": sandbox_url,
-                "SMTP_URL": mail.url,
-                "ONRAMP_PUBLIC_URL": api_url,
-                "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
-                "CHECKOUT_RECONCILE_AFTER_SECONDS": str(reconcile_after),
-                "LOG_LEVEL": "INFO",
-            }
+                SMTP_URL=mail.url,
+                ONRAMP_PUBLIC_URL=api_url,
+                CHECKOUT_RECONCILE_AFTER_SECONDS=str(reconcile_after),
+                LOG_LEVEL="INFO",
+            )
 
             def make_worker() -> Worker:
                 return build_worker(

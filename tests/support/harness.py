@@ -68,3 +68,21 @@ def make_worker_settings(
             "onramp_token_secret": SecretStr(TOKEN_SECRET),
         }
     )
+
+
+def worker_process_env(
+    database_url: str, temporal: str, task_queue: str, stripe_api_base: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a real `python -m worker` process in a test."""
+    import os
+
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
+        "STRIPE_API_BASE": stripe_api_base,
+        "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
+        **extra,
+    }

@@ -8,7 +8,6 @@ worker`) are killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -21,7 +20,7 @@ from temporalio.client import Client
 
 from onramp.processes import ChildProcess
 from tests.support.ensure_probe import EnsureCustomerProbe
-from tests.support.harness import STRIPE_TEST_KEY
+from tests.support.harness import worker_process_env
 from tests.support.stack import Stack
 from workflows.contracts import (
     SIGNUP_WORKFLOW,
@@ -68,15 +67,13 @@ def worker_process(database_url: str, stack: Stack) -> Iterator[Any]:
     started: list[ChildProcess] = []
 
     def start(task_queue: str) -> ChildProcess:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "TEMPORAL_ADDRESS": stack.temporal_address,
-            "TEMPORAL_TASK_QUEUE": task_queue,
-            "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
-            "STRIPE_API_BASE": stack.sandbox.base_url,
-            "LOG_LEVEL": "WARNING",
-        }
+        env = worker_process_env(
+            database_url,
+            stack.temporal_address,
+            task_queue,
+            stack.sandbox.base_url,
+            LOG_LEVEL="WARNING",
+        )
         child = ChildProcess("worker", [sys.executable, "-m", "worker"], env=env).start()
         started.append(child)
         return child
