@@ -20,11 +20,11 @@ from api.idempotency import Answer, run_once
 from api.routes.subscriptions import (
     CHANGE_RESPONSES,
     SubscriptionResponse,
-    active_user,
     run_update,
     subscription_response,
     update_id_for,
 )
+from api.user_guard import require_active_user
 from workflows.contracts import ADMIN_OVERRIDE_UPDATE, AdminOverrideRequest, Tier
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"], responses=ERROR_RESPONSES)
@@ -53,7 +53,7 @@ async def override_tier(
     uid = str(user_id)
 
     async def handler() -> Answer:
-        await active_user(pool, uid)
+        await require_active_user(pool, uid)
         request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
         update_id = update_id_for(key.name, idempotency_key)
         await run_update(temporal, settings, uid, ADMIN_OVERRIDE_UPDATE, request, update_id)

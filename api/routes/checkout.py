@@ -31,7 +31,8 @@ from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.temporal_gateway import TemporalUnavailable
-from onramp import checkout, users
+from api.user_guard import require_active_user
+from onramp import checkout
 from onramp.checkout import SetupStatus
 from workflows import errors, search_attributes
 from workflows.contracts import (
@@ -84,11 +85,7 @@ async def start_checkout(
     )
 
     async def handler() -> Answer:
-        user = await users.get_user(pool, user_id)
-        if user is None:
-            raise ApiError(404, "user_not_found", f"No user {user_id}")
-        if user.status != "active":
-            raise ApiError(409, "user_signing_up", "The user is still signing up")
+        await require_active_user(pool, user_id)
         if await checkout.has_paid_subscription(pool, user_id):
             raise _paid()
         started = await _start(user_id, request, update_id, settings, temporal)

@@ -35,7 +35,8 @@ from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.idempotency import stable_id
 from api.temporal_gateway import TemporalUnavailable
-from onramp import onboarding, tokens, users
+from api.user_guard import require_active_user
+from onramp import onboarding, tokens
 from onramp.onboarding import FoundToken
 from workflows import errors, search_attributes
 from workflows.contracts import (
@@ -156,14 +157,6 @@ def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
     )
 
 
-async def _active_user(pool: Pool, user_id: str) -> None:
-    user = await users.get_user(pool, user_id)
-    if user is None:
-        raise ApiError(404, "user_not_found", f"No user {user_id}")
-    if user.status != "active":
-        raise ApiError(409, "user_signing_up", "The user is still signing up; try again shortly")
-
-
 @router.post(
     "/v1/users/{user_id}/onboarding",
     status_code=201,
@@ -184,7 +177,7 @@ async def create_onboarding_token(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> OnboardingTokenResponse:
     secret = settings.onramp_token_secret
-    await _active_user(pool, str(user_id))
+    await require_active_user(pool, str(user_id))
     # With an Idempotency-Key, a retried request names the same token (and update).
     token_id = (
         stable_id(f"{key.name}/onboarding/{user_id}", idempotency_key)

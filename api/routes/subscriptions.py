@@ -31,7 +31,8 @@ from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.temporal_gateway import TemporalGateway, TemporalUnavailable
-from onramp import billing, users
+from api.user_guard import require_active_user
+from onramp import billing
 from onramp.settings import ApiSettings
 from workflows import errors, search_attributes
 from workflows.contracts import (
@@ -49,7 +50,6 @@ from workflows.contracts import (
     SubscriptionWorkflowInput,
     Tier,
     UpgradeRequest,
-    UserRecord,
     subscription_workflow_id,
 )
 
@@ -117,18 +117,8 @@ class PaymentMethodBody(BaseModel):
     payment_method: str = Field(pattern=r"^pm_\w+$")
 
 
-async def active_user(db: asyncpg.Pool, user_id: str) -> UserRecord:
-    """The user, or 404; 409 while still signing up (a compensation may remove it)."""
-    user = await users.get_user(db, user_id)
-    if user is None:
-        raise ApiError(404, "user_not_found", f"No user {user_id}")
-    if user.status != "active":
-        raise ApiError(409, "user_signing_up", "The user is still signing up; retry later")
-    return user
-
-
 async def subscription_response(db: asyncpg.Pool, user_id: str) -> SubscriptionResponse:
-    user = await active_user(db, user_id)
+    user = await require_active_user(db, user_id)
     row = await billing.get_billing(db, user_id)
     return SubscriptionResponse(
         user_id=user_id,
@@ -230,7 +220,7 @@ async def _change(
     uid = str(user_id)
 
     async def handler() -> Answer:
-        await active_user(pool, uid)
+        await require_active_user(pool, uid)
         await run_update(
             temporal, settings, uid, update, argument, update_id_for(key_name, idempotency_key)
         )
@@ -386,7 +376,7 @@ async def list_invoices(
     starting_after: Annotated[str | None, Query(pattern=r"^in_\w+$")] = None,
 ) -> InvoiceList:
     uid = str(user_id)
-    user = await active_user(pool, uid)
+    user = await require_active_user(pool, uid)
     if user.stripe_customer_id is None:
         return InvoiceList(data=[], has_more=False)
     rows = await billing.list_invoices(pool, uid, limit=limit + 1, starting_after=starting_after)
