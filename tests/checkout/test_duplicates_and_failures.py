@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.checkout.conftest import OpenStack, state_of
 from tests.support.harness import ADMIN_KEY, auth
+from tests.support.histories import record_history
 from workflows.contracts import checkout_workflow_id
 
 BILLING_ROWS = "SELECT count(*) FROM billing WHERE user_id = $1"
@@ -69,3 +70,6 @@ async def test_permanent_provisioning_failure_then_operator_retry(
         assert await stack.count(WORKSPACES, user_id) == 1
         assert await stack.count(LIVE_TOKENS, user_id) == 1
         assert len(stack.mail.to(address)) == 1
+        await record_history(
+            stack.temporal, checkout_workflow_id(user_id), "checkout_failed_then_retried"
+        )

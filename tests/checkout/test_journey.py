@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 from onramp.processes import find_executable
 from tests.checkout.conftest import PASSWORD, OpenStack, link_in, state_of
 from tests.support.harness import ADMIN_KEY, auth
+from tests.support.histories import record_history
 from workflows.contracts import checkout_workflow_id, subscription_workflow_id
 
 # The walk SPEC 3.3 allows, in order (states may be skipped between two polls).
@@ -148,6 +149,10 @@ async def test_checkout_journey_end_to_end(checkout_stack: OpenStack) -> None:
             assert token not in history
             assert PASSWORD not in history
         assert "set-password?token" not in histories[0]
+        await record_history(stack.temporal, checkout_workflow_id(user_id), "checkout_happy_path")
+        await record_history(
+            stack.temporal, subscription_workflow_id(user_id), "subscription_after_checkout"
+        )
 
 
 async def test_setup_status_and_checkout_refusals(checkout_stack: OpenStack) -> None:

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from tests.onboarding.conftest import Served, serve_onboarding
 from tests.support.harness import auth
+from tests.support.histories import record_history
 from tests.support.stack import Stack
 from workflows.contracts import onboarding_workflow_id
 
@@ -68,7 +69,9 @@ async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Ser
     assert issued["token"] not in json.dumps({k: str(v) for k, v in dict(row).items()})
 
 
-async def test_full_journey_completes_from_account_updated(served: Served) -> None:
+async def test_full_journey_completes_from_account_updated(
+    served: Served, temporal_client: Client
+) -> None:
     user_id, _ = await served.signup()
     issued = await served.issue(user_id)
     opened = await _open(served, _token(issued))
@@ -100,6 +103,7 @@ async def test_full_journey_completes_from_account_updated(served: Served) -> No
     returned = await served.http.get(done.headers["location"].replace(served.base_url, ""))
     assert returned.status_code == 200
     assert "Thank you" in returned.text
+    await record_history(temporal_client, onboarding_workflow_id(user_id), "onboarding_journey")
 
 
 async def test_completion_is_detected_by_polling_without_webhooks(

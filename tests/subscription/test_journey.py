@@ -14,6 +14,8 @@ import asyncpg
 
 from tests.subscription.conftest import BillingStack, eventually
 from tests.support.harness import ADMIN_KEY, auth
+from tests.support.histories import record_history
+from workflows.contracts import subscription_workflow_id
 
 
 async def _tiers(db: asyncpg.Pool, user_id: str) -> tuple[str | None, str]:
@@ -179,6 +181,7 @@ async def test_subscription_journey_over_http(
         f"/v1/users/{user_id}/invoices?starting_after={first['id']}&limit=100", headers=auth()
     )
     assert rest.json()["data"] and first["id"] not in [i["id"] for i in rest.json()["data"]]
+    await record_history(stack.temporal, subscription_workflow_id(user_id), "subscription_journey")
 
 
 async def test_unknown_and_signing_up_users(billing_stack: BillingStack) -> None:
