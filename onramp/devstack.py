@@ -175,8 +175,12 @@ def _sandbox_catalog(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
 
     from onramp.stripe_catalog import ensure_catalog
 
-    client = stripe.StripeClient(env["STRIPE_SECRET_KEY"], base_addresses={"api": sandbox_url})
-    return ensure_catalog(client)
+    client = stripe.StripeClient(
+        env["STRIPE_SECRET_KEY"],
+        base_addresses={"api": sandbox_url},
+        http_client=stripe.HTTPXClient(),
+    )
+    return asyncio.run(ensure_catalog(client))
 
 
 def _start_smtp_sink(env: dict[str, str], children: list[ChildProcess]) -> None:

@@ -2,7 +2,7 @@
 billing cycle, found by lookup key `onramp_<tier>_<cycle>` and created when absent.
 
 `onramp dev` calls :func:`ensure_catalog` against the sandbox at start and hands the
-returned map to the worker as environment variables; tests call the async twin.
+returned map to the worker as environment variables; tests call it too.
 """
 
 from __future__ import annotations
@@ -47,33 +47,8 @@ def _keys() -> list[str]:
     return [lookup_key(tier, cycle) for tier in _TIERS for cycle in _CYCLES]
 
 
-def ensure_catalog(client: stripe.StripeClient) -> dict[str, str]:
+async def ensure_catalog(client: stripe.StripeClient) -> dict[str, str]:
     """Create what is missing; return `STRIPE_PRICE_<TIER>_<CYCLE>` → price id."""
-    found = client.v1.prices.list({"lookup_keys": _keys(), "limit": 100, "active": True})
-    by_key = {price.lookup_key: price.id for price in found.data if price.lookup_key}
-    result: dict[str, str] = {}
-    for tier, (name, _) in _TIERS.items():
-        product_id: str | None = None
-        for cycle in _CYCLES:
-            price_id = by_key.get(lookup_key(tier, cycle))
-            if price_id is None:
-                if product_id is None:
-                    product = client.v1.products.create(
-                        {"name": name, "metadata": {"onramp_tier": tier}},
-                        {"idempotency_key": f"catalog:product:{tier}"},
-                    )
-                    product_id = product.id
-                price = client.v1.prices.create(
-                    _price_params(tier, cycle, product_id),  # type: ignore[arg-type]
-                    {"idempotency_key": f"catalog:price:{tier}:{cycle}"},
-                )
-                price_id = price.id
-            result[env_var(tier, cycle)] = price_id
-    return result
-
-
-async def ensure_catalog_async(client: stripe.StripeClient) -> dict[str, str]:
-    """:func:`ensure_catalog` for async callers (the client needs `stripe[async]`)."""
     found = await client.v1.prices.list_async(
         {"lookup_keys": _keys(), "limit": 100, "active": True}
     )

@@ -34,7 +34,7 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from onramp.processes import ChildProcess
-from onramp.stripe_catalog import ensure_catalog_async
+from onramp.stripe_catalog import ensure_catalog
 from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
@@ -125,7 +125,7 @@ def mail() -> Iterator[MailServer]:
 
 @pytest.fixture(scope="session")
 async def catalog(sandbox_url: str) -> dict[str, str]:
-    return await ensure_catalog_async(_sandbox_client(sandbox_url))
+    return await ensure_catalog(_sandbox_client(sandbox_url))
 
 
 def _sandbox_client(sandbox_url: str) -> stripe.StripeClient:

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from onramp.settings import ApiSettings
 from onramp.smtp_sink import SmtpSink
-from onramp.stripe_catalog import ensure_catalog_async
+from onramp.stripe_catalog import ensure_catalog
 from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
@@ -57,7 +57,7 @@ def sandbox_client(sandbox_url: str) -> stripe.StripeClient:
 @pytest.fixture(scope="session")
 async def catalog(sandbox_url: str) -> dict[str, str]:
     """`STRIPE_PRICE_*` → price id, created in the sandbox once per session."""
-    return await ensure_catalog_async(sandbox_client(sandbox_url))
+    return await ensure_catalog(sandbox_client(sandbox_url))
 
 
 @dataclass
