@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TypeVar
 
-from temporalio.client import Client
+from pydantic import BaseModel
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
+from temporalio.common import WorkflowIDConflictPolicy
 
 from onramp.temporal import connect_temporal
+from workflows import search_attributes
+
+ResultT = TypeVar("ResultT")
 
 
 class TemporalUnavailable(Exception):
@@ -43,3 +49,46 @@ class TemporalGateway:
                         f"cannot reach Temporal at {self.address}: {error}"
                     ) from error
             return self._client
+
+    async def update_with_start(
+        self,
+        *,
+        workflow: str,
+        start_input: BaseModel,
+        workflow_id: str,
+        user_id: str,
+        task_queue: str,
+        update: str,
+        argument: BaseModel,
+        update_id: str,
+        result_type: type[ResultT],
+        wait: timedelta,
+    ) -> ResultT:
+        """Run one update on a per-user entity workflow, starting it if no run is open.
+
+        The update is sent with the start (USE_EXISTING), accepted within the RPC
+        timeout, and its result awaited for at most `wait`. Callers map the errors:
+        `WorkflowUpdateFailedError` (the update refused or failed),
+        `WorkflowUpdateRPCTimeoutOrCancelledError` (still running), `RPCError` and
+        `TemporalUnavailable` (Temporal down).
+        """
+        client = await self.client()
+        start: WithStartWorkflowOperation[object, object] = WithStartWorkflowOperation(
+            workflow,
+            start_input,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=search_attributes.user_id_attributes(user_id),
+        )
+        handle = await client.start_update_with_start_workflow(
+            update,
+            argument,
+            id=update_id,
+            start_workflow_operation=start,
+            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            result_type=result_type,
+            rpc_timeout=self.rpc_timeout,
+        )
+        result: ResultT = await handle.result(rpc_timeout=wait)
+        return result

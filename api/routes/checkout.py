@@ -17,12 +17,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from temporalio.client import (
-    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -34,7 +31,7 @@ from api.temporal_gateway import TemporalUnavailable
 from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
-from workflows import errors, search_attributes
+from workflows import errors
 from workflows.contracts import (
     CHECKOUT_RETURN_SIGNAL,
     CHECKOUT_WORKFLOW,
@@ -117,32 +114,21 @@ async def _start(
     settings: Settings,
     temporal: Temporal,
 ) -> CheckoutStarted:
-    workflow_id = checkout_workflow_id(user_id)
     argument = StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle)
     for _ in range(_CLOSING_RETRIES):
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            CHECKOUT_WORKFLOW,
-            CheckoutWorkflowInput(user_id=user_id),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes.user_id_attributes(user_id),
-        )
         try:
-            client = await temporal.client()
-            handle = await client.start_update_with_start_workflow(
-                START_CHECKOUT_UPDATE,
-                argument,
-                id=update_id,
-                start_workflow_operation=start,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            return await temporal.update_with_start(
+                workflow=CHECKOUT_WORKFLOW,
+                start_input=CheckoutWorkflowInput(user_id=user_id),
+                workflow_id=checkout_workflow_id(user_id),
+                user_id=user_id,
+                task_queue=settings.temporal_task_queue,
+                update=START_CHECKOUT_UPDATE,
+                argument=argument,
+                update_id=update_id,
                 result_type=CheckoutStarted,
-                rpc_timeout=temporal.rpc_timeout,
+                wait=timedelta(seconds=settings.checkout_wait_seconds),
             )
-            result: CheckoutStarted = await handle.result(
-                rpc_timeout=timedelta(seconds=settings.checkout_wait_seconds)
-            )
-            return result
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == errors.CHECKOUT_CLOSED:

@@ -17,12 +17,9 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.client import (
-    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -34,7 +31,7 @@ from api.temporal_gateway import TemporalGateway, TemporalUnavailable
 from api.user_guard import require_active_user
 from onramp import billing
 from onramp.settings import ApiSettings
-from workflows import errors, search_attributes
+from workflows import errors
 from workflows.contracts import (
     CANCEL_UPDATE,
     DOWNGRADE_UPDATE,
@@ -164,28 +161,18 @@ async def run_update(
     update_id: str,
 ) -> None:
     """Update-with-start on `subscription-<user>`; returns once the update completed."""
-    workflow_id = subscription_workflow_id(user_id)
-    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-        SUBSCRIPTION_WORKFLOW,
-        SubscriptionWorkflowInput(user_id=user_id),
-        id=workflow_id,
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes.user_id_attributes(user_id),
-    )
     try:
-        client = await temporal.client()
-        handle = await client.start_update_with_start_workflow(
-            update,
-            argument,
-            id=update_id,
-            start_workflow_operation=start,
-            wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        await temporal.update_with_start(
+            workflow=SUBSCRIPTION_WORKFLOW,
+            start_input=SubscriptionWorkflowInput(user_id=user_id),
+            workflow_id=subscription_workflow_id(user_id),
+            user_id=user_id,
+            task_queue=settings.temporal_task_queue,
+            update=update,
+            argument=argument,
+            update_id=update_id,
             result_type=SubscriptionView,
-            rpc_timeout=temporal.rpc_timeout,
-        )
-        await handle.result(
-            rpc_timeout=timedelta(seconds=settings.subscription_update_wait_seconds)
+            wait=timedelta(seconds=settings.subscription_update_wait_seconds),
         )
     except WorkflowUpdateFailedError as error:
         raise update_error(error) from None
