@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
 
-import aiosmtplib
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from onramp import billing, users
 from onramp.logging import log_event
+from onramp.smtp import SmtpServer
 from workflows import errors
 from workflows.contracts import SendEmailInput
 
@@ -56,12 +55,7 @@ class EmailActivities:
     def __init__(self, pool: asyncpg.Pool, smtp_url: str, sender: str) -> None:
         self.pool = pool
         self.sender = sender
-        parts = urlsplit(smtp_url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        self.use_tls = parts.scheme == "smtps"
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        self.smtp = SmtpServer.from_url(smtp_url)
 
     @activity.defn
     async def send_email(self, request: SendEmailInput) -> str:
@@ -87,15 +81,7 @@ class EmailActivities:
         message["Message-ID"] = row.message_id
         message["X-Onramp-Template"] = request.template
         message.set_content(_BODIES[request.template].format_map(_SafeDict(request.refs)))
-        await aiosmtplib.send(
-            message,
-            hostname=self.host,
-            port=self.port,
-            use_tls=self.use_tls,
-            username=self.username,
-            password=self.password,
-            timeout=30,
-        )
+        await self.smtp.send(message)
         await billing.mark_outbox_sent(self.pool, request.outbox_id)
         log_event(
             logger, "EMAIL_SENT", user_id=request.user_id, template=request.template,

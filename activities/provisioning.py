@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import uuid
 from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import asyncpg
@@ -26,6 +25,7 @@ from activities.email import message_id_for
 from onramp import billing, checkout, users
 from onramp.logging import log_event
 from onramp.passwords import SET_PASSWORD, set_password_link
+from onramp.smtp import SmtpServer
 from onramp.tokens import derive_token_hash
 from workflows import errors
 from workflows.contracts import (
@@ -71,12 +71,7 @@ class ProvisioningActivities:
         self.token_secret = token_secret
         self.set_password_url = set_password_url
         self.sender = sender
-        parts = urlsplit(smtp_url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        self.use_tls = parts.scheme == "smtps"
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        self.smtp = SmtpServer.from_url(smtp_url)
 
     @activity.defn
     async def create_workspace(self, request: ProvisioningStepInput) -> str:
@@ -144,15 +139,7 @@ class ProvisioningActivities:
         message["X-Onramp-Template"] = "welcome"
         message.set_content(_WELCOME_BODY.format(link=link))
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                use_tls=self.use_tls,
-                username=self.username,
-                password=self.password,
-                timeout=30,
-            )
+            await self.smtp.send(message)
         except aiosmtplib.SMTPRecipientsRefused as error:
             # A 5xx for the recipient: another attempt gets the same answer.
             if all(refused.code >= 500 for refused in error.recipients):
