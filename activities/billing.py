@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from onramp import billing
+from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.settings import WorkerSettings
 from workflows import errors
@@ -21,23 +22,12 @@ from workflows.contracts import BillingConfig, RecordBillingInput, RecordInvoice
 
 logger = logging.getLogger(__name__)
 
-# Errors that another attempt cannot fix: data the database refuses.
-_PERMANENT = (
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.DataError,
-    asyncpg.exceptions.RaiseError,
-)
+_REFUSED_OR_MISSING: tuple[type[Exception], ...] = (*PERMANENT_DB_ERRORS, LookupError)
 
 
 def billing_config_from(settings: WorkerSettings) -> BillingConfig:
-    prices = {
-        "pro_monthly": settings.stripe_price_pro_monthly,
-        "pro_yearly": settings.stripe_price_pro_yearly,
-        "enterprise_monthly": settings.stripe_price_enterprise_monthly,
-        "enterprise_yearly": settings.stripe_price_enterprise_yearly,
-    }
     return BillingConfig(
-        prices={name: price for name, price in prices.items() if price},
+        prices=settings.configured_prices(),
         proration_behavior=settings.stripe_proration_behavior,
         grace_seconds=settings.subscription_grace_days * 24 * 3600,
         continue_as_new_after=settings.subscription_continue_as_new_after,
@@ -58,7 +48,7 @@ class BillingActivities:
         record = request.record
         try:
             await billing.record_billing(self.pool, record, request.audit)
-        except (*_PERMANENT, LookupError) as error:
+        except _REFUSED_OR_MISSING as error:
             raise ApplicationError(
                 f"billing and tier of user {record.user_id} not written: {error}",
                 type=errors.BILLING_WRITE_FAILED,
@@ -74,7 +64,7 @@ class BillingActivities:
     async def record_invoice(self, request: RecordInvoiceInput) -> None:
         try:
             await billing.upsert_invoice(self.pool, request.user_id, request.invoice)
-        except _PERMANENT as error:
+        except PERMANENT_DB_ERRORS as error:
             raise ApplicationError(
                 f"invoice {request.invoice.invoice_id} not mirrored: {error}",
                 type=errors.BILLING_WRITE_FAILED,

@@ -20,6 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
 from onramp import checkout
+from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.settings import WorkerSettings
 from workflows import errors, search_attributes
@@ -40,23 +41,11 @@ from workflows.contracts import (
 
 logger = logging.getLogger(__name__)
 
-_PERMANENT = (
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.DataError,
-    asyncpg.exceptions.RaiseError,
-)
-
 
 def checkout_config_from(settings: WorkerSettings) -> CheckoutConfig:
-    prices = {
-        "pro_monthly": settings.stripe_price_pro_monthly,
-        "pro_yearly": settings.stripe_price_pro_yearly,
-        "enterprise_monthly": settings.stripe_price_enterprise_monthly,
-        "enterprise_yearly": settings.stripe_price_enterprise_yearly,
-    }
     public = settings.onramp_public_url.rstrip("/")
     return CheckoutConfig(
-        prices={name: price for name, price in prices.items() if price},
+        prices=settings.configured_prices(),
         # Stripe fills in {CHECKOUT_SESSION_ID} when it redirects.
         success_url=f"{public}/v1/checkout/return?session_id={{CHECKOUT_SESSION_ID}}",
         cancel_url=settings.checkout_cancel_url or f"{public}/",
@@ -84,7 +73,7 @@ class CheckoutActivities:
     async def record_checkout_session(self, request: RecordCheckoutSessionInput) -> int:
         try:
             attempt = await checkout.record_session(self.pool, request)
-        except _PERMANENT as error:
+        except PERMANENT_DB_ERRORS as error:
             raise ApplicationError(
                 f"checkout run {request.run_id} not recorded: {error}",
                 type=errors.PROVISIONING_REFUSED,

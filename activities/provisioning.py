@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import message_id_for
 from onramp import billing, checkout, users
+from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.passwords import SET_PASSWORD, set_password_link
 from onramp.smtp import SmtpServer
@@ -37,11 +38,6 @@ from workflows.contracts import (
 
 logger = logging.getLogger(__name__)
 
-_PERMANENT_DB = (
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.DataError,
-    asyncpg.exceptions.RaiseError,
-)
 
 _WELCOME_BODY = (
     "Welcome aboard: your payment is confirmed and your workspace is ready.\n\n"
@@ -81,7 +77,7 @@ class ProvisioningActivities:
             found = await checkout.create_workspace(
                 self.pool, workspace_id, request.user_id, request.run_id
             )
-        except _PERMANENT_DB as error:
+        except PERMANENT_DB_ERRORS as error:
             raise _refused("workspace", error) from None
         log_event(logger, "WORKSPACE_READY", user_id=request.user_id, workspace_id=found)
         return found
@@ -104,7 +100,7 @@ class ProvisioningActivities:
                 token_hash=token_hash,
                 ttl_seconds=request.ttl_seconds,
             )
-        except _PERMANENT_DB as error:
+        except PERMANENT_DB_ERRORS as error:
             raise _refused("password_token", error) from None
         log_event(
             logger, "PASSWORD_TOKEN_ISSUED", user_id=request.user_id, token_id=request.token_id

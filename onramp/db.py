@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import asyncpg
 
+# Errors another attempt cannot fix: data the database refuses (a constraint, a bad
+# value, or a trigger that raises). Activities turn them into non-retryable failures.
+PERMANENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+    asyncpg.exceptions.RaiseError,
+)
+
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections fail fast instead of hanging when Postgres is away."""

@@ -214,6 +214,16 @@ class WorkerSettings(CommonSettings, StripeSettings):
     )
     email_from: str = Field(default="onramp <noreply@onramp.local>")
 
+    def configured_prices(self) -> dict[str, str]:
+        """`<tier>_<cycle>` → Stripe price id, for the prices that are set."""
+        prices = {
+            "pro_monthly": self.stripe_price_pro_monthly,
+            "pro_yearly": self.stripe_price_pro_yearly,
+            "enterprise_monthly": self.stripe_price_enterprise_monthly,
+            "enterprise_yearly": self.stripe_price_enterprise_yearly,
+        }
+        return {name: price for name, price in prices.items() if price}
+
     @field_validator(
         "stripe_price_pro_monthly",
         "stripe_price_pro_yearly",
