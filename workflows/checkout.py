@@ -67,19 +67,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.provisioning import ProvisioningActivities
     from activities.stripe_checkout import StripeCheckoutActivities
 
-STRIPE_READ: policies.ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "schedule_to_close_timeout": timedelta(hours=1),
-    "retry_policy": policies.RETRY,
-}
 # The hand-over waits for `subscription-<user>`, which itself calls Stripe.
 HAND_OVER: policies.ActivityOptions = {
     "start_to_close_timeout": timedelta(minutes=2),
-    "schedule_to_close_timeout": timedelta(hours=12),
-    "retry_policy": policies.RETRY,
-}
-EMAIL: policies.ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(hours=12),
     "retry_policy": policies.RETRY,
 }
@@ -348,7 +338,7 @@ class CheckoutWorkflow:
                 snapshot: CheckoutSessionSnapshot = await workflow.execute_activity_method(
                     StripeCheckoutActivities.retrieve_checkout_session,
                     ReadStripeObjectInput(stripe_id=self._session.session_id),
-                    **STRIPE_READ,
+                    **policies.STRIPE_READ,
                 )
                 outcome = await self._apply(snapshot)
                 if outcome != "open" and outcome != "confirming":
@@ -456,7 +446,7 @@ class CheckoutWorkflow:
                     SendWelcomeEmailInput(
                         outbox_id=str(workflow.uuid4()), user_id=self._user_id, token_id=token_id
                     ),
-                    **EMAIL,
+                    **policies.EMAIL,
                 )
             except ActivityError as error:
                 await self._undo(step, token_id)

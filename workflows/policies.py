@@ -36,6 +36,20 @@ DATABASE: ActivityOptions = {
     "retry_policy": RETRY,
 }
 
+STRIPE_READ: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(hours=1),
+    "retry_policy": RETRY,
+}
+
+# An email send is retried for as long as a Stripe write: the outbox row and the stable
+# Message-ID make a repeated attempt recognisable.
+EMAIL: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(hours=12),
+    "retry_policy": RETRY,
+}
+
 STRIPE_WRITE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(hours=12),

@@ -75,17 +75,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from activities.stripe_billing import StripeBillingActivities
 
-STRIPE_READ: policies.ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "schedule_to_close_timeout": timedelta(hours=1),
-    "retry_policy": policies.RETRY,
-}
-EMAIL: policies.ActivityOptions = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    "schedule_to_close_timeout": timedelta(hours=12),
-    "retry_policy": policies.RETRY,
-}
-
 
 def _refuse(message: str, error_type: str) -> ApplicationError:
     return ApplicationError(message, type=error_type, non_retryable=True)
@@ -219,7 +208,7 @@ class SubscriptionWorkflow:
             invoice: InvoiceSnapshot = await workflow.execute_activity_method(
                 StripeBillingActivities.read_invoice,
                 ReadStripeObjectInput(stripe_id=event.object_id),
-                **STRIPE_READ,
+                **policies.STRIPE_READ,
             )
             await workflow.execute_activity_method(
                 BillingActivities.record_invoice,
@@ -238,7 +227,7 @@ class SubscriptionWorkflow:
         snap: SubscriptionSnapshot = await workflow.execute_activity_method(
             StripeBillingActivities.read_subscription,
             ReadStripeObjectInput(stripe_id=subscription_id),
-            **STRIPE_READ,
+            **policies.STRIPE_READ,
         )
         return snap
 
@@ -568,7 +557,7 @@ class SubscriptionWorkflow:
                         user_id=self._state.user_id,
                         refs=refs,
                     ),
-                    **EMAIL,
+                    **policies.EMAIL,
                 )
             except ActivityError as error:
                 workflow.logger.error(
