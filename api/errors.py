@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
 
 logger = logging.getLogger(__name__)
@@ -80,12 +81,35 @@ _CODES_BY_STATUS = {
     503: "service_unavailable",
 }
 
+# For the OpenAPI schema: any route with parameters or a body may answer 422 (without
+# it, FastAPI documents its own `{"detail": [...]}` shape, which is never sent).
+VALIDATION_ERROR_RESPONSE: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "The request is not valid",
+}
+
 # For the OpenAPI schema: the error statuses every authenticated route may answer.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     403: {"model": ErrorResponse, "description": "The key's scope does not allow this"},
-    422: {"model": ErrorResponse, "description": "The request is not valid"},
+    422: VALIDATION_ERROR_RESPONSE,
 }
+
+# For the OpenAPI schema of a route that takes a JSON body: FastAPI answers a body that
+# is not UTF-8 with 400 (invalid JSON is a 422).
+MALFORMED_BODY_RESPONSE: dict[str, Any] = {
+    "model": ErrorResponse,
+    "description": "The body could not be read (not UTF-8)",
+}
+
+
+def json_error_response(description: str) -> dict[str, Any]:
+    """An error in the OpenAPI schema of a route whose success is not JSON (an HTML page).
+
+    With `model=`, FastAPI would document the error under the route's own media type.
+    """
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _describe_validation(error: RequestValidationError) -> str:
@@ -131,8 +155,27 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Internal server error")
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log_event(
+        logger,
+        "API_DATABASE_UNAVAILABLE",
+        level=logging.WARNING,
+        path=request.url.path,
+        method=request.method,
+        error_type=type(exc).__name__,
+    )
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable for a moment; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    for unavailable in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

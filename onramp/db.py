@@ -12,6 +12,17 @@ PERMANENT_DB_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.RaiseError,
 )
 
+# Postgres away for a moment (restarting, refusing connections, the socket gone, a
+# connection dropped mid-query, the pool's connect timeout): a later try can succeed.
+# The API answers these 503 with Retry-After, never 500.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # starting up, admin or crash shutdown
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections fail fast instead of hanging when Postgres is away."""

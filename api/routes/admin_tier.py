@@ -32,7 +32,8 @@ router = APIRouter(prefix="/v1/admin/users", tags=["admin"], responses=ERROR_RES
 
 class TierOverrideBody(BaseModel):
     tier: Tier
-    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    # Not blank, and no NUL character: Postgres text cannot hold one.
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
 
 
 @router.put(

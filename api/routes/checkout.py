@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.temporal_gateway import TemporalUnavailable
 from api.user_guard import require_active_user
@@ -62,6 +62,7 @@ class CheckoutRequest(BaseModel):
     summary="Start (or resume) a user's checkout; answers the Checkout Session's URL",
     responses={
         201: {"model": CheckoutStarted},
+        400: MALFORMED_BODY_RESPONSE,
         404: {"model": ErrorResponse, "description": "Unknown user"},
         409: {"model": ErrorResponse, "description": "Paid subscription exists, or signing up"},
         502: {"model": ErrorResponse, "description": "Stripe failed; nothing was kept"},
@@ -166,7 +167,7 @@ def _update_error(cause: BaseException | None) -> ApiError:
     },
 )
 async def checkout_return(
-    session_id: Annotated[str, Query(min_length=3, max_length=255)],
+    session_id: Annotated[str, Query(min_length=3, max_length=255, pattern=r"^cs_\w+$")],
     settings: Settings,
     pool: Pool,
     temporal: Temporal,

@@ -32,7 +32,7 @@ from temporalio.service import RPCError
 
 from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.errors import ERROR_RESPONSES, VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import stable_id
 from api.temporal_gateway import TemporalUnavailable
 from api.user_guard import require_active_user
@@ -58,6 +58,9 @@ from workflows.contracts import (
 router = APIRouter(tags=["onboarding"])
 
 _GONE = ("expired", "revoked", "completed")
+
+# The `state` of Stripe's redirects is a derived token (base64url, tokens.derive_token).
+_STATE = Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
 class OnboardingTokenResponse(BaseModel):
@@ -165,6 +168,7 @@ def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
         **ERROR_RESPONSES,
         404: {"model": ErrorResponse},
         409: {"model": ErrorResponse, "description": "The user is still signing up"},
+        502: {"model": ErrorResponse, "description": "Stripe failed; try again"},
         503: {"model": ErrorResponse},
     },
 )
@@ -266,6 +270,7 @@ async def _open_link(
         200: {"model": OnboardingLinkResponse, "description": "With Accept: application/json"},
         404: {"model": ErrorResponse, "description": "Unknown token"},
         410: {"model": ErrorResponse, "description": "Expired, revoked or completed"},
+        422: VALIDATION_ERROR_RESPONSE,
         502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
         503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
     },
@@ -298,14 +303,23 @@ async def _by_state(pool: Pool, state: str) -> FoundToken:
 @router.get(
     "/v1/connect/refresh",
     summary="Stripe's refresh_url: a fresh account link for the same onboarding",
-    responses={400: {"model": ErrorResponse}, 502: {"model": ErrorResponse}},
+    responses={
+        303: {"description": "Redirect to Stripe's hosted onboarding"},
+        200: {"model": OnboardingLinkResponse, "description": "With Accept: application/json"},
+        400: {"model": ErrorResponse, "description": "Unknown, expired or completed state"},
+        404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
+        410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
+        422: VALIDATION_ERROR_RESPONSE,
+        502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
+        503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+    },
 )
 async def connect_refresh(
     request: Request,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
-    state: Annotated[str, Query(min_length=1, max_length=200)],
+    state: Annotated[str, _STATE],
 ) -> Response:
     found = await _by_state(pool, state)
     if found.status == "completed":
@@ -316,14 +330,24 @@ async def connect_refresh(
 @router.get(
     "/v1/connect/return",
     summary="Stripe's return_url: the workflow re-reads the account, then a thanks page",
-    responses={400: {"model": ErrorResponse}},
+    responses={
+        303: {"description": "To the platform's page (ONBOARDING_RETURN_URL)"},
+        200: {
+            "description": "A thanks page, or `{user_id, onboarding_complete}` for JSON clients",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        400: {"model": ErrorResponse, "description": "Unknown or expired state"},
+        404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
+        410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
+        422: VALIDATION_ERROR_RESPONSE,
+    },
 )
 async def connect_return(
     request: Request,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
-    state: Annotated[str, Query(min_length=1, max_length=200)],
+    state: Annotated[str, _STATE],
 ) -> Response:
     found = await _by_state(pool, state)
     complete = False

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Pool
-from api.errors import ApiError, ErrorResponse
+from api.errors import ApiError, ErrorResponse, json_error_response
 from onramp import checkout
 from onramp.checkout import SetPasswordOutcome
 from onramp.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SET_PASSWORD, hash_password
@@ -75,7 +75,11 @@ def _unknown() -> ApiError:
     "/set-password",
     response_class=HTMLResponse,
     summary="The set-password page the welcome email links to",
-    responses={400: {"model": ErrorResponse}, 410: {"model": ErrorResponse}},
+    responses={
+        400: json_error_response("Unknown token"),
+        410: json_error_response("Expired or used token"),
+        422: json_error_response("The token is malformed"),
+    },
 )
 async def set_password_page(
     token: Annotated[str, Query(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")],

@@ -53,7 +53,10 @@ from workflows.contracts import (
 router = APIRouter(prefix="/v1/users", tags=["subscriptions"], responses=ERROR_RESPONSES)
 
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "No Stripe billing, or a declined card"},
+    400: {
+        "model": ErrorResponse,
+        "description": "No Stripe billing, a declined card, or a body that is not UTF-8",
+    },
     404: {"model": ErrorResponse, "description": "Unknown user"},
     409: {"model": ErrorResponse, "description": "Still signing up, or nothing to change"},
     502: {"model": ErrorResponse, "description": "Stripe or the database failed the change"},

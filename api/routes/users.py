@@ -16,14 +16,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.temporal_gateway import TemporalUnavailable
 from onramp import users
@@ -38,11 +38,14 @@ from workflows.contracts import (
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# No NUL character either: Postgres text cannot hold one.
+_EMAIL = re.compile(r"^[^@\s\x00]{1,64}@[^@\s\x00]+\.[^@\s\x00]{2,}$")
 
 
 class SignupRequest(BaseModel):
-    email: str = Field(max_length=254, examples=["sam@example.com"])
+    email: str = Field(
+        max_length=254, examples=["sam@example.com"], json_schema_extra={"format": "email"}
+    )
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     payouts: bool = Field(default=False, description="the user will receive payouts (Connect)")
 
@@ -93,6 +96,7 @@ def _user_response(user: UserRecord) -> UserResponse:
     responses={
         201: {"model": UserResponse},
         202: {"model": SignupPending, "description": "Still running; poll status_url"},
+        400: MALFORMED_BODY_RESPONSE,
         409: {"model": ErrorResponse, "description": "Email taken, or same key in flight"},
         502: {"model": ErrorResponse, "description": "Signup failed and was undone"},
         503: {"model": ErrorResponse, "description": "Temporal unreachable"},
@@ -184,10 +188,46 @@ def _signup_error(failure: WorkflowFailureError) -> ApiError:
 @router.get(
     "/{user_id}",
     summary="A user's profile and tier",
-    responses={404: {"model": ErrorResponse}},
+    response_model=UserResponse,
+    responses={
+        202: {
+            "model": SignupPending,
+            "description": "Signup accepted, profile not written yet (worker busy or down)",
+        },
+        404: {"model": ErrorResponse},
+        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+    },
 )
-async def get_user(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> UserResponse:
-    user = await users.get_user(pool, str(user_id))
-    if user is None:
-        raise ApiError(404, "user_not_found", f"No user {user_id}")
-    return _user_response(user)
+async def get_user(
+    user_id: uuid.UUID, _: ClientKey, pool: Pool, temporal: Temporal
+) -> JSONResponse:
+    uid = str(user_id)
+    user = await users.get_user(pool, uid)
+    if user is not None:
+        return JSONResponse(_user_response(user).model_dump())
+    # A 202 from signup hands out this URL before the workflow's first activity has
+    # written the profile; until then the running workflow is the only trace.
+    if await _signup_running(temporal, uid):
+        pending = SignupPending(
+            id=uid,
+            status="signing_up",
+            workflow_id=signup_workflow_id(uid),
+            status_url=f"/v1/users/{uid}",
+        )
+        return JSONResponse(pending.model_dump(), status_code=202)
+    raise ApiError(404, "user_not_found", f"No user {user_id}")
+
+
+async def _signup_running(temporal: Temporal, user_id: str) -> bool:
+    try:
+        client = await temporal.client()
+        description = await client.get_workflow_handle(signup_workflow_id(user_id)).describe(
+            rpc_timeout=temporal.rpc_timeout
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise ApiError(503, "temporal_unavailable", f"Cannot read the signup: {error}") from None
+    except TemporalUnavailable as error:
+        raise ApiError(503, "temporal_unavailable", f"Cannot read the signup: {error}") from None
+    return description.status == WorkflowExecutionStatus.RUNNING

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from api.deps import Pool, Settings, Temporal
-from api.errors import ApiError, ErrorResponse
+from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.webhooks import metrics
 from api.webhooks.dispatch import Dispatcher
 from api.webhooks.events import InvalidEvent, decode_body, parse_event
@@ -49,6 +49,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "not UTF-8, not JSON or not a Stripe event (`invalid_payload`)",
     },
     413: {"model": ErrorResponse, "description": "Body over 1 MiB (`payload_too_large`)"},
+    422: VALIDATION_ERROR_RESPONSE,
     503: {
         "model": ErrorResponse,
         "description": "Stored but not yet handed to its workflow (Temporal unreachable, "

@@ -7,7 +7,9 @@ import uuid
 import httpx
 import pytest
 
-from tests.support.harness import auth
+from api.app import create_app
+from onramp.settings import ApiSettings
+from tests.support.harness import auth, open_app_client
 
 
 @pytest.mark.parametrize(
@@ -68,3 +70,22 @@ async def test_signup_answers_503_while_temporal_is_down(
         )
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "temporal_unavailable"
+
+
+async def test_status_url_of_a_202_answers_before_the_profile_exists(
+    api_settings: ApiSettings,
+) -> None:
+    """No worker polls this test's task queue: the signup workflow runs but has not
+    written the profile. Its status URL says so (202), it never claims "no such user"."""
+    settings = api_settings.model_copy(update={"signup_wait_seconds": 0.2})
+    async for client in open_app_client(create_app(settings)):
+        accepted = await client.post(
+            "/v1/users",
+            json={"email": f"slow-{uuid.uuid4().hex[:8]}@example.com", "username": "slow"},
+            headers={**auth(), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert accepted.status_code == 202, accepted.text
+        pending = accepted.json()
+        polled = await client.get(pending["status_url"], headers=auth())
+        assert polled.status_code == 202, polled.text
+        assert polled.json() == pending
