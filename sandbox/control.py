@@ -281,11 +281,14 @@ def routes(sb: Sandbox) -> list[Route]:
             if order not in ("created", "shuffled"):
                 raise bad_param("order must be created or shuffled", "order")
             duplicates = int(data.get("duplicates", 1))
+            keep_holding = data.get("keep_holding", False)
+            if not isinstance(keep_holding, bool):
+                raise bad_param("keep_holding must be a boolean", "keep_holding")
         except (StripeError, ValueError) as exc:
             if isinstance(exc, StripeError):
                 return _error(exc)
             return _error(bad_param("duplicates must be an integer", "duplicates"))
-        released = sb.dispatcher.release(order, duplicates)
+        released = sb.dispatcher.release(order, duplicates, keep_holding=keep_holding)
         return JSONResponse({"released": released})
 
     async def resend(request: Request) -> Response:

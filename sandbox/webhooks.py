@@ -50,6 +50,7 @@ class Delivery:
     seq: int
     attempt: int = 1
     generation: int = 0
+    released: bool = False  # let out of a hold: delivered even while holding goes on
 
 
 @dataclass
@@ -186,9 +187,12 @@ class Dispatcher:
     def hold(self) -> None:
         self.held = True
 
-    def release(self, order: str = "created", duplicates: int = 1) -> int:
-        """Deliver everything held, in creation order or shuffled, each `duplicates` times."""
-        self.held = False
+    def release(
+        self, order: str = "created", duplicates: int = 1, *, keep_holding: bool = False
+    ) -> int:
+        """Deliver everything held, in creation order or shuffled, each `duplicates` times;
+        with `keep_holding`, events created from now on are held again (batch by batch)."""
+        self.held = keep_holding
         items = sorted(self.held_items, key=lambda item: item[1].seq)
         self.held_items = []
         items = [item for item in items for _ in range(max(1, duplicates))]
@@ -203,6 +207,7 @@ class Dispatcher:
                     delivery.seq,
                     1,
                     self.generation,
+                    released=True,
                 )
             )
         return len(items)
@@ -229,7 +234,7 @@ class Dispatcher:
             delivery = await endpoint.queue.get()
             if delivery.generation != self.generation:
                 continue
-            if self.held:
+            if self.held and not delivery.released:
                 self.held_items.append((endpoint, delivery))
                 continue
             await self._attempt(endpoint, delivery)

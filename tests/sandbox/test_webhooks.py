@@ -89,6 +89,26 @@ def test_release_shuffled_with_duplicates(
     assert len({e["id"] for e in got}) == 6  # duplicates are the same event ids
 
 
+def test_release_keep_holding_queues_the_next_batch(
+    client: stripe.StripeClient, receiver: Receiver, ctl: httpx.Client
+) -> None:
+    ctl.post("/webhooks/hold")
+    first = _customers(client, 2)
+    released = ctl.post("/webhooks/release", json={"duplicates": 3, "keep_holding": True})
+    assert released.json()["released"] == 6
+    second = _customers(client, 1)
+    assert ctl.get("/stats").json()["webhooks_held"] == 1
+    got = wait_for(
+        lambda: receiver.events("/platform") if len(receiver.events("/platform")) == 6 else None
+    )
+    assert sorted(e["data"]["object"]["id"] for e in got) == sorted(first * 3)
+    assert ctl.post("/webhooks/release", json={}).json()["released"] == 1
+    receiver.wait_for_event("customer.created", second[0])
+    refused = ctl.post("/webhooks/release", json={"keep_holding": "yes"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "keep_holding"
+
+
 def test_connect_and_platform_endpoints_are_separate(
     client: stripe.StripeClient, receiver: Receiver, ctl: httpx.Client
 ) -> None:
