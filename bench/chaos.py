@@ -1,0 +1,100 @@
+"""Chaos: the journey load while the worker is SIGKILLed every few seconds, the Stripe
+sandbox fails 30 % of API requests (500 and 429) and delays others, and every webhook
+is delivered three times, shuffled.
+
+Reports journeys completed / started (must be all), duplicate Stripe objects (from the
+sandbox: must be 0), duplicate welcome emails and workspaces (0) and the time to drain
+after the chaos ends. Exit 0 when all of that holds. Bounded: the chaos lasts at most
+--window seconds, each journey at most --journey-timeout.
+
+    .venv/bin/python bench/chaos.py [--journeys 200] [--concurrency 50] [--kill-every 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.disrupted import add_arguments, run_disrupted  # noqa: E402
+from bench.stack import BenchStack  # noqa: E402
+
+
+async def chaos(stack: BenchStack, stop: asyncio.Event, args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    counts: dict[str, Any] = {"worker SIGKILLs": 0, "webhook batches released x3 shuffled": 0}
+    half = args.error_rate / 2
+    # Rules fire in order, each on what the previous ones let through: 500 on `half` of
+    # the requests, 429 on `half` of all (so half / (1 - half) of the rest), then a delay.
+    faults = [
+        {"path": "^/v1/", "rate": half, "status": 500, "seed": rng.randrange(1 << 30)},
+        {"path": "^/v1/", "rate": half / (1 - half), "status": 429, "seed": rng.randrange(1 << 30)},
+        {"path": "^/v1/", "rate": 0.3, "delay_ms": args.delay_ms, "seed": rng.randrange(1 << 30)},
+    ]
+    async with httpx.AsyncClient(base_url=f"{stack.sandbox_url}/_sandbox", timeout=30) as ctl:
+        for fault in faults:
+            (await ctl.post("/faults", json=fault)).raise_for_status()
+        (await ctl.post("/webhooks/hold")).raise_for_status()
+        loop = asyncio.get_running_loop()
+        next_kill = loop.time() + rng.uniform(0.5, 1.5) * args.kill_every
+        try:
+            while not stop.is_set():
+                released = await ctl.post(
+                    "/webhooks/release",
+                    json={"order": "shuffled", "duplicates": 3, "keep_holding": True},
+                )
+                released.raise_for_status()
+                counts["webhook batches released x3 shuffled"] += 1
+                if loop.time() >= next_kill:
+                    stack.kill_worker()
+                    counts["worker SIGKILLs"] += 1
+                    await asyncio.sleep(0.5)
+                    stack.start_worker()
+                    next_kill = loop.time() + rng.uniform(0.5, 1.5) * args.kill_every
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+        finally:
+            stats = (await ctl.get("/stats")).json()
+            fired = (await ctl.get("/faults")).json()["data"]
+            await ctl.delete("/faults")
+            await ctl.post("/webhooks/release", json={"order": "shuffled", "duplicates": 3})
+            if stack.children["worker"].exit_code() is not None:
+                stack.start_worker()
+    requests = sum(row["count"] for row in stats["requests"] if row["path"].startswith("/v1/"))
+    errors = sum(fault["fired"] for fault in fired if fault["status"])
+    delays = sum(fault["fired"] for fault in fired if not fault["status"])
+    counts["Stripe API requests"] = requests
+    counts["failed (500/429)"] = f"{errors} ({errors / requests:.0%})" if requests else "0"
+    counts["delayed"] = delays
+    counts["webhook deliveries"] = sum(stats["webhook_deliveries"].values())
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    add_arguments(parser, window=600.0)
+    parser.add_argument("--kill-every", type=float, default=5.0, help="seconds, ±50 %%")
+    parser.add_argument("--error-rate", type=float, default=0.3)
+    parser.add_argument("--delay-ms", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+
+    async def disrupt(stack: BenchStack, stop: asyncio.Event) -> dict[str, Any]:
+        return await chaos(stack, stop, args)
+
+    run = run_disrupted("chaos", args, disrupt)
+    raise SystemExit(asyncio.run(asyncio.wait_for(run, timeout=args.window + 1500)))
+
+
+if __name__ == "__main__":
+    main()

