@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.stack import TOKEN_SECRET, free_port  # noqa: E402
 from tests.webhooks.events import (  # noqa: E402
     create_user,
     event_body,
@@ -100,18 +100,11 @@ class RunFigures:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 async def _serve(
     name: str, factory: str, env: dict[str, str], log_dir: Path
 ) -> tuple[ChildProcess, str]:
     """`uvicorn <factory> --factory` on a free 127.0.0.1 port; wait for /healthz or /docs."""
-    port = _free_port()
+    port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", factory, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
@@ -241,6 +234,7 @@ async def run(args: argparse.Namespace) -> int:
                     "ONRAMP_API_KEYS": API_KEY,
                     "STRIPE_SECRET_KEY": STRIPE_KEY,
                     "STRIPE_WEBHOOK_SECRETS": ",".join(SECRETS),
+                    "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
                     "LOG_LEVEL": "INFO",
                 }
                 api, api_url = await _serve("api", "api.app:create_app", env, directory)
