@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(ROOT))
 
-from bench.baseline import BASELINE_WORKFLOW  # noqa: E402
+from bench.baseline import BASELINE_WORKFLOW, BaselineInput  # noqa: E402
 from bench.journeys import (  # noqa: E402
     Journey,
     check_invariants,
@@ -47,6 +47,7 @@ from workflows.contracts import (  # noqa: E402
     signup_workflow_id,
     subscription_workflow_id,
 )
+from workflows.database import LOCAL_ACTIVITY_MARKER  # noqa: E402
 
 
 @dataclass
@@ -54,7 +55,8 @@ class EngineFigures:
     """From the histories of a sample of journeys: how much the engine did, and where
     a task waited."""
 
-    activities: float = 0.0  # mean per journey
+    activities: float = 0.0  # mean per journey: regular activities (a task each)
+    local_activities: float = 0.0  # run inside a workflow task (Postgres-only steps)
     signals: float = 0.0
     waits: dict[str, list[float]] = field(default_factory=dict)
 
@@ -105,6 +107,11 @@ async def engine_figures(client: Client, units: list[list[str]]) -> EngineFigure
                 kind = event.event_type
                 if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                     figures.activities += 1
+                elif (
+                    kind == EventType.EVENT_TYPE_MARKER_RECORDED
+                    and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+                ):
+                    figures.local_activities += 1
                 elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
                     figures.signals += 1
                 if kind in _SCHEDULED_STARTED:
@@ -128,12 +135,13 @@ async def engine_figures(client: Client, units: list[list[str]]) -> EngineFigure
                         figures.waits[name].append(at - opened.pop(name))
     if units:
         figures.activities /= len(units)
+        figures.local_activities /= len(units)
         figures.signals /= len(units)
     return figures
 
 
 async def run_baseline(
-    stack: BenchStack, count: int, concurrency: int, activities: int
+    stack: BenchStack, count: int, concurrency: int, shape: BaselineInput
 ) -> tuple[float, list[float], int, list[str]]:
     """N baseline workflows at `concurrency`; (seconds, durations, completed, ids)."""
     task_queue = f"bench-baseline-{uuid.uuid4().hex[:6]}"
@@ -155,7 +163,7 @@ async def run_baseline(
                 started = time.perf_counter()
                 await client.execute_workflow(
                     BASELINE_WORKFLOW,
-                    activities,
+                    shape,
                     id=f"{task_queue}-{index}",
                     task_queue=task_queue,
                 )
@@ -185,9 +193,11 @@ async def run(args: argparse.Namespace) -> int:
         invariants = await check_invariants(stack, warm + journeys)
         client = await Client.connect(stack.temporal_address)
         engine = await engine_figures(client, journey_workflows(journeys, sample=20))
-        activities = engine.activities
+        shape = BaselineInput(
+            activities=round(engine.activities), local_activities=round(engine.local_activities)
+        )
         base_seconds, base_durations, base_done, base_ids = await run_baseline(
-            stack, args.journeys, args.concurrency, round(activities)
+            stack, args.journeys, args.concurrency, shape
         )
         base_engine = await engine_figures(client, [[wid] for wid in base_ids[:20]])
 
@@ -212,11 +222,13 @@ async def run(args: argparse.Namespace) -> int:
     )
     print(f"client retries: {sum(retries.values())} {dict(retries.most_common(5))}")
     print(
-        f"per journey (mean of 20): {activities:.1f} activities, {engine.signals:.1f} signals; "
+        f"per journey (mean of 20): {engine.activities:.1f} activities, "
+        f"{engine.local_activities:.1f} local activities, {engine.signals:.1f} signals; "
         + engine.line()
     )
     print(
-        f"baseline ({round(activities)} no-op activities/workflow): {base_done} in "
+        f"baseline ({shape.activities} no-op activities + {shape.local_activities} local "
+        f"per workflow): {base_done} in "
         f"{base_seconds:.1f} s = {base_rate:.2f} workflows/s; "
         + latency_line("workflow", base_durations)
     )

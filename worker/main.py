@@ -3,16 +3,26 @@
 On a signal the worker stops polling, lets in-flight activities finish for up to
 `WORKER_GRACEFUL_SHUTDOWN_SECONDS` (then cancels them, and Temporal retries them
 elsewhere), and exits.
+
+A local activity (the Postgres-only steps, workflows/database.py) cannot be abandoned by
+a graceful stop: the SDK keeps retrying it until it finishes, so a stop while Postgres is
+unreachable or a row is locked would wait for as long as that lasts. The stop is
+therefore bounded: `LOCAL_STEP_MARGIN` after the grace period, the process exits as if
+it had been killed (`WORKER_STOP_FORCED`). Nothing is lost: the server hands the open
+workflow tasks to another worker once they time out, and the unfinished steps run again
+there — every step is idempotent, which the chaos run (SIGKILLs) shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from datetime import timedelta
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
 
 from onramp.db import create_pool
 from onramp.logging import configure_logging, log_event
@@ -21,6 +31,11 @@ from onramp.temporal import connect_temporal
 from worker.build import WorkerDependencies, build_worker
 
 logger = logging.getLogger("worker")
+
+# A local step's start-to-close timeout (policies.DATABASE): a step that was merely slow
+# finishes within it; one that is still running after it is waiting on Postgres.
+LOCAL_STEP_MARGIN = timedelta(seconds=15)
+EXIT_STOP_FORCED = 3
 
 
 async def run(settings: WorkerSettings) -> None:
@@ -51,9 +66,27 @@ async def run(settings: WorkerSettings) -> None:
             log_event(logger, "WORKER_STARTED", task_queue=settings.temporal_task_queue)
             await stop.wait()
             log_event(logger, "WORKER_STOPPING", task_queue=settings.temporal_task_queue)
+            grace = timedelta(seconds=settings.worker_graceful_shutdown_seconds)
+            await stop_within(worker, grace + LOCAL_STEP_MARGIN)
     finally:
         await pool.close()
     log_event(logger, "WORKER_STOPPED", task_queue=settings.temporal_task_queue)
+
+
+async def stop_within(worker: Worker, deadline: timedelta) -> None:
+    """Shut the worker down; past `deadline`, exit the process at once (see above)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(worker.shutdown()), deadline.total_seconds())
+    except TimeoutError:
+        log_event(
+            logger,
+            "WORKER_STOP_FORCED",
+            logging.WARNING,
+            seconds=deadline.total_seconds(),
+            reason="a local step is still running: Postgres unreachable or a row locked",
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOP_FORCED)
 
 
 def main() -> None:

@@ -60,6 +60,7 @@ from workflows.contracts import (
     TokenRef,
     UserRef,
 )
+from workflows.database import database_step
 from workflows.ensure import ensure_stripe_customer
 
 with workflow.unsafe.imports_passed_through():
@@ -173,9 +174,7 @@ class CheckoutWorkflow:
 
     @workflow.run
     async def run(self, request: CheckoutWorkflowInput) -> CheckoutStatus:
-        self._config = await workflow.execute_activity_method(
-            CheckoutActivities.checkout_config, **policies.DATABASE
-        )
+        self._config = await database_step(CheckoutActivities.checkout_config)
         self._set_attributes()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
@@ -248,10 +247,8 @@ class CheckoutWorkflow:
                     type=errors.CHECKOUT_CONFLICT,
                     non_retryable=True,
                 )
-        paid: PaidSubscriptionCheck = await workflow.execute_activity_method(
-            CheckoutActivities.check_paid_subscription,
-            UserRef(user_id=self._user_id),
-            **policies.DATABASE,
+        paid: PaidSubscriptionCheck = await database_step(
+            CheckoutActivities.check_paid_subscription, UserRef(user_id=self._user_id)
         )
         if paid.has_paid_subscription:
             raise ApplicationError(
@@ -281,7 +278,7 @@ class CheckoutWorkflow:
             **policies.STRIPE_WRITE,
         )
         try:
-            await workflow.execute_activity_method(
+            await database_step(
                 CheckoutActivities.record_checkout_session,
                 RecordCheckoutSessionInput(
                     run_id=workflow.info().run_id,
@@ -292,7 +289,6 @@ class CheckoutWorkflow:
                     session_id=session.session_id,
                     session_url=session.url,
                 ),
-                **policies.DATABASE,
             )
         except ActivityError:
             # Nothing half-done: a session nobody can see must not stay payable.
@@ -382,7 +378,7 @@ class CheckoutWorkflow:
         outcome: PaymentOutcome | None = None,
         subscription_id: str | None = None,
     ) -> None:
-        await workflow.execute_activity_method(
+        await database_step(
             CheckoutActivities.record_checkout_state,
             RecordCheckoutStateInput(
                 run_id=workflow.info().run_id,
@@ -391,7 +387,6 @@ class CheckoutWorkflow:
                 payment_outcome=outcome,
                 subscription_id=subscription_id,
             ),
-            **policies.DATABASE,
         )
         self._status.payment_state = state
         self._status.payment_outcome = outcome
@@ -425,12 +420,10 @@ class CheckoutWorkflow:
                     )
                     handed_over = True
                 step = "workspace"
-                await workflow.execute_activity_method(
-                    ProvisioningActivities.create_workspace, self._step(), **policies.DATABASE
-                )
+                await database_step(ProvisioningActivities.create_workspace, self._step())
                 step = "password_token"
                 token_id = str(workflow.uuid4())
-                await workflow.execute_activity_method(
+                await database_step(
                     ProvisioningActivities.issue_password_token,
                     IssuePasswordTokenInput(
                         user_id=self._user_id,
@@ -438,7 +431,6 @@ class CheckoutWorkflow:
                         token_id=token_id,
                         ttl_seconds=config.password_token_ttl_seconds,
                     ),
-                    **policies.DATABASE,
                 )
                 step = "welcome_email"
                 await workflow.execute_activity_method(
@@ -467,14 +459,10 @@ class CheckoutWorkflow:
         if failed_step == "handover":
             return
         if token_id is not None:
-            await workflow.execute_activity_method(
-                ProvisioningActivities.revoke_password_token,
-                TokenRef(token_id=token_id),
-                **policies.DATABASE,
+            await database_step(
+                ProvisioningActivities.revoke_password_token, TokenRef(token_id=token_id)
             )
-        await workflow.execute_activity_method(
-            ProvisioningActivities.delete_workspace, self._step(), **policies.DATABASE
-        )
+        await database_step(ProvisioningActivities.delete_workspace, self._step())
 
     def _step(self) -> ProvisioningStepInput:
         return ProvisioningStepInput(user_id=self._user_id, run_id=workflow.info().run_id)
@@ -492,7 +480,7 @@ class CheckoutWorkflow:
         self._status.provisioning_state = state
         if email_sent:
             self._status.password_state = "sent"  # noqa: S105 - a state, not a secret
-        await workflow.execute_activity_method(
+        await database_step(
             CheckoutActivities.record_checkout_state,
             RecordCheckoutStateInput(
                 run_id=workflow.info().run_id,
@@ -500,7 +488,6 @@ class CheckoutWorkflow:
                 provisioning_error=error,
                 password_state="sent" if email_sent else None,
             ),
-            **policies.DATABASE,
         )
         self._set_attributes()
         extra = {"user_id": self._user_id, "workflow_id": workflow.info().workflow_id}

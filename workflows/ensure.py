@@ -34,6 +34,7 @@ from workflows.contracts import (
     UserRecord,
     UserRef,
 )
+from workflows.database import database_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_customers import StripeCustomerActivities
@@ -79,9 +80,7 @@ def _error_type(error: BaseException) -> str | None:
 
 
 async def read_user(user_id: str) -> UserRecord:
-    user: UserRecord = await workflow.execute_activity_method(
-        UserActivities.read_user, UserRef(user_id=user_id), **policies.DATABASE
-    )
+    user: UserRecord = await database_step(UserActivities.read_user, UserRef(user_id=user_id))
     return user
 
 
@@ -113,10 +112,8 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
             await workflow.sleep(timedelta(seconds=1))
             continue
         try:
-            saved = await workflow.execute_activity_method(
-                kind.save,
-                SaveStripeIdInput(user_id=user_id, stripe_id=created),
-                **policies.DATABASE,
+            saved = await database_step(
+                kind.save, SaveStripeIdInput(user_id=user_id, stripe_id=created)
             )
         except ActivityError:
             await _discard(kind, user_id, created, generation)
@@ -138,8 +135,4 @@ async def _discard(kind: _Kind, user_id: str, stripe_id: str, generation: int) -
     await workflow.execute_activity_method(
         kind.delete, DeleteStripeObjectInput(stripe_id=stripe_id), **policies.STRIPE_WRITE
     )
-    await workflow.execute_activity_method(
-        kind.bump,
-        BumpGenerationInput(user_id=user_id, seen_generation=generation),
-        **policies.DATABASE,
-    )
+    await database_step(kind.bump, BumpGenerationInput(user_id=user_id, seen_generation=generation))

@@ -53,6 +53,7 @@ from workflows.contracts import (
     TokenRef,
     UserRef,
 )
+from workflows.database import database_step
 from workflows.ensure import ensure_connect_account, read_user
 
 with workflow.unsafe.imports_passed_through():
@@ -134,14 +135,13 @@ class OnboardingWorkflow:
     @workflow.update(name=ISSUE_ONBOARDING_TOKEN_UPDATE)
     async def issue_token(self, request: IssueOnboardingTokenInput) -> IssueOnboardingTokenResult:
         async with self._lock:
-            record: OnboardingTokenRecord = await workflow.execute_activity_method(
+            record: OnboardingTokenRecord = await database_step(
                 OnboardingActivities.insert_onboarding_token,
                 InsertOnboardingTokenInput(
                     token_id=request.token_id,
                     user_id=self._user_id,
                     expires_at=workflow.now() + timedelta(seconds=request.ttl_seconds),
                 ),
-                **policies.DATABASE,
             )
             for token_id, token in self._tokens.items():
                 if token_id != request.token_id and token.status == "pending":
@@ -188,12 +188,11 @@ class OnboardingWorkflow:
                 raise _stripe_failure(error, "create account link") from None
             # Only now that the link exists does the token move (SPEC 3.2).
             try:
-                await workflow.execute_activity_method(
+                await database_step(
                     OnboardingActivities.mark_onboarding_token_in_progress,
                     MarkTokenInProgressInput(
                         token_id=request.token_id, expires_at=record.expires_at
                     ),
-                    **policies.DATABASE,
                 )
             except ActivityError as error:
                 raise _passthrough(error) from None
@@ -209,10 +208,8 @@ class OnboardingWorkflow:
     async def account_returned(self, request: OnboardingReturnedInput) -> OnboardingWorkflowStatus:
         """The user came back from Stripe: "left or finished", so re-read the account now."""
         async with self._lock:
-            await workflow.execute_activity_method(
-                OnboardingActivities.record_onboarding_return,
-                TokenRef(token_id=request.token_id),
-                **policies.DATABASE,
+            await database_step(
+                OnboardingActivities.record_onboarding_return, TokenRef(token_id=request.token_id)
             )
             await self._sync_account()
         return self.status()
@@ -259,10 +256,8 @@ class OnboardingWorkflow:
 
     async def _load_open_tokens(self) -> None:
         """Pick up tokens a previous run left open, so their timers keep running."""
-        records: list[OnboardingTokenRecord] = await workflow.execute_activity_method(
-            OnboardingActivities.open_onboarding_tokens,
-            UserRef(user_id=self._user_id),
-            **policies.DATABASE,
+        records: list[OnboardingTokenRecord] = await database_step(
+            OnboardingActivities.open_onboarding_tokens, UserRef(user_id=self._user_id)
         )
         for record in records:
             self._tokens.setdefault(record.token_id, _Token(record.status, record.expires_at))
@@ -271,10 +266,8 @@ class OnboardingWorkflow:
 
     async def _open_token(self, token_id: str) -> OnboardingTokenRecord:
         try:
-            record: OnboardingTokenRecord = await workflow.execute_activity_method(
-                OnboardingActivities.read_onboarding_token,
-                TokenRef(token_id=token_id),
-                **policies.DATABASE,
+            record: OnboardingTokenRecord = await database_step(
+                OnboardingActivities.read_onboarding_token, TokenRef(token_id=token_id)
             )
         except ActivityError as error:
             raise _passthrough(error) from None
@@ -304,10 +297,8 @@ class OnboardingWorkflow:
             return
         async with self._lock:
             for token_id in due:
-                await workflow.execute_activity_method(
-                    OnboardingActivities.expire_onboarding_token,
-                    TokenRef(token_id=token_id),
-                    **policies.DATABASE,
+                await database_step(
+                    OnboardingActivities.expire_onboarding_token, TokenRef(token_id=token_id)
                 )
                 # Expired here, or already closed (completed/revoked) in Postgres.
                 if self._tokens[token_id].status in _OPEN:
@@ -329,10 +320,9 @@ class OnboardingWorkflow:
         # (sandboxed) module's model before nesting it in other models.
         snapshot = ConnectAccountSnapshot.model_validate(read.model_dump())
         self._snapshot = snapshot
-        result: RecordAccountStatusResult = await workflow.execute_activity_method(
+        result: RecordAccountStatusResult = await database_step(
             OnboardingActivities.record_connect_account_status,
             RecordAccountStatusInput(user_id=self._user_id, snapshot=snapshot),
-            **policies.DATABASE,
         )
         for token_id in result.completed_token_ids:
             if token_id in self._tokens:

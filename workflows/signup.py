@@ -25,6 +25,7 @@ from workflows.contracts import (
     UserRecord,
     UserRef,
 )
+from workflows.database import database_step
 from workflows.ensure import ensure_connect_account, ensure_stripe_customer
 
 with workflow.unsafe.imports_passed_through():
@@ -44,7 +45,7 @@ class SignupWorkflow:
     @workflow.run
     async def run(self, request: SignupInput) -> SignupResult:
         try:
-            await workflow.execute_activity_method(
+            await database_step(
                 UserActivities.insert_profile,
                 InsertProfileInput(
                     user_id=request.user_id,
@@ -52,7 +53,6 @@ class SignupWorkflow:
                     username=request.username,
                     wants_payouts=request.payouts,
                 ),
-                **policies.DATABASE,
             )
         except ActivityError as error:
             self._status = SignupStatus(step="failed", error=_message(error))
@@ -73,10 +73,8 @@ class SignupWorkflow:
                 self._status.connect_account_id = account.stripe_id
                 if account.created_by_this_call:
                     created_account = account.stripe_id
-            user: UserRecord = await workflow.execute_activity_method(
-                UserActivities.mark_user_active,
-                UserRef(user_id=request.user_id),
-                **policies.DATABASE,
+            user: UserRecord = await database_step(
+                UserActivities.mark_user_active, UserRef(user_id=request.user_id)
             )
         except ActivityError as error:
             failed_step = self._status.step
@@ -112,9 +110,7 @@ class SignupWorkflow:
                 DeleteStripeObjectInput(stripe_id=customer_id),
                 **policies.STRIPE_WRITE,
             )
-        await workflow.execute_activity_method(
-            UserActivities.delete_signing_up_profile, UserRef(user_id=user_id), **policies.DATABASE
-        )
+        await database_step(UserActivities.delete_signing_up_profile, UserRef(user_id=user_id))
 
 
 def _message(error: ActivityError) -> str:

@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         UpgradeRequest,
     )
 from workflows import errors, policies, search_attributes
+from workflows.database import database_step
 from workflows.ensure import ensure_stripe_customer
 from workflows.subscription_state import (
     TIER_RANK,
@@ -105,9 +106,7 @@ class SubscriptionWorkflow:
 
     @workflow.run
     async def run(self, request: SubscriptionWorkflowInput) -> None:
-        config: BillingConfig = await workflow.execute_activity_method(
-            BillingActivities.billing_config, **policies.DATABASE
-        )
+        config: BillingConfig = await database_step(BillingActivities.billing_config)
         self._config = config
         self._upsert_search_attributes()
         while True:
@@ -210,10 +209,9 @@ class SubscriptionWorkflow:
                 ReadStripeObjectInput(stripe_id=event.object_id),
                 **policies.STRIPE_READ,
             )
-            await workflow.execute_activity_method(
+            await database_step(
                 BillingActivities.record_invoice,
                 RecordInvoiceInput(user_id=self._state.user_id, invoice=invoice),
-                **policies.DATABASE,
             )
             subscription_id = invoice.subscription_id
         elif event.type.startswith("customer.subscription."):
@@ -535,10 +533,9 @@ class SubscriptionWorkflow:
 
     async def _write(self, new: SubscriptionState, audit: TierAudit | None = None) -> None:
         """Billing row + users.tier (+ audit) in one transaction; the state follows."""
-        await workflow.execute_activity_method(
+        await database_step(
             BillingActivities.record_billing,
             RecordBillingInput(record=billing_record(new), audit=audit),
-            **policies.DATABASE,
         )
         tier_changed = new.tier != self._state.tier
         self._state = new

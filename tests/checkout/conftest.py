@@ -325,6 +325,7 @@ def checkout_stack(
                 ONRAMP_PUBLIC_URL=api_url,
                 CHECKOUT_RECONCILE_AFTER_SECONDS=str(reconcile_after),
                 LOG_LEVEL="INFO",
+                WORKER_GRACEFUL_SHUTDOWN_SECONDS="1",
             )
 
             def make_worker() -> Worker:

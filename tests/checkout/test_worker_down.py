@@ -1,14 +1,18 @@
 """Provisioning interrupted by the worker (issue 16, Must show 7 and 4).
 
 A trigger holds the workspace insert of the test's user while the test holds an
-advisory lock, so the worker is stopped (or SIGKILLed) exactly during provisioning.
+advisory lock, so the worker is stopped (SIGTERM) or SIGKILLed exactly during
+provisioning.
 """
 
 from __future__ import annotations
 
+import signal
+
 import asyncpg
 
 from tests.checkout.conftest import OpenStack, eventually, state_of
+from worker.main import EXIT_STOP_FORCED, LOCAL_STEP_MARGIN
 
 
 async def _hold(gate: asyncpg.Connection, user_id: str) -> None:
@@ -39,14 +43,30 @@ WELCOMES = "SELECT count(*) FROM email_outbox WHERE user_id = $1 AND template = 
 async def test_status_answers_with_the_worker_stopped(
     checkout_stack: OpenStack, workspace_gate: asyncpg.Connection
 ) -> None:
-    async with checkout_stack() as stack:
+    """SIGTERM while the workspace step waits on a lock. A graceful stop cannot finish a
+    local step that is stuck, so the stop is bounded: the worker exits on its own after
+    the grace period and the margin, saying why. With no worker at all the status is
+    answered from Postgres; a new worker finishes the run, exactly once."""
+    async with checkout_stack(worker=False) as stack:
+        first = stack.start_worker_process()
         user_id, address = await stack.signup()
         started = await stack.checkout(user_id)
         await _hold(workspace_gate, user_id)
         assert (await stack.pay(started["checkout_session_id"])).status_code == 200
-        await stack.wait_status(user_id, lambda body: body["provisioning_state"] == "running")
+        await stack.wait_status(
+            user_id, lambda body: body["provisioning_state"] == "running", seconds=60
+        )
         await _blocked_in_workspace_step(workspace_gate)
-        await stack.stop_worker()
+        first.signal(signal.SIGTERM)
+        bound = 1 + LOCAL_STEP_MARGIN.total_seconds()  # WORKER_GRACEFUL_SHUTDOWN_SECONDS=1
+
+        async def exit_code() -> int | None:
+            return first.exit_code()
+
+        code = await eventually(exit_code, lambda code: code is not None, seconds=bound + 15)
+        assert code == EXIT_STOP_FORCED
+        assert first.log_file is not None
+        assert "WORKER_STOP_FORCED" in first.log_file.read_text()
         await _release(workspace_gate, user_id)
 
         # No worker at all: the status is answered from Postgres.
@@ -54,12 +74,13 @@ async def test_status_answers_with_the_worker_stopped(
         assert state_of(status) == ("paid", "running", "not_sent", "wait_provisioning")
         assert status["paid_at"] is not None
 
-        await stack.start_worker()
+        stack.start_worker_process()
         final = await stack.wait_status(
-            user_id, lambda body: body["next_action"] == "set_password", seconds=60
+            user_id, lambda body: body["next_action"] == "set_password", seconds=90
         )
         assert state_of(final) == ("paid", "completed", "sent", "set_password")
         assert await stack.count(WORKSPACES, user_id) == 1
+        assert await stack.count(WELCOMES, user_id) == 1
         assert len(stack.mail.to(address)) == 1
 
 

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from tests.onboarding.conftest import Served, serve_onboarding
 from tests.support.harness import auth
-from tests.support.histories import record_history
+from tests.support.histories import activity_executions, record_history
 from tests.support.stack import Stack
 from workflows.contracts import onboarding_workflow_id
 
@@ -163,19 +163,8 @@ async def test_ten_concurrent_opens_make_one_account_and_one_transition(
 
 async def _previous_statuses(client: Client, user_id: str) -> list[str]:
     """Results of every `mark_onboarding_token_in_progress` (the status it moved from)."""
-    handle = client.get_workflow_handle(onboarding_workflow_id(user_id))
-    scheduled: set[int] = set()
-    results: list[str] = []
-    async for event in handle.fetch_history_events():
-        if event.HasField("activity_task_scheduled_event_attributes"):
-            attributes = event.activity_task_scheduled_event_attributes
-            if attributes.activity_type.name == "mark_onboarding_token_in_progress":
-                scheduled.add(event.event_id)
-        if event.HasField("activity_task_completed_event_attributes"):
-            completed = event.activity_task_completed_event_attributes
-            if completed.scheduled_event_id in scheduled:
-                results.append(json.loads(completed.result.payloads[0].data))
-    return results
+    executions = await activity_executions(client, onboarding_workflow_id(user_id))
+    return [result for name, result in executions if name == "mark_onboarding_token_in_progress"]
 
 
 async def test_reopening_gives_a_fresh_link_and_keeps_the_token_in_progress(

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
+
+from workflows.database import LOCAL_ACTIVITY_MARKER
 
 HISTORIES = Path(__file__).resolve().parents[1] / "replay" / "histories"
 
@@ -24,3 +29,36 @@ async def record_history(client: Client, workflow_id: str, name: str) -> None:
     document = {"workflow_id": workflow_id, "history": history.to_json_dict()}
     HISTORIES.mkdir(parents=True, exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
+
+
+async def activity_executions(client: Client, workflow_id: str) -> list[tuple[str, Any]]:
+    """(activity type, result) of every activity of a run, in history order: regular
+    activities where they were scheduled (result None until completed), local ones where
+    their result was recorded. Keyed by event id: the scheduled event's, or the marker's."""
+    names: dict[int, str] = {}
+    results: dict[int, Any] = {}
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            names[event.event_id] = attributes.activity_type.name
+        elif event.HasField("activity_task_completed_event_attributes"):
+            completed = event.activity_task_completed_event_attributes
+            results[completed.scheduled_event_id] = _decode(completed.result.payloads)
+        elif event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                # `data` names the activity type; `result` holds its result.
+                data = json.loads(marker.details["data"].payloads[0].data)
+                names[event.event_id] = str(data["activity_type"])
+                if "result" in marker.details:
+                    results[event.event_id] = _decode(marker.details["result"].payloads)
+    return [(name, results.get(event_id)) for event_id, name in names.items()]
+
+
+async def activity_steps(client: Client, workflow_id: str) -> list[str]:
+    """The activity types a run executed, in history order (local ones included)."""
+    return [name for name, _ in await activity_executions(client, workflow_id)]
+
+
+def _decode(payloads: Sequence[Payload]) -> Any:
+    return json.loads(payloads[0].data) if payloads and payloads[0].data else None
