@@ -2,11 +2,11 @@
 
 Starts the embedded stack (bench/stack.py: Postgres, Temporal dev server, Stripe
 sandbox, SMTP sink, worker and API as separate processes on 127.0.0.1), runs N journeys
-(bench/journeys.py) at concurrency C, counts how many activities a journey ran, then —
-in the same run, on the same Temporal server — runs N workflows of that many no-op
-activities at the same concurrency (bench/baseline.py). Prints completed journeys/s,
-pay → provisioned latency, the baseline's figures and the throughput ratio, and the
-invariants (no duplicate Stripe object, email or workspace).
+(bench/journeys.py) at concurrency C, counts how many activities a journey ran (regular
+and local), then — in the same run, on the same Temporal server — runs N workflows of
+that many no-op activities of each kind at the same concurrency (bench/baseline.py).
+Prints completed journeys/s, pay → provisioned latency, the baseline's figures and the
+throughput ratio, and the invariants (no duplicate Stripe object, email or workspace).
 
 Exit 0 when every journey completed, the invariants hold, the ratio is at least
 --min-ratio (0.6) and p99 pay → provisioned is under --max-p99 (5 s).
@@ -140,6 +140,42 @@ async def engine_figures(client: Client, units: list[list[str]]) -> EngineFigure
     return figures
 
 
+async def slowest_timelines(client: Client, journeys: list[Journey], count: int) -> list[str]:
+    """What the checkout workflow did after the payment, for the `count` slowest journeys:
+    each signal, activity (scheduled → completed) and local activity, in seconds after
+    the sandbox answered the payment."""
+    lines: list[str] = []
+    slowest = sorted((j for j in journeys if j.done), key=lambda j: -j.pay_to_provisioned)
+    for journey in slowest[:count]:
+        history = await client.get_workflow_handle(
+            checkout_workflow_id(journey.user_id)
+        ).fetch_history()
+        names: dict[int, str] = {}
+        steps: list[str] = []
+        for event in history.events:
+            offset = event.event_time.ToDatetime().timestamp() - journey.paid_at
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                name = event.activity_task_scheduled_event_attributes.activity_type.name
+                names[event.event_id] = name
+                if offset > -1:
+                    steps.append(f"{offset:+.2f} {name}…")
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and offset > -1:
+                scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+                steps.append(f"{offset:+.2f} …{names.get(scheduled, '?')}")
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and offset > -1:
+                signal = event.workflow_execution_signaled_event_attributes.signal_name
+                steps.append(f"{offset:+.2f} signal {signal}")
+            elif (
+                kind == EventType.EVENT_TYPE_MARKER_RECORDED
+                and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+                and offset > -1
+            ):
+                steps.append(f"{offset:+.2f} local")
+        lines.append(f"  {journey.pay_to_provisioned:.2f} s: " + ", ".join(steps))
+    return lines
+
+
 async def run_baseline(
     stack: BenchStack, count: int, concurrency: int, shape: BaselineInput
 ) -> tuple[float, list[float], int, list[str]]:
@@ -193,6 +229,7 @@ async def run(args: argparse.Namespace) -> int:
         invariants = await check_invariants(stack, warm + journeys)
         client = await Client.connect(stack.temporal_address)
         engine = await engine_figures(client, journey_workflows(journeys, sample=20))
+        timelines = await slowest_timelines(client, journeys, 5)
         shape = BaselineInput(
             activities=round(engine.activities), local_activities=round(engine.local_activities)
         )
@@ -233,6 +270,9 @@ async def run(args: argparse.Namespace) -> int:
         + latency_line("workflow", base_durations)
     )
     print(f"baseline tasks: {base_engine.line()}")
+    print("slowest pay → provisioned, what the checkout workflow did (s after the payment):")
+    for line in timelines:
+        print(line)
     print(f"throughput ratio journeys / baseline: {ratio:.2f} (target ≥ {args.min_ratio})")
     print(f"p99 pay → provisioned: {p99:.2f} s (target < {args.max_p99} s)")
     for line in invariants.lines():
