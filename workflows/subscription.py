@@ -64,12 +64,17 @@ from workflows.database import database_step
 from workflows.ensure import ensure_stripe_customer
 from workflows.subscription_state import (
     TIER_RANK,
+    ReReads,
     adopts,
     apply_snapshot,
     billing_record,
     compute_tier,
     remember_event,
 )
+
+# Since this patch, one re-read answers every event about an object that arrived before
+# it began (`ReReads`).
+COALESCED_REREADS_PATCH = "coalesced-rereads"
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities
@@ -101,6 +106,7 @@ class SubscriptionWorkflow:
         self._handled = 0
         self._wake = False
         self._pending_emails: list[tuple[EmailTemplate, dict[str, str]]] = []
+        self._rereads = ReReads()
 
     # --- the run: a timer for the grace period, continue-as-new ------------------------
 
@@ -180,48 +186,64 @@ class SubscriptionWorkflow:
     async def stripe_event(self, event: StripeEventSignal) -> None:
         if event.event_id in self._state.applied_event_ids:
             return
+        arrival = self._rereads.arrive()
         await self._ready()
         emails: list[tuple[EmailTemplate, dict[str, str]]] = []
         async with self._lock:
             if event.event_id in self._state.applied_event_ids:
                 return
             try:
-                emails = await self._apply_event(event)
+                emails = await self._apply_event(event, arrival)
             except ActivityError as error:
+                self._rereads.discard()
                 # Not remembered: a redelivery or a replay of the event applies it.
                 workflow.logger.warning(
                     "SUBSCRIPTION_EVENT_NOT_APPLIED",
                     extra={"event_id": event.event_id, "error": str(error.cause or error)},
                 )
                 return
+            self._rereads.commit()
             remember_event(self._state, event.event_id)
             self._handled += 1
             self._wake = True
         await self._send_emails(emails)
 
     async def _apply_event(
-        self, event: StripeEventSignal
+        self, event: StripeEventSignal, arrival: int
     ) -> list[tuple[EmailTemplate, dict[str, str]]]:
         subscription_id: str | None = None
         if event.type.startswith("invoice."):
-            invoice: InvoiceSnapshot = await workflow.execute_activity_method(
-                StripeBillingActivities.read_invoice,
-                ReadStripeObjectInput(stripe_id=event.object_id),
-                **policies.STRIPE_READ,
-            )
-            await database_step(
-                BillingActivities.record_invoice,
-                RecordInvoiceInput(user_id=self._state.user_id, invoice=invoice),
-            )
-            subscription_id = invoice.subscription_id
+            if self._answered(event.object_id, arrival):
+                subscription_id = self._rereads.invoice_subscription.get(event.object_id)
+            else:
+                self._rereads.begin(event.object_id)
+                invoice: InvoiceSnapshot = await workflow.execute_activity_method(
+                    StripeBillingActivities.read_invoice,
+                    ReadStripeObjectInput(stripe_id=event.object_id),
+                    **policies.STRIPE_READ,
+                )
+                await database_step(
+                    BillingActivities.record_invoice,
+                    RecordInvoiceInput(user_id=self._state.user_id, invoice=invoice),
+                )
+                subscription_id = invoice.subscription_id
+                self._rereads.invoice_subscription[event.object_id] = subscription_id
         elif event.type.startswith("customer.subscription."):
             subscription_id = event.object_id
-        if subscription_id is None:
+        if subscription_id is None or self._answered(subscription_id, arrival):
             return []
         snap = await self._read_subscription(subscription_id)
         return await self._apply(snap, through_stripe_change=False)
 
+    def _answered(self, object_id: str, arrival: int) -> bool:
+        """A re-read that began after this event arrived was recorded (`ReReads`); runs
+        recorded before coalescing re-read for every event."""
+        return self._rereads.answered(object_id, arrival) and workflow.patched(
+            COALESCED_REREADS_PATCH
+        )
+
     async def _read_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        self._rereads.begin(subscription_id)
         snap: SubscriptionSnapshot = await workflow.execute_activity_method(
             StripeBillingActivities.read_subscription,
             ReadStripeObjectInput(stripe_id=subscription_id),
@@ -485,7 +507,13 @@ class SubscriptionWorkflow:
             try:
                 await change()
             except ActivityError as error:
+                self._rereads.discard()
                 raise _as_update_failure(error) from None
+            except BaseException:
+                self._rereads.discard()
+                raise
+            else:
+                self._rereads.commit()
             finally:
                 self._handled += 1
                 self._wake = True

@@ -138,3 +138,45 @@ def billing_record(state: SubscriptionState) -> BillingRecord:
         admin_override_by=state.admin_override_by,
         admin_override_at=state.admin_override_at,
     )
+
+
+class ReReads:
+    """Which Stripe events a re-read already answered, so a burst of events about one
+    object costs one re-read, not one each.
+
+    Events are triggers to re-read (SPEC rule 2): an event is answered by any re-read of
+    its object that *began after the event arrived* and was recorded. Stripe sends
+    several events for one change (`invoice.created`, `.finalized`, `.paid`,
+    `customer.subscription.updated`, …) and they queue behind the workflow's lock, so
+    the first re-read after the burst answers the rest of it. Arrivals are numbered in
+    signal order (deterministic: the history orders the signals). A re-read counts only
+    once its handler succeeded (`commit`); a failed handler `discard`s, so a redelivery
+    re-reads. Kept per run: continue-as-new drains the handlers first.
+    """
+
+    def __init__(self) -> None:
+        self._arrived = 0
+        self._began: dict[str, int] = {}  # object id → arrivals before its uncommitted re-read
+        self._answered: dict[str, int] = {}  # object id → arrivals before its last recorded re-read
+        self.invoice_subscription: dict[str, str | None] = {}
+
+    def arrive(self) -> int:
+        """A Stripe event arrived: its number."""
+        self._arrived += 1
+        return self._arrived
+
+    def begin(self, object_id: str) -> None:
+        """A re-read of `object_id` is about to start."""
+        self._began[object_id] = self._arrived
+
+    def commit(self) -> None:
+        """The handler that made the re-reads since the last commit succeeded."""
+        self._answered.update(self._began)
+        self._began.clear()
+
+    def discard(self) -> None:
+        self._began.clear()
+
+    def answered(self, object_id: str, arrival: int) -> bool:
+        """Whether a recorded re-read of `object_id` began after event `arrival` arrived."""
+        return self._answered.get(object_id, 0) >= arrival
