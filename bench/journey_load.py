@@ -22,10 +22,12 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,7 @@ from workflows.contracts import (  # noqa: E402
     signup_workflow_id,
     subscription_workflow_id,
 )
-from workflows.database import LOCAL_ACTIVITY_MARKER  # noqa: E402
+from workflows.local_steps import LOCAL_ACTIVITY_MARKER  # noqa: E402
 
 
 @dataclass
@@ -141,39 +143,52 @@ async def engine_figures(client: Client, units: list[list[str]]) -> EngineFigure
 
 
 async def slowest_timelines(client: Client, journeys: list[Journey], count: int) -> list[str]:
-    """What the checkout workflow did after the payment, for the `count` slowest journeys:
-    each signal, activity (scheduled → completed) and local activity, in seconds after
-    the sandbox answered the payment."""
+    """What the checkout and subscription workflows did after the payment, for the
+    `count` slowest journeys: signals, activities (scheduled… …completed) and local
+    activities, in seconds after the sandbox answered the payment."""
     lines: list[str] = []
     slowest = sorted((j for j in journeys if j.done), key=lambda j: -j.pay_to_provisioned)
     for journey in slowest[:count]:
-        history = await client.get_workflow_handle(
-            checkout_workflow_id(journey.user_id)
-        ).fetch_history()
-        names: dict[int, str] = {}
-        steps: list[str] = []
-        for event in history.events:
-            offset = event.event_time.ToDatetime().timestamp() - journey.paid_at
-            kind = event.event_type
-            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                name = event.activity_task_scheduled_event_attributes.activity_type.name
-                names[event.event_id] = name
-                if offset > -1:
-                    steps.append(f"{offset:+.2f} {name}…")
-            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and offset > -1:
-                scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
-                steps.append(f"{offset:+.2f} …{names.get(scheduled, '?')}")
-            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and offset > -1:
-                signal = event.workflow_execution_signaled_event_attributes.signal_name
-                steps.append(f"{offset:+.2f} signal {signal}")
-            elif (
-                kind == EventType.EVENT_TYPE_MARKER_RECORDED
-                and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
-                and offset > -1
-            ):
-                steps.append(f"{offset:+.2f} local")
-        lines.append(f"  {journey.pay_to_provisioned:.2f} s: " + ", ".join(steps))
+        lines.append(f"  {journey.pay_to_provisioned:.2f} s")
+        for label, workflow_id in (
+            ("checkout", checkout_workflow_id(journey.user_id)),
+            ("subscription", subscription_workflow_id(journey.user_id)),
+        ):
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            steps = _timeline(history.events, journey.paid_at, journey.provisioned_at)
+            lines.append(f"    {label}: " + ", ".join(steps))
     return lines
+
+
+def _timeline(events: Iterable[HistoryEvent], start: float, end: float) -> list[str]:
+    names: dict[int, str] = {}
+    steps: list[str] = []
+    for event in events:
+        offset = event.event_time.ToDatetime().timestamp() - start
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled_as = event.activity_task_scheduled_event_attributes.activity_type
+            names[event.event_id] = scheduled_as.name
+        if offset < -1 or offset > end - start + 0.5:
+            continue
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            steps.append(f"{offset:+.2f} {names[event.event_id]}…")
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            scheduled = event.activity_task_completed_event_attributes.scheduled_event_id
+            steps.append(f"{offset:+.2f} …{names.get(scheduled, '?')}")
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            signal = event.workflow_execution_signaled_event_attributes.signal_name
+            steps.append(f"{offset:+.2f} signal {signal}")
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            steps.append(f"{offset:+.2f} update accepted")
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            steps.append(f"{offset:+.2f} update completed")
+        elif (
+            kind == EventType.EVENT_TYPE_MARKER_RECORDED
+            and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+        ):
+            steps.append(f"{offset:+.2f} local")
+    return steps
 
 
 async def run_baseline(
@@ -222,10 +237,12 @@ async def run(args: argparse.Namespace) -> int:
         # Warm-up: the first requests of each process compile and connect.
         warm, _, _ = await run_journeys(stack, args.concurrency // 5 or 1, 10, 120)
         cpu_before = stack.cpu()
+        driver_before = time.process_time()
         journeys, seconds, retries = await run_journeys(
             stack, args.journeys, args.concurrency, args.journey_timeout
         )
         cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
+        cpu["load driver (this process)"] = time.process_time() - driver_before
         invariants = await check_invariants(stack, warm + journeys)
         client = await Client.connect(stack.temporal_address)
         engine = await engine_figures(client, journey_workflows(journeys, sample=20))
@@ -270,7 +287,7 @@ async def run(args: argparse.Namespace) -> int:
         + latency_line("workflow", base_durations)
     )
     print(f"baseline tasks: {base_engine.line()}")
-    print("slowest pay → provisioned, what the checkout workflow did (s after the payment):")
+    print("slowest pay → provisioned, what the workflows did (s after the payment):")
     for line in timelines:
         print(line)
     print(f"throughput ratio journeys / baseline: {ratio:.2f} (target ≥ {args.min_ratio})")

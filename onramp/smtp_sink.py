@@ -37,7 +37,10 @@ class _Handler:
         with self._lock:
             self._count += 1
             name = f"{time.time_ns()}-{self._count:06d}-{_UNSAFE.sub('_', message_id)[:80]}.eml"
-        (self.directory / name).write_bytes(data)
+        # Written aside, then renamed: a reader of the directory never sees half a message.
+        partial = self.directory / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.rename(self.directory / name)
         return "250 Message accepted for delivery"
 
 

@@ -4,13 +4,14 @@ On a signal the worker stops polling, lets in-flight activities finish for up to
 `WORKER_GRACEFUL_SHUTDOWN_SECONDS` (then cancels them, and Temporal retries them
 elsewhere), and exits.
 
-A local activity (the Postgres-only steps, workflows/database.py) cannot be abandoned by
-a graceful stop: the SDK keeps retrying it until it finishes, so a stop while Postgres is
-unreachable or a row is locked would wait for as long as that lasts. The stop is
-therefore bounded: `LOCAL_STEP_MARGIN` after the grace period, the process exits as if
-it had been killed (`WORKER_STOP_FORCED`). Nothing is lost: the server hands the open
-workflow tasks to another worker once they time out, and the unfinished steps run again
-there — every step is idempotent, which the chaos run (SIGKILLs) shows.
+A local activity (the Postgres-only steps and the welcome email, workflows/local_steps.py)
+cannot be abandoned by a graceful stop: the SDK keeps retrying it until it finishes, so
+a stop while Postgres or SMTP is unreachable, or a row is locked, would wait for as long
+as that lasts. The stop is therefore bounded: `LOCAL_STEP_MARGIN` after the grace
+period, the process exits as if it had been killed (`WORKER_STOP_FORCED`). Nothing is
+lost: the server hands the open workflow tasks to another worker once they time out,
+and the unfinished steps run again there — every step is idempotent, which the chaos
+run (SIGKILLs) shows.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from worker.build import WorkerDependencies, build_worker
 
 logger = logging.getLogger("worker")
 
-# A local step's start-to-close timeout (policies.DATABASE): a step that was merely slow
-# finishes within it; one that is still running after it is waiting on Postgres.
+# A database step's start-to-close timeout (policies.DATABASE): a step that was merely
+# slow finishes within it; one still running after it is waiting on Postgres. An email
+# send still running then is cut off and sent again by the next worker, which its outbox
+# row and stable Message-ID make recognisable.
 LOCAL_STEP_MARGIN = timedelta(seconds=15)
 EXIT_STOP_FORCED = 3
 
@@ -83,7 +86,7 @@ async def stop_within(worker: Worker, deadline: timedelta) -> None:
             "WORKER_STOP_FORCED",
             logging.WARNING,
             seconds=deadline.total_seconds(),
-            reason="a local step is still running: Postgres unreachable or a row locked",
+            reason="a local step is still running: Postgres or SMTP unreachable, or a row locked",
         )
         logging.shutdown()
         os._exit(EXIT_STOP_FORCED)

@@ -60,8 +60,8 @@ from workflows.contracts import (
     TokenRef,
     UserRef,
 )
-from workflows.database import database_step
 from workflows.ensure import ensure_stripe_customer
+from workflows.local_steps import database_step, welcome_email_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.checkout import CheckoutActivities
@@ -433,12 +433,11 @@ class CheckoutWorkflow:
                     ),
                 )
                 step = "welcome_email"
-                await workflow.execute_activity_method(
+                await welcome_email_step(
                     ProvisioningActivities.send_welcome_email,
                     SendWelcomeEmailInput(
                         outbox_id=str(workflow.uuid4()), user_id=self._user_id, token_id=token_id
                     ),
-                    **policies.EMAIL,
                 )
             except ActivityError as error:
                 await self._undo(step, token_id)

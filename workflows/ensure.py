@@ -34,7 +34,7 @@ from workflows.contracts import (
     UserRecord,
     UserRef,
 )
-from workflows.database import database_step
+from workflows.local_steps import database_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_customers import StripeCustomerActivities

@@ -53,8 +53,8 @@ from workflows.contracts import (
     TokenRef,
     UserRef,
 )
-from workflows.database import database_step
 from workflows.ensure import ensure_connect_account, read_user
+from workflows.local_steps import database_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.onboarding import OnboardingActivities

@@ -25,8 +25,8 @@ from workflows.contracts import (
     UserRecord,
     UserRef,
 )
-from workflows.database import database_step
 from workflows.ensure import ensure_connect_account, ensure_stripe_customer
+from workflows.local_steps import database_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_customers import StripeCustomerActivities

@@ -60,8 +60,8 @@ with workflow.unsafe.imports_passed_through():
         UpgradeRequest,
     )
 from workflows import errors, policies, search_attributes
-from workflows.database import database_step
 from workflows.ensure import ensure_stripe_customer
+from workflows.local_steps import database_step
 from workflows.subscription_state import (
     TIER_RANK,
     ReReads,
@@ -249,6 +249,7 @@ class SubscriptionWorkflow:
             ReadStripeObjectInput(stripe_id=subscription_id),
             **policies.STRIPE_READ,
         )
+        self._rereads.subscriptions[subscription_id] = snap
         return snap
 
     async def _apply(
@@ -482,8 +483,16 @@ class SubscriptionWorkflow:
 
     @workflow.update(name=CHECKOUT_HANDOVER_UPDATE)
     async def checkout_handover(self, request: CheckoutHandoverRequest) -> SubscriptionView:
+        # The hand-over is a trigger to re-read too: an event's re-read that began while
+        # it waited for the lock answers it (the paid subscription is then recorded from
+        # that read, as a change made through Stripe).
+        arrival = self._rereads.arrive()
+
         async def change() -> None:
-            snap = await self._read_subscription(request.subscription_id)
+            subscription_id = request.subscription_id
+            snap = self._rereads.subscriptions.get(subscription_id)
+            if snap is None or not self._answered(subscription_id, arrival):
+                snap = await self._read_subscription(subscription_id)
             if snap.status in ("active", "trialing", "past_due", "incomplete"):
                 await self._apply_own_change(snap)
             else:

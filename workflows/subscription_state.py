@@ -148,9 +148,10 @@ class ReReads:
     its object that *began after the event arrived* and was recorded. Stripe sends
     several events for one change (`invoice.created`, `.finalized`, `.paid`,
     `customer.subscription.updated`, …) and they queue behind the workflow's lock, so
-    the first re-read after the burst answers the rest of it. Arrivals are numbered in
-    signal order (deterministic: the history orders the signals). A re-read counts only
-    once its handler succeeded (`commit`); a failed handler `discard`s, so a redelivery
+    the first re-read after the burst answers the rest of it; the checkout hand-over is
+    such a trigger too. Arrivals are numbered in the order the handlers start
+    (deterministic: the history orders signals and updates). A re-read counts only once
+    its handler succeeded (`commit`); a failed handler `discard`s, so a redelivery
     re-reads. Kept per run: continue-as-new drains the handlers first.
     """
 
@@ -159,6 +160,7 @@ class ReReads:
         self._began: dict[str, int] = {}  # object id → arrivals before its uncommitted re-read
         self._answered: dict[str, int] = {}  # object id → arrivals before its last recorded re-read
         self.invoice_subscription: dict[str, str | None] = {}
+        self.subscriptions: dict[str, SubscriptionSnapshot] = {}  # the latest re-read of each
 
     def arrive(self) -> int:
         """A Stripe event arrived: its number."""

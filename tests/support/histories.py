@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
-from workflows.database import LOCAL_ACTIVITY_MARKER
+from workflows.local_steps import LOCAL_ACTIVITY_MARKER
 
 HISTORIES = Path(__file__).resolve().parents[1] / "replay" / "histories"
 

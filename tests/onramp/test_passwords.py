@@ -1,0 +1,55 @@
+"""Password hashing: argon2id in a bounded pool whose threads yield CPU to requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+from onramp import passwords
+
+
+async def test_hash_is_argon2id_and_verifies() -> None:
+    encoded = await passwords.hash_password("correct horse battery")
+    assert encoded.startswith("$argon2id$")
+    assert passwords.verify_password(encoded, "correct horse battery")
+    assert not passwords.verify_password(encoded, "wrong horse battery")
+    assert not passwords.verify_password("not a hash", "correct horse battery")
+
+
+@pytest.mark.skipif(os.uname().sysname != "Linux", reason="per-thread niceness is Linux's")
+async def test_hashing_threads_run_below_the_event_loop() -> None:
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def niceness_in_pool() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    in_pool = await asyncio.get_running_loop().run_in_executor(passwords._hashing, niceness_in_pool)
+    assert in_pool == loop_niceness + passwords.HASHING_NICENESS
+    # The event loop's own thread keeps its priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_niceness
+
+
+async def test_at_most_hashing_threads_hashes_at_once() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def occupy() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        release.wait(5)
+        with lock:
+            running -= 1
+
+    loop = asyncio.get_running_loop()
+    tasks = [loop.run_in_executor(passwords._hashing, occupy) for _ in range(5)]
+    await asyncio.sleep(0.3)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most == passwords.HASHING_THREADS

@@ -1,0 +1,99 @@
+"""Short steps that run as local activities: Postgres-only steps and the welcome email.
+
+A local activity runs in the worker that runs the workflow, inside the workflow task: no
+activity task goes through the server and back, which is most of the cost of a step on
+a loaded engine (docs/BENCHMARKS.md). Its result is recorded as a marker in the history,
+so replay does not run it again; a worker that dies before the workflow task completes
+runs it again, which these steps allow — each is idempotent, as every activity is.
+
+- Every step that only reads or writes onramp's own Postgres (a state change, a token
+  row, a workspace, the billing mirror): `database_step`.
+- The welcome email (`welcome_email_step`): one SMTP submission after the payment, on
+  the path a paying user waits on. Its outbox row is claimed and marked sent around the
+  send, so a repeated attempt finds it sent; its Message-ID is stable either way.
+
+Calls to Stripe and to other workflows stay regular activities: they are slow,
+rate-limited or wait long, and belong on their own task slots and timeouts.
+
+Histories recorded before a step became local scheduled it as a regular activity; each
+change has its patch, which keeps those runs (and a long-lived `subscription-<user>`
+until its next continue-as-new) on the old path (docs/REPLAY.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, overload
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, FailureError
+from temporalio.types import (
+    MethodAsyncNoParam,
+    MethodAsyncSingleParam,
+    ParamType,
+    ReturnType,
+    SelfType,
+)
+
+from workflows import policies
+
+LOCAL_DATABASE_STEPS_PATCH = "local-database-steps"
+LOCAL_WELCOME_EMAIL_PATCH = "local-welcome-email"
+# The marker under which a local activity's result is recorded in the history (for
+# readers of histories: the tests and the benchmarks).
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+_NO_ARG = object()
+
+
+@overload
+async def database_step(activity: MethodAsyncNoParam[SelfType, ReturnType]) -> ReturnType: ...
+
+
+@overload
+async def database_step(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType
+) -> ReturnType: ...
+
+
+async def database_step(activity: Callable[..., Awaitable[Any]], arg: Any = _NO_ARG) -> Any:
+    """A Postgres-only activity method, with the `DATABASE` timeouts and retries."""
+    args = () if arg is _NO_ARG else (arg,)
+    return await _local_step(activity, args, LOCAL_DATABASE_STEPS_PATCH, policies.DATABASE)
+
+
+async def welcome_email_step(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType
+) -> ReturnType:
+    """The welcome email's activity method, with the `EMAIL` timeouts and retries."""
+    result: ReturnType = await _local_step(
+        activity, (arg,), LOCAL_WELCOME_EMAIL_PATCH, policies.EMAIL
+    )
+    return result
+
+
+async def _local_step(
+    activity: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    patch: str,
+    options: policies.ActivityOptions,
+) -> Any:
+    """Fails with `ActivityError` (its cause the activity's error) on both paths: the SDK
+    raises a local activity's failure bare, and callers catch `ActivityError` to
+    compensate whatever kind of activity failed."""
+    if not workflow.patched(patch):
+        return await workflow.execute_activity_method(activity, args=args, **options)
+    try:
+        return await workflow.execute_local_activity_method(activity, args=args, **options)
+    except ActivityError:
+        raise
+    except FailureError as failure:
+        name = getattr(activity, "__name__", "local activity")
+        raise ActivityError(
+            f"local activity {name} failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=name,
+            activity_id="",
+            retry_state=None,
+        ) from failure
