@@ -7,21 +7,19 @@ processes the test starts and SIGKILLs).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email
 import email.policy
 import re
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -45,10 +43,10 @@ from tests.support.harness import (
     temporal_address,
     worker_process_env,
 )
+from tests.support.polling import eventually
 from tests.support.stack import SandboxControl
 from worker.build import WorkerDependencies, build_worker
 
-T = TypeVar("T")
 SUCCESS_PAGE = "https://platform.example/welcome"
 
 PASSWORD = "correct horse battery staple"
@@ -251,23 +249,6 @@ def state_of(body: dict[str, Any]) -> tuple[str, str, str, str]:
         body["password_state"],
         body["next_action"],
     )
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    seconds: float = 30.0,
-    interval: float = 0.1,
-) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {seconds} s; last value: {value!r}")
-        await asyncio.sleep(interval)
 
 
 def link_in(message: EmailMessage) -> str:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from temporalio.client import WorkflowExecutionStatus
 
-from tests.checkout.conftest import OpenStack, eventually, state_of
+from tests.checkout.conftest import OpenStack, state_of
+from tests.support.polling import eventually
 from workflows.contracts import (
     STRIPE_EVENT_SIGNAL,
     CheckoutStatus,

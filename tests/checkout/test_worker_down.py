@@ -11,7 +11,9 @@ import signal
 
 import asyncpg
 
-from tests.checkout.conftest import OpenStack, eventually, state_of
+from onramp.processes import ChildProcess
+from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
+from tests.support.polling import eventually
 from worker.main import EXIT_STOP_FORCED, LOCAL_STEP_MARGIN
 
 
@@ -40,6 +42,33 @@ WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"
 WELCOMES = "SELECT count(*) FROM email_outbox WHERE user_id = $1 AND template = 'welcome'"
 
 
+async def _paid_and_blocked_in_workspace_step(
+    stack: CheckoutStack, gate: asyncpg.Connection
+) -> tuple[ChildProcess, str, str]:
+    """A worker process, and a paid checkout whose workspace insert waits on the gate."""
+    worker = stack.start_worker_process()
+    user_id, address = await stack.signup()
+    started = await stack.checkout(user_id)
+    await _hold(gate, user_id)
+    assert (await stack.pay(started["checkout_session_id"])).status_code == 200
+    await stack.wait_status(
+        user_id, lambda body: body["provisioning_state"] == "running", seconds=60
+    )
+    await _blocked_in_workspace_step(gate)
+    return worker, user_id, address
+
+
+async def _finished_once_by_a_new_worker(stack: CheckoutStack, user_id: str, address: str) -> None:
+    stack.start_worker_process()
+    final = await stack.wait_status(
+        user_id, lambda body: body["next_action"] == "set_password", seconds=90
+    )
+    assert state_of(final) == ("paid", "completed", "sent", "set_password")
+    assert await stack.count(WORKSPACES, user_id) == 1
+    assert await stack.count(WELCOMES, user_id) == 1
+    assert len(stack.mail.to(address)) == 1
+
+
 async def test_status_answers_with_the_worker_stopped(
     checkout_stack: OpenStack, workspace_gate: asyncpg.Connection
 ) -> None:
@@ -48,15 +77,7 @@ async def test_status_answers_with_the_worker_stopped(
     the grace period and the margin, saying why. With no worker at all the status is
     answered from Postgres; a new worker finishes the run, exactly once."""
     async with checkout_stack(worker=False) as stack:
-        first = stack.start_worker_process()
-        user_id, address = await stack.signup()
-        started = await stack.checkout(user_id)
-        await _hold(workspace_gate, user_id)
-        assert (await stack.pay(started["checkout_session_id"])).status_code == 200
-        await stack.wait_status(
-            user_id, lambda body: body["provisioning_state"] == "running", seconds=60
-        )
-        await _blocked_in_workspace_step(workspace_gate)
+        first, user_id, address = await _paid_and_blocked_in_workspace_step(stack, workspace_gate)
         first.signal(signal.SIGTERM)
         bound = 1 + LOCAL_STEP_MARGIN.total_seconds()  # WORKER_GRACEFUL_SHUTDOWN_SECONDS=1
 
@@ -74,36 +95,14 @@ async def test_status_answers_with_the_worker_stopped(
         assert state_of(status) == ("paid", "running", "not_sent", "wait_provisioning")
         assert status["paid_at"] is not None
 
-        stack.start_worker_process()
-        final = await stack.wait_status(
-            user_id, lambda body: body["next_action"] == "set_password", seconds=90
-        )
-        assert state_of(final) == ("paid", "completed", "sent", "set_password")
-        assert await stack.count(WORKSPACES, user_id) == 1
-        assert await stack.count(WELCOMES, user_id) == 1
-        assert len(stack.mail.to(address)) == 1
+        await _finished_once_by_a_new_worker(stack, user_id, address)
 
 
 async def test_worker_killed_during_provisioning(
     checkout_stack: OpenStack, workspace_gate: asyncpg.Connection
 ) -> None:
     async with checkout_stack(worker=False) as stack:
-        first = stack.start_worker_process()
-        user_id, address = await stack.signup()
-        started = await stack.checkout(user_id)
-        await _hold(workspace_gate, user_id)
-        assert (await stack.pay(started["checkout_session_id"])).status_code == 200
-        await stack.wait_status(
-            user_id, lambda body: body["provisioning_state"] == "running", seconds=60
-        )
-        await _blocked_in_workspace_step(workspace_gate)
+        first, user_id, address = await _paid_and_blocked_in_workspace_step(stack, workspace_gate)
         first.kill()  # SIGKILL while the workspace insert is held
         await _release(workspace_gate, user_id)
-        stack.start_worker_process()
-        final = await stack.wait_status(
-            user_id, lambda body: body["next_action"] == "set_password", seconds=90
-        )
-        assert state_of(final) == ("paid", "completed", "sent", "set_password")
-        assert await stack.count(WORKSPACES, user_id) == 1
-        assert await stack.count(WELCOMES, user_id) == 1
-        assert len(stack.mail.to(address)) == 1
+        await _finished_once_by_a_new_worker(stack, user_id, address)

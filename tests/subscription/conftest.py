@@ -5,13 +5,11 @@ in-process worker with prices, proration and SMTP configured."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -36,8 +34,6 @@ from tests.support.harness import (
 from tests.support.stack import SandboxControl
 from worker.build import WorkerDependencies, build_worker
 from worker.registry import activities_for
-
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -175,21 +171,3 @@ async def billing_stack(
             )
             await control.clear_faults()
             await control.aclose()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    seconds: float = 20.0,
-    interval: float = 0.1,
-) -> T:
-    """Poll `probe` until `accept` says yes; fail with the last value at the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {seconds} s; last value: {value!r}")
-        await asyncio.sleep(interval)

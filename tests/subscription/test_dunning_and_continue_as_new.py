@@ -14,8 +14,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.subscription.conftest import eventually
 from tests.subscription.fakes import FakeBilling
+from tests.support.polling import eventually
 from workflows.contracts import (
     STRIPE_EVENT_SIGNAL,
     SUBSCRIPTION_WORKFLOW,

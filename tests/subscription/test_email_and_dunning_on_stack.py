@@ -11,8 +11,9 @@ import asyncpg
 
 from activities.email import EmailActivities, message_id_for
 from onramp.smtp_sink import SmtpSink
-from tests.subscription.conftest import BillingStack, eventually
+from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
+from tests.support.polling import eventually
 from workflows.contracts import SendEmailInput
 
 
@@ -41,12 +42,12 @@ async def test_payment_failure_starts_grace_and_emails(
     )
     assert failed.status_code == 200, failed.text
     past_due = await eventually(
-        lambda: stack.subscription(user_id), lambda body: body["status"] == "past_due"
+        lambda: stack.subscription(user_id), lambda body: body["status"] == "past_due", seconds=20
     )
     assert past_due["tier"] == "pro" and past_due["grace_until"] is not None
     grace = datetime.fromisoformat(past_due["grace_until"])
     assert 6.9 < (grace - datetime.now(grace.tzinfo)).total_seconds() / 86400 <= 7
-    mail = await eventually(lambda: _async(_mail_for(stack.smtp, email)), bool)
+    mail = await eventually(lambda: _async(_mail_for(stack.smtp, email)), bool, seconds=20)
     assert [template for template, _ in mail] == ["payment_failed"]
     outbox = await db_pool.fetchrow(
         "SELECT id::text, template, refs::text, message_id, status FROM email_outbox "
@@ -60,7 +61,7 @@ async def test_payment_failure_starts_grace_and_emails(
     paid = await stack.sandbox.http.post(f"/_sandbox/subscriptions/{subscription_id}/pay")
     assert paid.status_code == 200, paid.text
     active = await eventually(
-        lambda: stack.subscription(user_id), lambda body: body["status"] == "active"
+        lambda: stack.subscription(user_id), lambda body: body["status"] == "active", seconds=20
     )
     assert active["tier"] == "pro" and active["grace_until"] is None
     invoices = (await stack.api.get(f"/v1/users/{user_id}/invoices", headers=auth())).json()

@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 
-from tests.subscription.conftest import BillingStack, eventually
+from tests.subscription.conftest import BillingStack
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
+from tests.support.polling import eventually
 from workflows.contracts import subscription_workflow_id
 
 

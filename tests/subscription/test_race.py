@@ -14,8 +14,9 @@ import uuid
 
 import asyncpg
 
-from tests.subscription.conftest import BillingStack, eventually
+from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
+from tests.support.polling import eventually
 
 USERS = 20
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -21,8 +18,6 @@ from onramp.settings import ApiSettings
 from tests.conftest import make_api_settings, temporal_address
 from tests.support.api_server import serve_app
 from tests.webhooks.receivers import RECEIVERS
-
-T = TypeVar("T")
 
 
 class LogLines(logging.Handler):
@@ -80,21 +75,3 @@ async def receivers(temporal_env: WorkflowEnvironment, task_queue: str) -> Async
     """The test receiver workflows, polling this test's task queue."""
     async with Worker(temporal_env.client, task_queue=task_queue, workflows=RECEIVERS):
         yield temporal_env.client
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    seconds: float = 15.0,
-    interval: float = 0.1,
-) -> T:
-    """Poll `probe` until `accept` says yes; fail with the last value at the deadline."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {seconds} s; last value: {value!r}")
-        await asyncio.sleep(interval)

@@ -18,7 +18,8 @@ from api.app import create_app
 from onramp.settings import ApiSettings
 from tests.conftest import WEBHOOK_SECRETS, make_api_settings
 from tests.support.api_server import serve_app
-from tests.webhooks.conftest import LogLines, eventually
+from tests.support.polling import eventually
+from tests.webhooks.conftest import LogLines
 from tests.webhooks.events import (
     create_user,
     event_body,
@@ -84,7 +85,7 @@ async def test_a_valid_event_is_stored_and_reaches_its_workflow(
     assert row["target_workflow_id"] == f"subscription-{user_id}"
     assert row["dispatched_at"] is not None
     applied = await eventually(
-        lambda: _applied(receivers, f"subscription-{user_id}"), lambda ids: bool(ids)
+        lambda: _applied(receivers, f"subscription-{user_id}"), lambda ids: bool(ids), seconds=15
     )
     assert applied == [event_id]
 
