@@ -13,12 +13,11 @@ from email.message import EmailMessage
 
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from onramp import billing, users
+from activities.users import existing_user
+from onramp import billing
 from onramp.logging import log_event
 from onramp.smtp import SmtpServer
-from workflows import errors
 from workflows.contracts import SendEmailInput
 
 logger = logging.getLogger(__name__)
@@ -60,13 +59,7 @@ class EmailActivities:
     @activity.defn
     async def send_email(self, request: SendEmailInput) -> str:
         """Send one email; returns its Message-ID."""
-        user = await users.get_user(self.pool, request.user_id)
-        if user is None:
-            raise ApplicationError(
-                f"user {request.user_id} does not exist",
-                type=errors.USER_NOT_FOUND,
-                non_retryable=True,
-            )
+        user = await existing_user(self.pool, request.user_id)
         message_id = message_id_for(request.outbox_id)
         row = await billing.claim_outbox(
             self.pool, request.outbox_id, request.template, request.user_id, request.refs,

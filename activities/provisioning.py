@@ -22,7 +22,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email import message_id_for
-from onramp import billing, checkout, users
+from activities.users import existing_user
+from onramp import billing, checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.passwords import SET_PASSWORD, set_password_link
@@ -113,13 +114,7 @@ class ProvisioningActivities:
     @activity.defn
     async def send_welcome_email(self, request: SendWelcomeEmailInput) -> str:
         """Send the welcome email with the set-password link; returns its Message-ID."""
-        user = await users.get_user(self.pool, request.user_id)
-        if user is None:
-            raise ApplicationError(
-                f"user {request.user_id} does not exist",
-                type=errors.USER_NOT_FOUND,
-                non_retryable=True,
-            )
+        user = await existing_user(self.pool, request.user_id)
         row = await billing.claim_outbox(
             self.pool, request.outbox_id, "welcome", request.user_id,
             {"token_id": request.token_id}, message_id_for(request.outbox_id),

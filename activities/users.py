@@ -23,6 +23,16 @@ from workflows.contracts import (
 logger = logging.getLogger(__name__)
 
 
+async def existing_user(pool: asyncpg.Pool, user_id: str) -> UserRecord:
+    """The user's row; a user that does not exist is a permanent failure of the step."""
+    user = await users.get_user(pool, user_id)
+    if user is None:
+        raise ApplicationError(
+            f"user {user_id} does not exist", type=errors.USER_NOT_FOUND, non_retryable=True
+        )
+    return user
+
+
 class UserActivities:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -44,14 +54,7 @@ class UserActivities:
 
     @activity.defn
     async def read_user(self, request: UserRef) -> UserRecord:
-        user = await users.get_user(self.pool, request.user_id)
-        if user is None:
-            raise ApplicationError(
-                f"user {request.user_id} does not exist",
-                type=errors.USER_NOT_FOUND,
-                non_retryable=True,
-            )
-        return user
+        return await existing_user(self.pool, request.user_id)
 
     @activity.defn
     async def save_stripe_customer_id(self, request: SaveStripeIdInput) -> SaveStripeIdResult:

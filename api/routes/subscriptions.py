@@ -78,21 +78,8 @@ class SubscriptionResponse(BaseModel):
     admin_override: bool
 
 
-class InvoiceResponse(BaseModel):
-    id: str
-    number: str | None
-    status: str
-    currency: str
-    amount_due: int
-    amount_paid: int
-    amount_remaining: int
-    total: int
-    period_start: datetime | None
-    period_end: datetime | None
-    hosted_invoice_url: str | None
-    invoice_pdf: str | None
-    subscription_id: str | None
-    created: datetime
+class InvoiceResponse(billing.InvoiceRow):
+    """One invoice of the mirror, as stored (`onramp.billing.InvoiceRow`)."""
 
 
 class InvoiceList(BaseModel):
