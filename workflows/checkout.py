@@ -61,7 +61,7 @@ from workflows.contracts import (
     UserRef,
 )
 from workflows.ensure import ensure_stripe_customer
-from workflows.local_steps import database_step, welcome_email_step
+from workflows.local_steps import database_step, stripe_read_step, welcome_email_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.checkout import CheckoutActivities
@@ -331,10 +331,9 @@ class CheckoutWorkflow:
             self._wake = False
             async with self._lock:
                 assert self._session is not None
-                snapshot: CheckoutSessionSnapshot = await workflow.execute_activity_method(
+                snapshot: CheckoutSessionSnapshot = await stripe_read_step(
                     StripeCheckoutActivities.retrieve_checkout_session,
                     ReadStripeObjectInput(stripe_id=self._session.session_id),
-                    **policies.STRIPE_READ,
                 )
                 outcome = await self._apply(snapshot)
                 if outcome != "open" and outcome != "confirming":

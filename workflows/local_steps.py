@@ -1,4 +1,5 @@
-"""Short steps that run as local activities: Postgres-only steps and the welcome email.
+"""Short steps that run as local activities: Postgres-only steps, Stripe reads and the
+welcome email.
 
 A local activity runs in the worker that runs the workflow, inside the workflow task: no
 activity task goes through the server and back, which is most of the cost of a step on
@@ -8,12 +9,20 @@ runs it again, which these steps allow — each is idempotent, as every activity
 
 - Every step that only reads or writes onramp's own Postgres (a state change, a token
   row, a workspace, the billing mirror): `database_step`.
+- Every re-read of a Stripe object (`stripe_read_step`): a GET, safe to repeat, and on
+  the paid path twice (the session, then the subscription at the hand-over). As
+  regular activities each cost two trips through a loaded server's queues, the larger
+  part of a paying user's wait. A read that Stripe answers slowly or refuses retries
+  in the worker with the same policy; the SDK keeps the workflow task alive meanwhile
+  and waits out long backoffs on a timer.
 - The welcome email (`welcome_email_step`): one SMTP submission after the payment, on
   the path a paying user waits on. Its outbox row is claimed and marked sent around the
   send, so a repeated attempt finds it sent; its Message-ID is stable either way.
 
-Calls to Stripe and to other workflows stay regular activities: they are slow,
-rate-limited or wait long, and belong on their own task slots and timeouts.
+Stripe writes and calls to other workflows stay regular activities: a write repeated
+after a lost workflow task would be a second request under its idempotency key (safe,
+but not free), and a hand-over waits on another workflow for as long as that takes;
+both belong on their own task slots and timeouts.
 
 Histories recorded before a step became local scheduled it as a regular activity; each
 change has its patch, which keeps those runs (and a long-lived `subscription-<user>`
@@ -39,6 +48,7 @@ from workflows import policies
 
 LOCAL_DATABASE_STEPS_PATCH = "local-database-steps"
 LOCAL_WELCOME_EMAIL_PATCH = "local-welcome-email"
+LOCAL_STRIPE_READS_PATCH = "local-stripe-reads"
 # The marker under which a local activity's result is recorded in the history (for
 # readers of histories: the tests and the benchmarks).
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -59,6 +69,17 @@ async def database_step(activity: Callable[..., Awaitable[Any]], arg: Any = _NO_
     """A Postgres-only activity method, with the `DATABASE` timeouts and retries."""
     args = () if arg is _NO_ARG else (arg,)
     return await _local_step(activity, args, LOCAL_DATABASE_STEPS_PATCH, policies.DATABASE)
+
+
+async def stripe_read_step(
+    activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+    arg: ParamType,
+    options: policies.ActivityOptions = policies.STRIPE_READ,
+) -> ReturnType:
+    """An activity method that re-reads one Stripe object, with the `STRIPE_READ`
+    timeouts and retries unless the caller has its own."""
+    result: ReturnType = await _local_step(activity, (arg,), LOCAL_STRIPE_READS_PATCH, options)
+    return result
 
 
 async def welcome_email_step(

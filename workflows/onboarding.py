@@ -54,7 +54,7 @@ from workflows.contracts import (
     UserRef,
 )
 from workflows.ensure import ensure_connect_account, read_user
-from workflows.local_steps import database_step
+from workflows.local_steps import database_step, stripe_read_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.onboarding import OnboardingActivities
@@ -311,10 +311,10 @@ class OnboardingWorkflow:
             self._account_id = user.connect_account_id or self._signalled_account_id
         if self._account_id is None:
             return
-        read: ConnectAccountSnapshot = await workflow.execute_activity_method(
+        read: ConnectAccountSnapshot = await stripe_read_step(
             StripeConnectActivities.retrieve_connect_account,
             AccountRef(account_id=self._account_id),
-            **STRIPE_READ,
+            STRIPE_READ,
         )
         # The result is typed by the passed-through activity module; rebuild it as this
         # (sandboxed) module's model before nesting it in other models.

@@ -7,23 +7,35 @@ later step fails for good, the run compensates in reverse — delete the account
 the customer it created, then remove the profile — and fails with a clear error.
 Its starter sets the `OnrampUserId` search attribute (the API does), so operators find
 it by user id.
+
+A user who signed up has a tier, so the run ends by starting the user's long-lived
+`subscription-<user>` (an abandoned child: it outlives this run). Started here, it is
+running and cached on a worker when a checkout hands it a paid subscription, instead of
+being created on the paid path, where a new workflow's first task could wait seconds
+behind a busy queue.
 """
 
 from __future__ import annotations
 
-from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+import contextlib
 
-from workflows import errors, policies
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+from workflows import errors, policies, search_attributes
 from workflows.contracts import (
     SIGNUP_WORKFLOW,
+    SUBSCRIPTION_WORKFLOW,
     DeleteStripeObjectInput,
     InsertProfileInput,
     SignupInput,
     SignupResult,
     SignupStatus,
+    SubscriptionWorkflowInput,
     UserRecord,
     UserRef,
+    subscription_workflow_id,
 )
 from workflows.ensure import ensure_connect_account, ensure_stripe_customer
 from workflows.local_steps import database_step
@@ -31,6 +43,10 @@ from workflows.local_steps import database_step
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_customers import StripeCustomerActivities
     from activities.users import UserActivities
+
+# Runs recorded before the signup started the subscription workflow left it to the
+# checkout's hand-over (update-with-start), which still starts it when it is missing.
+SUBSCRIPTION_AT_SIGNUP_PATCH = "subscription-at-signup"
 
 
 @workflow.defn(name=SIGNUP_WORKFLOW)
@@ -83,6 +99,8 @@ class SignupWorkflow:
             self._status.step = "failed"
             raise _failure(error, failed_step) from None
 
+        if workflow.patched(SUBSCRIPTION_AT_SIGNUP_PATCH):
+            await _start_subscription_workflow(request.user_id)
         self._status.step = "complete"
         return SignupResult(
             user_id=user.user_id,
@@ -111,6 +129,19 @@ class SignupWorkflow:
                 **policies.STRIPE_WRITE,
             )
         await database_step(UserActivities.delete_signing_up_profile, UserRef(user_id=user_id))
+
+
+async def _start_subscription_workflow(user_id: str) -> None:
+    """`subscription-<user>` as a child the signup abandons; one already running (an
+    admin override got there first) is the user's, and is left as it is."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            SUBSCRIPTION_WORKFLOW,
+            SubscriptionWorkflowInput(user_id=user_id),
+            id=subscription_workflow_id(user_id),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=search_attributes.user_id_attributes(user_id),
+        )
 
 
 def _message(error: ActivityError) -> str:

@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     )
 from workflows import errors, policies, search_attributes
 from workflows.ensure import ensure_stripe_customer
-from workflows.local_steps import database_step
+from workflows.local_steps import database_step, stripe_read_step
 from workflows.subscription_state import (
     TIER_RANK,
     ReReads,
@@ -217,10 +217,9 @@ class SubscriptionWorkflow:
                 subscription_id = self._rereads.invoice_subscription.get(event.object_id)
             else:
                 self._rereads.begin(event.object_id)
-                invoice: InvoiceSnapshot = await workflow.execute_activity_method(
+                invoice: InvoiceSnapshot = await stripe_read_step(
                     StripeBillingActivities.read_invoice,
                     ReadStripeObjectInput(stripe_id=event.object_id),
-                    **policies.STRIPE_READ,
                 )
                 await database_step(
                     BillingActivities.record_invoice,
@@ -244,10 +243,9 @@ class SubscriptionWorkflow:
 
     async def _read_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         self._rereads.begin(subscription_id)
-        snap: SubscriptionSnapshot = await workflow.execute_activity_method(
+        snap: SubscriptionSnapshot = await stripe_read_step(
             StripeBillingActivities.read_subscription,
             ReadStripeObjectInput(stripe_id=subscription_id),
-            **policies.STRIPE_READ,
         )
         self._rereads.subscriptions[subscription_id] = snap
         return snap

@@ -13,13 +13,21 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.idempotency import stable_id
 from tests.support.harness import auth
 from tests.support.histories import activity_steps, record_history
 from tests.support.stack import Stack
-from workflows.contracts import SIGNUP_WORKFLOW, SignupInput, SignupResult, signup_workflow_id
+from workflows import search_attributes
+from workflows.contracts import (
+    SIGNUP_WORKFLOW,
+    SignupInput,
+    SignupResult,
+    signup_workflow_id,
+    subscription_workflow_id,
+)
 
 
 def _email() -> str:
@@ -71,6 +79,13 @@ async def test_signup_creates_profile_then_customer_then_account(
     assert created == [user["stripe_customer_id"], user["connect_account_id"]]
     await record_history(temporal_client, signup_workflow_id(user["id"]), "signup_happy_path")
 
+    # The user's subscription workflow runs from now on, found by the user's id.
+    subscription = await temporal_client.get_workflow_handle(
+        subscription_workflow_id(user["id"])
+    ).describe()
+    assert subscription.status == WorkflowExecutionStatus.RUNNING
+    assert subscription.typed_search_attributes.get(search_attributes.USER_ID) == user["id"]
+
     customer = await stack.stripe.v1.customers.retrieve_async(user["stripe_customer_id"])
     assert customer.email == email
     assert customer.metadata is not None and customer.metadata["user_id"] == user["id"]
@@ -118,6 +133,10 @@ async def test_permanent_failure_compensates_and_signup_can_be_retried(
     live = await stack.stripe.v1.customers.list_async({"email": email})
     assert live.data == []
     assert await stack.live_accounts_for(email) == []
+    # A signup that did not happen gives the user no subscription workflow.
+    with pytest.raises(RPCError) as missing:
+        await temporal_client.get_workflow_handle(subscription_workflow_id(user_id)).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
     created = [e for e in await stack.sandbox.requests() if e["path"] == "/v1/customers"]
     assert created, "the customer was created before the account failed"
 
