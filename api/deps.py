@@ -1,6 +1,8 @@
 """Dependencies handed to routes: settings, the Postgres pool, Temporal.
 
-All of them are built once in the app's lifespan and stored on `app.state`.
+All of them are built once in the app's lifespan and stored on `app.state`. The
+functions are `async` although they do not await: FastAPI runs a plain `def` dependency
+in its thread pool, a thread hop per dependency per request for a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ from api.temporal_gateway import TemporalGateway
 from onramp.settings import ApiSettings
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
 
-def _temporal(request: Request) -> TemporalGateway:
+async def _temporal(request: Request) -> TemporalGateway:
     gateway: TemporalGateway = request.app.state.temporal
     return gateway
 

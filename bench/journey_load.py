@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app impor
 
 from bench.baseline import BASELINE_WORKFLOW, BaselineInput  # noqa: E402
 from bench.journeys import (  # noqa: E402
+    Hashing,
     Journey,
     check_invariants,
     latency_line,
@@ -236,6 +237,7 @@ async def run(args: argparse.Namespace) -> int:
         await stack.wait_ready()
         # Warm-up: the first requests of each process compile and connect.
         warm, _, _ = await run_journeys(stack, args.concurrency // 5 or 1, 10, 120)
+        hashing_before = await Hashing.before(stack)
         cpu_before = stack.cpu()
         driver_before = time.process_time()
         journeys, seconds, retries = await run_journeys(
@@ -243,6 +245,7 @@ async def run(args: argparse.Namespace) -> int:
         )
         cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
         cpu["load driver (this process)"] = time.process_time() - driver_before
+        hashing = await hashing_before.since(stack)
         invariants = await check_invariants(stack, warm + journeys)
         client = await Client.connect(stack.temporal_address)
         engine = await engine_figures(client, journey_workflows(journeys, sample=20))
@@ -280,6 +283,7 @@ async def run(args: argparse.Namespace) -> int:
         f"CPU seconds during the journeys (of {seconds * (os.cpu_count() or 1):.0f} available): "
         + ", ".join(f"{name} {used:.1f}" for name, used in sorted(cpu.items(), key=lambda x: -x[1]))
     )
+    print(hashing.line(seconds * (os.cpu_count() or 1)))
     print(f"client retries: {sum(retries.values())} {dict(retries.most_common(5))}")
     print(
         f"per journey (mean of 20): {engine.activities:.1f} activities, "

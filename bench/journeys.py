@@ -32,6 +32,7 @@ import httpx
 import stripe
 
 from bench.stack import CLIENT_KEY, STRIPE_KEY, BenchStack
+from onramp import passwords
 
 PASSWORD = "bench-password-long-enough"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -381,6 +382,50 @@ async def check_invariants(stack: BenchStack, journeys: list[Journey]) -> Invari
 
 def _extra(counts: Counter[str]) -> int:
     return sum(n - 1 for n in counts.values() if n > 1)
+
+
+@dataclass
+class Hashing:
+    """What argon2id cost during a run (SPEC: reported beside the figures, never
+    weakened): the API's own count and time of its hashes, and the CPU one hash takes,
+    measured in this process with the same parameters."""
+
+    hashes: int = 0
+    seconds: float = 0.0
+    cpu_per_hash: float = 0.0
+
+    @classmethod
+    async def before(cls, stack: BenchStack) -> Hashing:
+        return cls(
+            hashes=int(await stack.api_metric("onramp_password_hash_seconds_count")),
+            seconds=await stack.api_metric("onramp_password_hash_seconds_sum"),
+        )
+
+    async def since(self, stack: BenchStack) -> Hashing:
+        now = await Hashing.before(stack)
+        return Hashing(
+            hashes=now.hashes - self.hashes,
+            seconds=now.seconds - self.seconds,
+            cpu_per_hash=_cpu_per_hash(),
+        )
+
+    def line(self, cpu_available: float) -> str:
+        cpu = self.hashes * self.cpu_per_hash
+        mean = self.seconds / self.hashes * 1000 if self.hashes else float("nan")
+        return (
+            f"argon2id password hashing: {self.hashes} hashes, {self.seconds:.1f} s in the "
+            f"API's hashing pool (mean {mean:.0f} ms under load); one hash is "
+            f"{self.cpu_per_hash * 1000:.0f} ms of CPU, so about {cpu:.1f} CPU-s "
+            f"({cpu / cpu_available:.0%} of the run's)"
+        )
+
+
+def _cpu_per_hash(samples: int = 5) -> float:
+    """CPU seconds of one hash with onramp's parameters (all of argon2's lane threads)."""
+    started = time.process_time()
+    for _ in range(samples):
+        passwords.hash_blocking(PASSWORD)
+    return (time.process_time() - started) / samples
 
 
 def percentile(values: list[float], share: float) -> float:

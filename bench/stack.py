@@ -27,6 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import stripe
+from prometheus_client.parser import text_string_to_metric_families
 
 from onramp.devstack import TEMPORAL_SQLITE_PRAGMAS
 from onramp.migrate import apply_migrations
@@ -321,6 +322,17 @@ class BenchStack:
                     last = str(error)
                 await asyncio.sleep(0.5)
         raise StackError(f"the stack was not ready within {seconds:.0f} s: {last}")
+
+    async def api_metric(self, name: str) -> float:
+        """One sample of the API's Prometheus metrics (`/metrics`), 0 when absent."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.api_url}/metrics")
+        response.raise_for_status()
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return float(sample.value)
+        return 0.0
 
     def rss(self, name: str) -> float:
         return rss_mib(self.children[name].pid)

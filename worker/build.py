@@ -45,8 +45,26 @@ def build_stripe_client(settings: WorkerSettings) -> stripe.StripeClient:
     )
 
 
+# Modules every workflow imports that hold no state and read no clock: imported once per
+# worker process instead of once per workflow run. Measured by replaying a journey's
+# three recorded histories (signup, checkout, subscription), 40 times in one worker:
+# 145 ms of CPU per journey with only the contracts passed through, 121 ms with these.
+# Passed through, they are outside the sandbox's guard, so they must stay free of
+# clocks, randomness and I/O (they use only `temporalio.workflow` for those); the
+# workflow modules themselves stay sandboxed, and a clock call there is still refused.
+PASSED_THROUGH_MODULES = (
+    "workflows.contracts",
+    "workflows.errors",
+    "workflows.policies",
+    "workflows.search_attributes",
+    "workflows.local_steps",
+    "workflows.ensure",
+    "workflows.subscription_state",
+)
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox, with the contracts passed through.
+    """The workflow sandbox, with the contracts and the stateless helpers passed through.
 
     Activity modules are passed through, so the models they return are the host's
     classes; a sandbox-reloaded copy of `workflows.contracts` would hold other classes
@@ -54,7 +72,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     expected. The contracts are pure pydantic models, safe to share.
     """
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows.contracts")
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH_MODULES)
     )
 
 
