@@ -323,6 +323,29 @@ class BenchStack:
                 await asyncio.sleep(0.5)
         raise StackError(f"the stack was not ready within {seconds:.0f} s: {last}")
 
+    async def webhooks_drained(self, seconds: float = 300) -> float:
+        """Wait until every webhook the sandbox queued was delivered and the API
+        dispatched every event it stored (none `pending`); returns the seconds waited.
+
+        The sandbox delivers to each endpoint one event at a time, so under load its
+        queue grows and the events a run caused arrive after the run's last journey."""
+        started = time.monotonic()
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            async with httpx.AsyncClient(base_url=self.sandbox_url, timeout=10) as sandbox:
+                while time.monotonic() - started < seconds:
+                    listed = (await sandbox.get("/_sandbox/webhooks/endpoints")).json()["data"]
+                    queued = sum(endpoint["deliveries"]["queued"] for endpoint in listed)
+                    pending = await connection.fetchval(
+                        "SELECT count(*) FROM webhook_events WHERE status = 'pending'"
+                    )
+                    if queued == 0 and pending == 0:
+                        return time.monotonic() - started
+                    await asyncio.sleep(0.2)
+        finally:
+            await connection.close()
+        raise StackError(f"webhooks still queued or pending after {seconds:.0f} s")
+
     async def api_metric(self, name: str) -> float:
         """One sample of the API's Prometheus metrics (`/metrics`), 0 when absent."""
         async with httpx.AsyncClient(timeout=10) as client:
