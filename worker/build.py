@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from onramp.settings import WorkerSettings
+from worker.heartbeats import HeartbeatInterceptor
 from worker.registry import activities_for, workflow_classes
 
 
@@ -93,4 +94,5 @@ def build_worker(
         activities=list(activities if activities is not None else activities_for(dependencies)),
         graceful_shutdown_timeout=graceful_shutdown,
         workflow_runner=workflow_runner(),
+        interceptors=[HeartbeatInterceptor()],
     )

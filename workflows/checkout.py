@@ -73,6 +73,7 @@ HAND_OVER: policies.ActivityOptions = {
     "start_to_close_timeout": timedelta(minutes=2),
     "schedule_to_close_timeout": timedelta(hours=12),
     "retry_policy": policies.RETRY,
+    "heartbeat_timeout": policies.HEARTBEAT_TIMEOUT,
 }
 
 HANDLED_EVENTS = (

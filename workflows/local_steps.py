@@ -104,7 +104,14 @@ async def _local_step(
     if not workflow.patched(patch):
         return await workflow.execute_activity_method(activity, args=args, **options)
     try:
-        return await workflow.execute_local_activity_method(activity, args=args, **options)
+        # A local activity has no heartbeat (it lives in its workflow task).
+        return await workflow.execute_local_activity_method(
+            activity,
+            args=args,
+            start_to_close_timeout=options["start_to_close_timeout"],
+            schedule_to_close_timeout=options["schedule_to_close_timeout"],
+            retry_policy=options["retry_policy"],
+        )
     except ActivityError:
         raise
     except FailureError as failure:

@@ -3,12 +3,17 @@
 Stripe idempotency keys live 24 h, so every Stripe-writing activity stops retrying
 well before that (`schedule_to_close` 12 h); after it, the workflow compensates or
 waits for an operator instead of writing again under an expired key.
+
+A Stripe write has a heartbeat timeout: the worker heartbeats for it while it runs
+(worker/heartbeats.py), so a write whose worker died is retried after
+`HEARTBEAT_TIMEOUT` instead of its start-to-close timeout. Local activities (the
+`DATABASE`, `STRIPE_READ` and welcome-email steps) take no heartbeat timeout.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from temporalio.common import RetryPolicy
 
@@ -28,6 +33,10 @@ class ActivityOptions(TypedDict):
     start_to_close_timeout: timedelta
     schedule_to_close_timeout: timedelta
     retry_policy: RetryPolicy
+    heartbeat_timeout: NotRequired[timedelta]  # regular activities only
+
+
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 DATABASE: ActivityOptions = {
@@ -54,4 +63,5 @@ STRIPE_WRITE: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(hours=12),
     "retry_policy": RETRY,
+    "heartbeat_timeout": HEARTBEAT_TIMEOUT,
 }
