@@ -1,9 +1,13 @@
 """The one email activity (SPEC 3.4, 3.3): outbox row, stable Message-ID, SMTP.
 
-The workflow hands over an outbox id (stable across retries), a template and ids —
-never a token, a link or a secret. The row is inserted once; a send that already
-succeeded is not repeated; a retry after a crash between "sent" and "marked sent"
-carries the same `Message-ID`, so the receiver can recognise it.
+Dunning (`subscription-<user>`) and the welcome email (`checkout-<user>`) both send
+through `send_email`. The workflow hands over an outbox id (stable across retries), a
+template and ids — never a token, a link or a secret: the welcome email's set-password
+link is derived here from its token id, at the moment it is sent. The row is inserted
+once; a send that already succeeded is not repeated; a retry after a crash between
+"sent" and "marked sent" carries the same `Message-ID`, so the receiver can recognise
+it. A mail server that refuses the message for good (5xx) fails the send as
+`EmailRefused`, which no retry repeats.
 """
 
 from __future__ import annotations
@@ -11,21 +15,26 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 
+import aiosmtplib
 import asyncpg
+from pydantic import SecretStr
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.users import existing_user
 from onramp import billing
 from onramp.logging import log_event
+from onramp.passwords import set_password_link
 from onramp.smtp import SmtpServer
-from workflows.contracts import SendEmailInput
+from workflows import errors
+from workflows.contracts import SendEmailInput, SendWelcomeEmailInput
 
 logger = logging.getLogger(__name__)
 
 _SUBJECTS = {
     "payment_failed": "Your payment failed",
     "downgraded_after_grace": "Your plan was moved to free",
-    "welcome": "Welcome",
+    "welcome": "Welcome: set your password",
 }
 _BODIES = {
     "payment_failed": (
@@ -36,7 +45,10 @@ _BODIES = {
         "Your payment was not received in time, so your plan is now free.\n"
         "Paying the open invoice restores your plan.\n"
     ),
-    "welcome": "Welcome aboard.\n",
+    "welcome": (
+        "Welcome aboard: your payment is confirmed and your workspace is ready.\n\n"
+        "Choose your password here (the link works once):\n{link}\n"
+    ),
 }
 
 
@@ -51,10 +63,20 @@ class _SafeDict(dict[str, str]):
 
 
 class EmailActivities:
-    def __init__(self, pool: asyncpg.Pool, smtp_url: str, sender: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        smtp_url: str,
+        sender: str,
+        *,
+        token_secret: SecretStr,
+        set_password_url: str,
+    ) -> None:
         self.pool = pool
         self.sender = sender
         self.smtp = SmtpServer.from_url(smtp_url)
+        self.token_secret = token_secret
+        self.set_password_url = set_password_url
 
     @activity.defn
     async def send_email(self, request: SendEmailInput) -> str:
@@ -73,11 +95,58 @@ class EmailActivities:
         message["Subject"] = _SUBJECTS[request.template]
         message["Message-ID"] = row.message_id
         message["X-Onramp-Template"] = request.template
-        message.set_content(_BODIES[request.template].format_map(_SafeDict(request.refs)))
-        await self.smtp.send(message)
+        message.set_content(_BODIES[request.template].format_map(self._fields(request)))
+        await self._submit(message)
         await billing.mark_outbox_sent(self.pool, request.outbox_id)
         log_event(
             logger, "EMAIL_SENT", user_id=request.user_id, template=request.template,
             outbox_id=request.outbox_id,
         )  # fmt: skip
         return row.message_id
+
+    @activity.defn
+    async def send_welcome_email(self, request: SendWelcomeEmailInput) -> str:
+        """The welcome email under its former activity name, for runs that scheduled it
+        before the checkout sent it through `send_email`: the same send."""
+        return await self.send_email(
+            SendEmailInput(
+                outbox_id=request.outbox_id,
+                template="welcome",
+                user_id=request.user_id,
+                refs={"token_id": request.token_id},
+            )
+        )
+
+    def _fields(self, request: SendEmailInput) -> _SafeDict:
+        fields = _SafeDict(request.refs)
+        if request.template == "welcome":
+            token_id = request.refs.get("token_id")
+            if not token_id:
+                raise ApplicationError(
+                    "a welcome email needs the token id of its set-password link",
+                    type=errors.EMAIL_REFUSED,
+                    non_retryable=True,
+                )
+            fields["link"] = set_password_link(self.token_secret, self.set_password_url, token_id)
+        return fields
+
+    async def _submit(self, message: EmailMessage) -> None:
+        try:
+            await self.smtp.send(message)
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            # A 5xx for every recipient: another attempt gets the same answer.
+            if all(refused.code >= 500 for refused in error.recipients):
+                raise _refused(error) from None
+            raise
+        except aiosmtplib.SMTPResponseException as error:
+            if 500 <= error.code < 600:
+                raise _refused(error) from None
+            raise
+
+
+def _refused(error: Exception) -> ApplicationError:
+    return ApplicationError(
+        f"the mail server refused the message: {error}",
+        type=errors.EMAIL_REFUSED,
+        non_retryable=True,
+    )

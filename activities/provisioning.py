@@ -1,49 +1,31 @@
-"""Provisioning activities of `checkout-<user>`: workspace, set-password token, welcome.
+"""Provisioning activities of `checkout-<user>`: the workspace and the set-password token.
 
 Each step is idempotent (a retry finds what the first attempt made) and has an undo
 for the compensation of a permanently failed provisioning. Only token ids travel: the
-token's hash is derived here, and the link is derived inside the email send, so no
-token or link reaches workflow history, the outbox or a log (SPEC 3.0).
-
-The welcome email uses the outbox and Message-ID of the one email activity
-(`activities.email`), adding the set-password link that activity does not build.
+token's hash is derived here, and the link inside the email send (the welcome email is
+the one email activity's, `activities.email`), so no token or link reaches workflow
+history, the outbox or a log (SPEC 3.0).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from email.message import EmailMessage
 
-import aiosmtplib
 import asyncpg
 from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email import message_id_for
-from activities.users import existing_user
-from onramp import billing, checkout
+from onramp import checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
-from onramp.passwords import SET_PASSWORD, set_password_link
-from onramp.smtp import SmtpServer
+from onramp.passwords import SET_PASSWORD
 from onramp.tokens import derive_token_hash
 from workflows import errors
-from workflows.contracts import (
-    IssuePasswordTokenInput,
-    ProvisioningStepInput,
-    SendWelcomeEmailInput,
-    TokenRef,
-)
+from workflows.contracts import IssuePasswordTokenInput, ProvisioningStepInput, TokenRef
 
 logger = logging.getLogger(__name__)
-
-
-_WELCOME_BODY = (
-    "Welcome aboard: your payment is confirmed and your workspace is ready.\n\n"
-    "Choose your password here (the link works once):\n{link}\n"
-)
 
 
 def _refused(step: str, error: Exception) -> ApplicationError:
@@ -56,19 +38,9 @@ def _refused(step: str, error: Exception) -> ApplicationError:
 
 
 class ProvisioningActivities:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        token_secret: SecretStr,
-        set_password_url: str,
-        smtp_url: str,
-        sender: str,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, token_secret: SecretStr) -> None:
         self.pool = pool
         self.token_secret = token_secret
-        self.set_password_url = set_password_url
-        self.sender = sender
-        self.smtp = SmtpServer.from_url(smtp_url)
 
     @activity.defn
     async def create_workspace(self, request: ProvisioningStepInput) -> str:
@@ -110,42 +82,6 @@ class ProvisioningActivities:
     @activity.defn
     async def revoke_password_token(self, request: TokenRef) -> None:
         await checkout.revoke_password_token(self.pool, request.token_id)
-
-    @activity.defn
-    async def send_welcome_email(self, request: SendWelcomeEmailInput) -> str:
-        """Send the welcome email with the set-password link; returns its Message-ID."""
-        user = await existing_user(self.pool, request.user_id)
-        row = await billing.claim_outbox(
-            self.pool, request.outbox_id, "welcome", request.user_id,
-            {"token_id": request.token_id}, message_id_for(request.outbox_id),
-        )  # fmt: skip
-        if row.status == "sent":
-            return row.message_id
-        link = set_password_link(self.token_secret, self.set_password_url, request.token_id)
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = user.email
-        message["Subject"] = "Welcome: set your password"
-        message["Message-ID"] = row.message_id
-        message["X-Onramp-Template"] = "welcome"
-        message.set_content(_WELCOME_BODY.format(link=link))
-        try:
-            await self.smtp.send(message)
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            # A 5xx for the recipient: another attempt gets the same answer.
-            if all(refused.code >= 500 for refused in error.recipients):
-                raise _refused("welcome_email", error) from None
-            raise
-        except aiosmtplib.SMTPResponseException as error:
-            if 500 <= error.code < 600:
-                raise _refused("welcome_email", error) from None
-            raise
-        await billing.mark_outbox_sent(self.pool, request.outbox_id)
-        log_event(
-            logger, "EMAIL_SENT", user_id=request.user_id, template="welcome",
-            outbox_id=request.outbox_id,
-        )  # fmt: skip
-        return row.message_id
 
 
 def _uuid_from(name: str) -> str:

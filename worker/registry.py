@@ -58,7 +58,23 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         stripe_connect.retrieve_connect_account,
         *subscription_activities(dependencies),
         *checkout_activities(dependencies),
+        *email_activities(dependencies),
     ]
+
+
+def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The one email activity, for dunning and the welcome email (and the welcome
+    email's former activity name, for runs that scheduled it under that name)."""
+    settings = dependencies.settings
+    email = EmailActivities(
+        dependencies.pool,
+        settings.smtp_url,
+        settings.email_from,
+        token_secret=settings.onramp_token_secret,
+        set_password_url=settings.set_password_url
+        or f"{settings.onramp_public_url.rstrip('/')}/v1/portal/set-password",
+    )
+    return [email.send_email, email.send_welcome_email]
 
 
 def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
@@ -66,7 +82,6 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
     settings = dependencies.settings
     billing = BillingActivities(dependencies.pool, billing_config_from(settings))
     stripe_billing = StripeBillingActivities(dependencies.stripe)
-    email = EmailActivities(dependencies.pool, settings.smtp_url, settings.email_from)
     return [
         billing.billing_config,
         billing.record_billing,
@@ -79,7 +94,6 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
         stripe_billing.change_subscription_price,
         stripe_billing.set_cancel_at_period_end,
         stripe_billing.set_subscription_payment_method,
-        email.send_email,
     ]
 
 
@@ -88,14 +102,7 @@ def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., 
     settings = dependencies.settings
     checkout = CheckoutActivities(dependencies.pool, checkout_config_from(settings))
     stripe_checkout = StripeCheckoutActivities(dependencies.stripe)
-    provisioning = ProvisioningActivities(
-        dependencies.pool,
-        settings.onramp_token_secret,
-        settings.set_password_url
-        or f"{settings.onramp_public_url.rstrip('/')}/v1/portal/set-password",
-        settings.smtp_url,
-        settings.email_from,
-    )
+    provisioning = ProvisioningActivities(dependencies.pool, settings.onramp_token_secret)
     return [
         checkout.checkout_config,
         checkout.check_paid_subscription,
@@ -109,5 +116,4 @@ def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., 
         provisioning.delete_workspace,
         provisioning.issue_password_token,
         provisioning.revoke_password_token,
-        provisioning.send_welcome_email,
     ]

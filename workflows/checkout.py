@@ -53,6 +53,7 @@ from workflows.contracts import (
     RecordCheckoutStateInput,
     RetryProvisioningRequest,
     RetryProvisioningResult,
+    SendEmailInput,
     SendWelcomeEmailInput,
     SessionStatus,
     StartCheckoutRequest,
@@ -61,14 +62,18 @@ from workflows.contracts import (
     UserRef,
 )
 from workflows.ensure import ensure_stripe_customer
-from workflows.local_steps import database_step, stripe_read_step, welcome_email_step
+from workflows.local_steps import database_step, email_step, stripe_read_step
 
 with workflow.unsafe.imports_passed_through():
     from activities.checkout import CheckoutActivities
+    from activities.email import EmailActivities
     from activities.provisioning import ProvisioningActivities
     from activities.stripe_checkout import StripeCheckoutActivities
 
 # The hand-over waits for `subscription-<user>`, which itself calls Stripe.
+# Runs recorded before the welcome email went through the one email activity sent it
+# through `send_welcome_email` (now the same send under its former name).
+ONE_EMAIL_ACTIVITY_PATCH = "one-email-activity"
 HAND_OVER: policies.ActivityOptions = {
     "start_to_close_timeout": timedelta(minutes=2),
     "schedule_to_close_timeout": timedelta(hours=12),
@@ -433,12 +438,7 @@ class CheckoutWorkflow:
                     ),
                 )
                 step = "welcome_email"
-                await welcome_email_step(
-                    ProvisioningActivities.send_welcome_email,
-                    SendWelcomeEmailInput(
-                        outbox_id=str(workflow.uuid4()), user_id=self._user_id, token_id=token_id
-                    ),
-                )
+                await self._send_welcome_email(str(workflow.uuid4()), token_id)
             except ActivityError as error:
                 await self._undo(step, token_id)
                 self._status.last_error = f"{step}: {_message(error)}"
@@ -451,6 +451,27 @@ class CheckoutWorkflow:
                 continue
             await self._record_provisioning("completed", "PROVISIONING_COMPLETED", email_sent=True)
             return
+
+    async def _send_welcome_email(self, outbox_id: str, token_id: str) -> None:
+        """Through the one email activity; runs recorded before it used the welcome
+        email's own activity (the same send, by its former name)."""
+        if workflow.patched(ONE_EMAIL_ACTIVITY_PATCH):
+            await email_step(
+                EmailActivities.send_email,
+                SendEmailInput(
+                    outbox_id=outbox_id,
+                    template="welcome",
+                    user_id=self._user_id,
+                    refs={"token_id": token_id},
+                ),
+            )
+        else:
+            await email_step(
+                EmailActivities.send_welcome_email,
+                SendWelcomeEmailInput(
+                    outbox_id=outbox_id, user_id=self._user_id, token_id=token_id
+                ),
+            )
 
     async def _undo(self, failed_step: str, token_id: str | None) -> None:
         """Reverse order; each undo is "remove if present" (the handover is not undone:

@@ -34,6 +34,8 @@ CHECKOUT_CONFLICT = "CheckoutConflict"  # an active paid subscription exists
 CHECKOUT_CLOSED = "CheckoutClosed"  # the run is paid or ending: start another run later
 PROVISIONING_REFUSED = "ProvisioningRefused"  # a permanent provisioning failure
 PROVISIONING_NOT_FAILED = "ProvisioningNotFailed"  # nothing for an operator to retry
+# The mail server refused the message for good (a 5xx): another attempt gets the same.
+EMAIL_REFUSED = "EmailRefused"
 
 NON_RETRYABLE = [
     DUPLICATE_EMAIL,
@@ -54,4 +56,5 @@ NON_RETRYABLE = [
     CHECKOUT_CLOSED,
     PROVISIONING_REFUSED,
     PROVISIONING_NOT_FAILED,
+    EMAIL_REFUSED,
 ]

@@ -15,8 +15,8 @@ runs it again, which these steps allow — each is idempotent, as every activity
   part of a paying user's wait. A read that Stripe answers slowly or refuses retries
   in the worker with the same policy; the SDK keeps the workflow task alive meanwhile
   and waits out long backoffs on a timer.
-- The welcome email (`welcome_email_step`): one SMTP submission after the payment, on
-  the path a paying user waits on. Its outbox row is claimed and marked sent around the
+- The welcome email (`email_step`): one SMTP submission after the payment, on the path
+  a paying user waits on. Its outbox row is claimed and marked sent around the
   send, so a repeated attempt finds it sent; its Message-ID is stable either way.
 
 Stripe writes and calls to other workflows stay regular activities: a write repeated
@@ -82,10 +82,11 @@ async def stripe_read_step(
     return result
 
 
-async def welcome_email_step(
+async def email_step(
     activity: MethodAsyncSingleParam[SelfType, ParamType, ReturnType], arg: ParamType
 ) -> ReturnType:
-    """The welcome email's activity method, with the `EMAIL` timeouts and retries."""
+    """An email activity method (the welcome email), with the `EMAIL` timeouts and
+    retries."""
     result: ReturnType = await _local_step(
         activity, (arg,), LOCAL_WELCOME_EMAIL_PATCH, policies.EMAIL
     )

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 
 import asyncpg
+from pydantic import SecretStr
 
 from activities.email import EmailActivities, message_id_for
 from onramp.smtp_sink import SmtpSink
@@ -77,14 +78,23 @@ async def test_retried_send_is_not_sent_twice(
 ) -> None:
     user_id = await billing_stack.signup()
     email = (await billing_stack.api.get(f"/v1/users/{user_id}", headers=auth())).json()["email"]
-    activities = EmailActivities(db_pool, smtp_sink.url, "onramp <noreply@onramp.local>")
+    activities = EmailActivities(
+        db_pool,
+        smtp_sink.url,
+        "onramp <noreply@onramp.local>",
+        token_secret=SecretStr("test-token-secret-0123456789abcdef"),
+        set_password_url="http://127.0.0.1/v1/portal/set-password",
+    )
     request = SendEmailInput(
-        outbox_id=str(uuid.uuid4()), template="welcome", user_id=user_id, refs={"a": "b"}
+        outbox_id=str(uuid.uuid4()),
+        template="payment_failed",
+        user_id=user_id,
+        refs={"grace_until": "2026-12-01"},
     )
     first = await activities.send_email(request)
     second = await activities.send_email(request)
     assert first == second == message_id_for(request.outbox_id)
-    assert _mail_for(smtp_sink, email) == [("welcome", first)]
+    assert _mail_for(smtp_sink, email) == [("payment_failed", first)]
     attempts = await db_pool.fetchval(
         "SELECT attempts FROM email_outbox WHERE id = $1", uuid.UUID(request.outbox_id)
     )
