@@ -2,11 +2,12 @@
 
 Temporal learns that the worker running an activity died only from a timeout. Without
 heartbeats that is the start-to-close timeout: a Stripe write or the checkout's
-hand-over killed mid-call waited one to two minutes before its retry (the chaos run's slowest
-journeys). An activity scheduled with a `heartbeat_timeout` (policies.STRIPE_WRITE,
-checkout's HAND_OVER) gets a heartbeat from this interceptor every third of that timeout
-while it runs, whatever it is awaiting; when the worker dies the heartbeats stop, and
-the server retries the activity once the heartbeat timeout passes. The retry repeats
+hand-over killed mid-call waited one to two minutes before its retry (the chaos run's
+slowest journeys). An activity scheduled with a `heartbeat_timeout`
+(policies.STRIPE_WRITE, checkout's HAND_OVER) gets a heartbeat from this interceptor
+every third of that timeout while it runs, whatever it is awaiting; when the worker
+dies the heartbeats stop, and the server retries the activity once the heartbeat
+timeout passes. The retry repeats
 the call under the same Stripe idempotency key or update id, so it changes nothing that
 the first attempt did.
 

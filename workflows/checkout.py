@@ -70,10 +70,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.provisioning import ProvisioningActivities
     from activities.stripe_checkout import StripeCheckoutActivities
 
-# The hand-over waits for `subscription-<user>`, which itself calls Stripe.
 # Runs recorded before the welcome email went through the one email activity sent it
 # through `send_welcome_email` (now the same send under its former name).
 ONE_EMAIL_ACTIVITY_PATCH = "one-email-activity"
+
+# The hand-over waits for `subscription-<user>`, which itself calls Stripe.
 HAND_OVER: policies.ActivityOptions = {
     "start_to_close_timeout": timedelta(minutes=2),
     "schedule_to_close_timeout": timedelta(hours=12),
