@@ -409,8 +409,13 @@ class Hashing:
             cpu_per_hash=_cpu_per_hash(),
         )
 
+    @property
+    def cpu(self) -> float:
+        """CPU seconds the run's hashes took (their count times one hash's CPU)."""
+        return self.hashes * self.cpu_per_hash
+
     def line(self, cpu_available: float) -> str:
-        cpu = self.hashes * self.cpu_per_hash
+        cpu = self.cpu
         mean = self.seconds / self.hashes * 1000 if self.hashes else float("nan")
         return (
             f"argon2id password hashing: {self.hashes} hashes, {self.seconds:.1f} s in the "
