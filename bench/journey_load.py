@@ -2,11 +2,14 @@
 
 Starts the embedded stack (bench/stack.py: Postgres, Temporal dev server, Stripe
 sandbox, SMTP sink, worker and API as separate processes on 127.0.0.1), runs N journeys
-(bench/journeys.py) at concurrency C, counts how many activities a journey ran (regular
-and local), then — in the same run, on the same Temporal server — runs N workflows of
-that many no-op activities of each kind at the same concurrency (bench/baseline.py).
-Prints completed journeys/s, pay → provisioned latency, the baseline's figures and the
-throughput ratio, and the invariants (no duplicate Stripe object, email or workspace).
+(bench/journeys.py) at concurrency C and waits until the webhooks they caused are
+handled, counts how many activities a journey ran (regular and local), then — in the
+same run, on the same Temporal server — runs N workflows of that many no-op activities
+of each kind at the same concurrency (bench/baseline.py), and N of as many all-regular
+ones. Prints completed journeys/s (until the webhooks were handled), pay → provisioned
+latency, the CPU each process used and the part argon2id took, the baselines' figures
+and the throughput ratios, and the invariants (no duplicate Stripe object, email or
+workspace).
 
 Exit 0 when every journey completed, the invariants hold, the ratio is at least
 --min-ratio (0.6) and p99 pay → provisioned is under --max-p99 (5 s).
