@@ -37,8 +37,9 @@ from onramp.logging import log_event
 # (a crashed API process); another request with the same key may take it over.
 ABANDONED_AFTER_SECONDS = 120.0
 # How long an outcome that Postgres could not take is retried in the background; past
-# it (Postgres away for longer), the takeover above frees the key.
-SETTLE_WITHIN_SECONDS = ABANDONED_AFTER_SECONDS
+# it (Postgres away for longer), the takeover above frees the key. Shorter than the
+# takeover, so a late background write never removes a retry's fresh claim.
+SETTLE_WITHIN_SECONDS = 60.0
 _settling: set[asyncio.Task[None]] = set()
 logger = logging.getLogger(__name__)
 _KEY_NAMESPACE = uuid.UUID("5c1f3a52-8a0e-4c3e-9d8a-6f6e72616d70")

@@ -3,13 +3,13 @@
 The token is derived from its id (`onramp.tokens`, purpose :data:`SET_PASSWORD`), so only
 the id travels through workflows; the email activity derives the link and the API hashes
 a presented token to find its row. Passwords are hashed with argon2id (argon2-cffi's
-recommended parameters: 64 MiB, 3 passes, 4 lanes — about 90 ms of CPU on the bench
-machine) in a small pool of its own, so hashing never blocks the event loop, at most
-`HASHING_THREADS` hashes (and their memory) run at once, and those threads run at a
-lower scheduling priority: under load, a burst of password sets waits for CPU instead of
-starving request handling, status reads and the worker on the same machine. The time
-each hash takes is a metric (`onramp_password_hash_seconds`), which the benchmarks report
-beside their figures.
+recommended parameters: 64 MiB, 3 passes, 4 lanes — about 150 ms of CPU, 125 ms of
+wall time, on the 2-core bench machine) in a small pool of its own, so hashing never
+blocks the event loop, at most `HASHING_THREADS` hashes (and their memory) run at once,
+and those threads run at a lower scheduling priority: under load, a burst of password
+sets waits for CPU instead of starving request handling, status reads and the worker on
+the same machine. The time each hash takes is a metric (`onramp_password_hash_seconds`),
+which the benchmarks report beside their figures.
 """
 
 from __future__ import annotations
