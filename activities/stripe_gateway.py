@@ -1,27 +1,65 @@
 """Calls to Stripe, with Stripe's errors converted to onramp's at this boundary.
 
-Permanent failures (a card error, an invalid request, bad credentials, an idempotency
-conflict) become non-retryable `ApplicationError`s; rate limits, connection errors and
-5xx stay retryable, so the activity's retry policy backs off and tries again. The
-`stripe` library has already retried what Stripe marked `Stripe-Should-Retry`.
+Permanent failures (a card error, an invalid request, bad credentials, the same
+idempotency key sent with other parameters) become non-retryable `ApplicationError`s;
+rate limits, connection errors, 5xx and a key still in flight (409
+`idempotency_key_in_use`: Stripe saved nothing, the same key is retried) stay
+retryable, so the activity's retry policy backs off and tries again. The `stripe`
+library has already retried what Stripe marked `Stripe-Should-Retry`.
+
+A 500 that Stripe *replays* for a key (`Idempotent-Replayed: true`) is different: once
+an endpoint began executing, Stripe saves its result, 500s included, for 24 h, so the
+same key can never succeed. The outcome of the first attempt is unknown: `write_once`
+re-reads what exists before it writes again under a new, still deterministic key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import stripe
 from temporalio.exceptions import ApplicationError
 
+from onramp.logging import log_event
 from workflows import errors
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# How many fresh keys one write may take after replayed 500s before it gives up
+# (retryably: the activity's next attempt starts again from the first key).
+OUTCOME_UNKNOWN_ROUNDS = 3
+
+
+class StripeOutcomeUnknown(Exception):
+    """Stripe replayed a saved 500 for this key: the first attempt may or may not have
+    taken effect, and this key will never answer anything else."""
+
+    def __init__(self, operation: str, key: str | None) -> None:
+        super().__init__(f"{operation}: Stripe replayed a saved 500 for key {key}")
+        self.operation = operation
+        self.key = key
 
 
 def idempotency_key(*parts: object) -> str:
     """Join the parts that name one operation: `<workflow id>/<operation id>/<step>`."""
     return "/".join(str(part) for part in parts)
+
+
+def _header(error: stripe.StripeError, name: str) -> str | None:
+    for key, value in (error.headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def is_replayed_server_error(error: stripe.StripeError) -> bool:
+    """A 5xx that Stripe answered from its idempotency memory."""
+    status = error.http_status or 0
+    return status >= 500 and _header(error, "idempotent-replayed") == "true"
 
 
 def convert_stripe_error(error: stripe.StripeError, operation: str) -> ApplicationError:
@@ -30,7 +68,11 @@ def convert_stripe_error(error: stripe.StripeError, operation: str) -> Applicati
     detail = f"{operation}: Stripe answered {status}: {error.user_message or str(error)}"
     if isinstance(error, stripe.CardError):
         return ApplicationError(detail, type=errors.STRIPE_CARD_ERROR, non_retryable=True)
-    if isinstance(error, stripe.IdempotencyError) or status == 409:
+    if status == 409 or error.code == "idempotency_key_in_use":
+        # Another request with this key is still running; Stripe saved nothing for
+        # ours, so the same key is tried again (SPEC 10).
+        return ApplicationError(detail, type=errors.STRIPE_IDEMPOTENCY_IN_FLIGHT)
+    if isinstance(error, stripe.IdempotencyError):
         return ApplicationError(detail, type=errors.STRIPE_IDEMPOTENCY_CONFLICT, non_retryable=True)
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
         return ApplicationError(detail, type=errors.STRIPE_AUTHENTICATION, non_retryable=True)
@@ -43,8 +85,47 @@ def convert_stripe_error(error: stripe.StripeError, operation: str) -> Applicati
 
 
 async def call_stripe(operation: str, call: Awaitable[T]) -> T:
-    """Await one Stripe call, converting its errors."""
+    """Await one Stripe call, converting its errors.
+
+    A replayed 500 raises `StripeOutcomeUnknown`, which only `write_once` handles; a
+    write that is not wrapped by it lets it escape as a retryable failure.
+    """
     try:
         return await call
     except stripe.StripeError as error:
+        if is_replayed_server_error(error):
+            raise StripeOutcomeUnknown(operation, None) from None
         raise convert_stripe_error(error, operation) from None
+
+
+async def write_once(
+    operation: str,
+    key: str,
+    write: Callable[[str], Awaitable[T]],
+    find_outcome: Callable[[], Awaitable[T | None]],
+) -> T:
+    """One Stripe write under `key` that survives a saved 500 without doing it twice.
+
+    `write(k)` performs the write under the idempotency key `k`; `find_outcome()`
+    re-reads Stripe (by the ids and metadata onramp controls) and returns the write's
+    result if it already took effect, else None. On a replayed 500 the outcome is
+    looked up first; only when nothing is found is the write made again, under
+    `<key>/after-unknown-<n>`. The keys are deterministic, so a retry of the whole
+    activity walks the same keys and is answered from Stripe's memory.
+    """
+    current = key
+    for round_ in range(1, OUTCOME_UNKNOWN_ROUNDS + 1):
+        try:
+            return await call_stripe(operation, write(current))
+        except StripeOutcomeUnknown:
+            log_event(
+                logger, "STRIPE_OUTCOME_UNKNOWN", operation=operation, idempotency_key=current,
+            )  # fmt: skip
+            found = await find_outcome()
+            if found is not None:
+                return found
+            current = f"{key}/after-unknown-{round_}"
+    raise ApplicationError(
+        f"{operation}: Stripe kept replaying saved 500s ({OUTCOME_UNKNOWN_ROUNDS} keys)",
+        type=errors.STRIPE_UNAVAILABLE,
+    )

@@ -180,15 +180,10 @@ def _start_sandbox(env: dict[str, str], children: list[ChildProcess], webhook_ur
 
 def _sandbox_catalog(env: dict[str, str], sandbox_url: str) -> dict[str, str]:
     """The tier prices, created in the sandbox when missing (kept in its state file)."""
-    import stripe
-
     from onramp.stripe_catalog import ensure_catalog
+    from onramp.stripe_client import build_stripe_client
 
-    client = stripe.StripeClient(
-        env["STRIPE_SECRET_KEY"],
-        base_addresses={"api": sandbox_url},
-        http_client=stripe.HTTPXClient(),
-    )
+    client = build_stripe_client(env["STRIPE_SECRET_KEY"], sandbox_url)
     return asyncio.run(ensure_catalog(client))
 
 

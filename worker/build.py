@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from onramp import stripe_client
 from onramp.settings import WorkerSettings
 from worker.heartbeats import HeartbeatInterceptor
 from worker.registry import activities_for, workflow_classes
@@ -32,17 +33,9 @@ class WorkerDependencies:
 
 
 def build_stripe_client(settings: WorkerSettings) -> stripe.StripeClient:
-    """The official client; only the base URL differs between the sandbox and Stripe.
-
-    The library retries connection errors, 5xx and 429s that say
-    `Stripe-Should-Retry` on its own; a plain rate-limit 429 is retried by the
-    activity's retry policy instead.
-    """
-    return stripe.StripeClient(
-        settings.stripe_secret_key.get_secret_value(),
-        base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
-        http_client=stripe.HTTPXClient(timeout=30, allow_sync_methods=True),
-        max_network_retries=2,
+    """The worker's Stripe client (onramp.stripe_client: pinned API version)."""
+    return stripe_client.build_stripe_client(
+        settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base
     )
 
 

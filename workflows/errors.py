@@ -15,6 +15,9 @@ STRIPE_AUTHENTICATION = "StripeAuthentication"
 # Another caller is using the same idempotency key right now (or used it with other
 # parameters): the ensure steps re-read the user row and try again.
 STRIPE_IDEMPOTENCY_CONFLICT = "StripeIdempotencyConflict"
+# A 409 `idempotency_key_in_use`: the first request with this key is still running at
+# Stripe, which saved nothing for ours. Retryable, under the same key.
+STRIPE_IDEMPOTENCY_IN_FLIGHT = "StripeIdempotencyInFlight"
 STRIPE_RATE_LIMITED = "StripeRateLimited"
 STRIPE_UNAVAILABLE = "StripeUnavailable"
 SIGNUP_FAILED = "SignupFailed"
