@@ -36,6 +36,7 @@ from sandbox.resources import (
 )
 from sandbox.routing import Router
 from sandbox.runtime import Sandbox
+from sandbox.validation import check_request
 
 log = logging.getLogger("sandbox.api")
 
@@ -84,6 +85,24 @@ def api_key_of(request: Request) -> str:
             code="api_key_invalid" if key.startswith("sk_live_") else None,
         )
     return key
+
+
+def check_version(requested: str | None) -> None:
+    """Refuse any `Stripe-Version` but the one whose shapes the sandbox serves.
+
+    Stricter than Stripe, which serves every released version it is asked for: the
+    sandbox knows only one version's parameters and objects, so answering another would
+    pass off endive's shapes as that version's. No header means the account's default,
+    which for the sandbox is its one version.
+    """
+    if requested is not None and requested != API_VERSION:
+        raise StripeError(
+            400,
+            "invalid_request_error",
+            f"The sandbox serves only Stripe API version {API_VERSION}; this request asked "
+            f"for {requested}.",
+            validation=True,
+        )
 
 
 class Api:
@@ -149,6 +168,7 @@ class Api:
 
         try:
             api_key = api_key_of(request)
+            check_version(request.headers.get("stripe-version"))
         except StripeError as exc:
             return error(exc)
 
@@ -178,8 +198,12 @@ class Api:
         pairs = parse_qsl(raw, keep_blank_values=True)
         try:
             params = decode_pairs(pairs)
+            check_request(method, route.template, params)
         except StripeError as exc:
             return error(exc)
+        except LookupError:
+            log.exception("no parameter types for %s %s", method, route.template)
+            return error(api_error("The sandbox declares no parameter types for this route."))
 
         claimed = False
         if idem_key:

@@ -115,7 +115,8 @@ def new_subscription(
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": start,
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"flexible": None, "type": "classic"},
+        # Endive creates subscriptions in flexible billing mode unless told otherwise.
+        "billing_mode": {"flexible": None, "type": "flexible", "updated_at": start},
         "billing_thresholds": None,
         "cancel_at": end if cancel_at_period_end else None,
         "cancel_at_period_end": cancel_at_period_end,

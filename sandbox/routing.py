@@ -35,6 +35,11 @@ class Router:
             else:
                 self._static[(route.method, route.template)] = route
 
+    @property
+    def routes(self) -> list[Route]:
+        """Every route, static ones first."""
+        return [*self._static.values(), *(route for route, _ in self._dynamic)]
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         route = self._static.get((method, path))
         if route is not None:

@@ -70,7 +70,8 @@ FIELDS = {
     "cancel_url": Str(5000),
     "return_url": Str(5000),
     "expires_at": Int(),
-    "payment_method_types": ListOf(Str()),
+    # Endive removed `payment_method_types` as a parameter; this one filters the dynamic set.
+    "allowed_payment_method_types": ListOf(Str()),
     "allow_promotion_codes": Bool(),
     "billing_address_collection": Enum("auto", "required"),
     "locale": Str(),
@@ -205,7 +206,7 @@ def create(ctx: Ctx) -> Obj:
         "payment_method_collection": p.get("payment_method_collection") or "always",
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-        "payment_method_types": p.get("payment_method_types") or ["card"],
+        "payment_method_types": p.get("allowed_payment_method_types") or ["card"],
         "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},

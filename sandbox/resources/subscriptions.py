@@ -105,7 +105,8 @@ UPDATE_FIELDS = {
     "off_session": Bool(),
     "payment_settings": Free(),
     "cancellation_details": CANCELLATION,
-    "billing_cycle_anchor": Enum("now", "unchanged"),
+    # Endive takes the anchor change as a hash (stripe.params.SubscriptionUpdateParams).
+    "billing_cycle_anchor": Hash({"type": Enum("now", "unchanged")}, required=["type"]),
     "default_tax_rates": Free(),
     "automatic_tax": Free(),
 }
@@ -340,7 +341,7 @@ def update(ctx: Ctx) -> Obj:
         item["quantity"] = quantity
         item["metadata"] = apply_metadata(item["metadata"], spec.get("metadata"))
     sub["items"]["total_count"] = len(items)
-    if interval_change or p.get("billing_cycle_anchor") == "now":
+    if interval_change or (p.get("billing_cycle_anchor") or {}).get("type") == "now":
         interval, count = billing.interval_of(items[0]["price"])
         sub["billing_cycle_anchor"] = ctx.now
         for item in items:
