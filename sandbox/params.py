@@ -1,8 +1,10 @@
-"""Per-endpoint parameter validation with Stripe's messages and `param` names.
+"""Per-endpoint parameter specs: what each sandbox endpoint models, converted for its handler.
 
-Each endpoint declares its parameters as a dict of specs; anything else is answered
-with "Received unknown parameter: x" like Stripe. An empty string means "unset" (None),
-as in Stripe's form encoding.
+Every request has already passed `sandbox.validation` (stripe-python's generated types:
+names, enums, value types, required keys) before its handler runs these specs, so a
+refusal here is either a narrower rule Stripe documents (lengths, ranges) or a parameter
+Stripe accepts that the sandbox does not model, which the message says. An empty string
+means "unset" (None), as in Stripe's form encoding.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sandbox.errors import bad_param
+from sandbox.errors import bad_param, invalid
 
 
 def _join(param: str, key: str | int) -> str:
@@ -54,7 +56,12 @@ class Int(Spec):
         try:
             number = int(value)
         except ValueError:
-            raise bad_param(f"Invalid integer: {value}", param) from None
+            raise invalid(
+                f"Invalid integer: {value}",
+                param,
+                code="parameter_invalid_integer",
+                validation=True,
+            ) from None
         if self.minimum is not None and number < self.minimum:
             raise bad_param(f"This value must be greater than or equal to {self.minimum}.", param)
         if self.maximum is not None and number > self.maximum:
@@ -145,12 +152,23 @@ class Hash(Spec):
             spec = self.fields.get(key)
             if spec is None:
                 name = _join(param, key)
-                raise bad_param(f"Received unknown parameter: {name}", name)
+                raise invalid(
+                    f"Received unknown parameter: {name} (Stripe's API accepts it; the "
+                    "sandbox does not model it)",
+                    name,
+                    code="parameter_unknown",
+                    validation=True,
+                )
             out[key] = spec.check(item, _join(param, key))
         for key in self.required:
             if out.get(key) is None:
                 name = _join(param, key)
-                raise bad_param(f"Missing required param: {name}.", name)
+                raise invalid(
+                    f"Missing required param: {name}.",
+                    name,
+                    code="parameter_missing",
+                    validation=True,
+                )
         return out
 
 

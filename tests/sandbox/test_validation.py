@@ -3,7 +3,9 @@ and the sandbox, onramp and the installed library speak one API version."""
 
 from __future__ import annotations
 
+import re
 import typing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -109,6 +111,20 @@ def test_removed_endive_parameters(client: stripe.StripeClient) -> None:
     assert error["param"] == "billing_cycle_anchor"
     assert error["message"] == "Invalid integer: now"
 
+    # An integer passes Stripe's types; the sandbox says it does not model the anchor.
+    error = _refused(
+        lambda: client.v1.subscriptions.create(
+            params={
+                "customer": customer.id,
+                "items": [{"price": price.id}],
+                "billing_cycle_anchor": 1_900_000_000,
+            }
+        )
+    )
+    assert error["code"] == "parameter_unknown"
+    assert error["param"] == "billing_cycle_anchor"
+    assert "sandbox does not model it" in error["message"]
+
 
 def test_bad_enum_value(client: stripe.StripeClient) -> None:
     price = make_price(client)
@@ -182,3 +198,34 @@ def test_one_api_version(sandbox_url: str) -> None:
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert sandbox.API_VERSION in answer.json()["error"]["message"]
+
+
+def _library_endpoints() -> dict[tuple[str, str], str]:
+    """(method, path with `{}` placeholders) -> the params class name that stripe-python's
+    async service method for that endpoint takes, read from the library's own source."""
+    endpoint = re.compile(
+        r"async def \w+\(\s*self,(?P<args>.*?)\) -> .*?_request_async\(\s*"
+        r'"(?P<method>\w+)",\s*"(?P<path>/v1/[^"]*)"',
+        re.S,
+    )
+    found: dict[tuple[str, str], str] = {}
+    for source in Path(stripe.__file__).parent.rglob("_*_service.py"):
+        for match in endpoint.finditer(source.read_text()):
+            declared = re.search(r'params: (?:Optional\[)?"(\w+)"', match["args"])
+            if declared:
+                path = re.sub(r"\{\w+\}", "{}", match["path"])
+                found[(match["method"].upper(), path)] = declared.group(1)
+    return found
+
+
+def test_each_route_uses_the_class_the_library_sends_it() -> None:
+    library = _library_endpoints()
+    mismatched = {
+        f"{method} {template}": (
+            cls.__name__,
+            library.get((method, re.sub(r"\{\w+\}", "{}", template))),
+        )
+        for (method, template), cls in PARAMS.items()
+        if library.get((method, re.sub(r"\{\w+\}", "{}", template))) != cls.__name__
+    }
+    assert mismatched == {}
