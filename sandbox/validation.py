@@ -179,7 +179,8 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _alternatives(tp: Any) -> list[Any]:
+@functools.cache
+def _alternatives(tp: Any) -> tuple[Any, ...]:
     """The members of a union, flattened; a lone type is a union of one.
 
     The library types every enum as `Literal[...] | str` so that values Stripe adds later
@@ -192,7 +193,7 @@ def _alternatives(tp: Any) -> list[Any]:
     else:
         flat = [tp]
     has_enum = any(_is_literal(alt) and not _is_unset(alt) for alt in flat)
-    return [alt for alt in flat if not (has_enum and alt is str)]
+    return tuple(alt for alt in flat if not (has_enum and alt is str))
 
 
 def _is_literal(tp: Any) -> bool:
