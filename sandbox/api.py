@@ -36,7 +36,7 @@ from sandbox.resources import (
 )
 from sandbox.routing import Router
 from sandbox.runtime import Sandbox
-from sandbox.validation import check_request
+from sandbox.validation import UndeclaredRoute, check_request
 
 log = logging.getLogger("sandbox.api")
 
@@ -201,7 +201,7 @@ class Api:
             check_request(method, route.template, params)
         except StripeError as exc:
             return error(exc)
-        except LookupError:
+        except UndeclaredRoute:
             log.exception("no parameter types for %s %s", method, route.template)
             return error(api_error("The sandbox declares no parameter types for this route."))
 

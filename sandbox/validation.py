@@ -156,6 +156,10 @@ _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
 
 
+class UndeclaredRoute(LookupError):
+    """A sandbox route missing from `PARAMS`: a sandbox bug, answered as a 500."""
+
+
 class Hash:
     """A nested object: known keys and which of them are required."""
 
@@ -170,7 +174,7 @@ def hash_of(cls: type) -> Hash:
     hints = typing.get_type_hints(cls, localns=_LOCALNS, include_extras=True)
     fields = {name: _unwrap(tp) for name, tp in hints.items() if name not in REQUEST_OPTIONS}
     required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
-    return Hash(fields, frozenset(required) & fields.keys())
+    return Hash(fields, frozenset(required & fields.keys()))
 
 
 def _unwrap(tp: Any) -> Any:
@@ -338,5 +342,5 @@ def check_request(method: str, template: str, params: Mapping[str, Any]) -> None
     """Raise Stripe's 400 for the first parameter the endpoint's generated types refuse."""
     cls = PARAMS.get((method, template))
     if cls is None:
-        raise LookupError(f"no stripe.params class declared for {method} {template}")
+        raise UndeclaredRoute(f"no stripe.params class declared for {method} {template}")
     check_hash(hash_of(cls), dict(params), "")
