@@ -1,6 +1,8 @@
-"""The `/v1/...` request pipeline, in Stripe's order: authentication, injected faults
-(like Stripe's rate limiter, before idempotency), routing, idempotency, the handler,
-expansion; every answer gets a `Request-Id` and lands in the request log."""
+"""The `/v1/...` request pipeline, in Stripe's order: authentication and API version,
+injected faults (like Stripe's rate limiter, before idempotency), routing, parameter
+validation against stripe-python's types (`sandbox.validation`; never saved under an
+idempotency key), idempotency, the handler, expansion; every answer gets a `Request-Id`
+and lands in the request log."""
 
 from __future__ import annotations
 
