@@ -23,6 +23,9 @@ import stripe._request_options
 from stripe._stripe_context import StripeContext
 from stripe._stripe_object import UntypedStripeObject
 from stripe.params import (
+    AccountCapabilityListParams,
+    AccountCapabilityRetrieveParams,
+    AccountCapabilityUpdateParams,
     AccountCreateParams,
     AccountDeleteParams,
     AccountLinkCreateParams,
@@ -37,7 +40,10 @@ from stripe.params import (
     CustomerUpdateParams,
     EventListParams,
     EventRetrieveParams,
+    InvoiceCreateParams,
+    InvoiceDeleteParams,
     InvoiceFinalizeInvoiceParams,
+    InvoiceItemCreateParams,
     InvoiceItemListParams,
     InvoiceItemRetrieveParams,
     InvoiceLineItemListParams,
@@ -47,7 +53,11 @@ from stripe.params import (
     InvoiceRetrieveParams,
     InvoiceUpdateParams,
     InvoiceVoidInvoiceParams,
+    PaymentIntentConfirmParams,
+    PaymentIntentListParams,
+    PaymentIntentRetrieveParams,
     PaymentMethodAttachParams,
+    PaymentMethodCreateParams,
     PaymentMethodDetachParams,
     PaymentMethodListParams,
     PaymentMethodRetrieveParams,
@@ -61,9 +71,12 @@ from stripe.params import (
     ProductListParams,
     ProductRetrieveParams,
     ProductUpdateParams,
+    SetupIntentCreateParams,
+    SetupIntentRetrieveParams,
     SubscriptionCancelParams,
     SubscriptionCreateParams,
     SubscriptionListParams,
+    SubscriptionMigrateParams,
     SubscriptionRetrieveParams,
     SubscriptionUpdateParams,
 )
@@ -73,6 +86,7 @@ from stripe.params.checkout import (
     SessionLineItemListParams,
     SessionListParams,
     SessionRetrieveParams,
+    SessionUpdateParams,
 )
 from stripe.params.test_helpers import (
     TestClockAdvanceParams,
@@ -93,6 +107,7 @@ PARAMS: dict[tuple[str, str], type] = {
     ("DELETE", "/v1/customers/{id}"): CustomerDeleteParams,
     ("GET", "/v1/customers/{id}/payment_methods"): CustomerPaymentMethodListParams,
     ("GET", "/v1/payment_methods"): PaymentMethodListParams,
+    ("POST", "/v1/payment_methods"): PaymentMethodCreateParams,
     ("GET", "/v1/payment_methods/{id}"): PaymentMethodRetrieveParams,
     ("POST", "/v1/payment_methods/{id}"): PaymentMethodUpdateParams,
     ("POST", "/v1/payment_methods/{id}/attach"): PaymentMethodAttachParams,
@@ -109,6 +124,7 @@ PARAMS: dict[tuple[str, str], type] = {
     ("POST", "/v1/checkout/sessions"): SessionCreateParams,
     ("GET", "/v1/checkout/sessions"): SessionListParams,
     ("GET", "/v1/checkout/sessions/{id}"): SessionRetrieveParams,
+    ("POST", "/v1/checkout/sessions/{id}"): SessionUpdateParams,
     ("GET", "/v1/checkout/sessions/{id}/line_items"): SessionLineItemListParams,
     ("POST", "/v1/checkout/sessions/{id}/expire"): SessionExpireParams,
     ("POST", "/v1/subscriptions"): SubscriptionCreateParams,
@@ -116,14 +132,18 @@ PARAMS: dict[tuple[str, str], type] = {
     ("GET", "/v1/subscriptions/{id}"): SubscriptionRetrieveParams,
     ("POST", "/v1/subscriptions/{id}"): SubscriptionUpdateParams,
     ("DELETE", "/v1/subscriptions/{id}"): SubscriptionCancelParams,
+    ("POST", "/v1/subscriptions/{id}/migrate"): SubscriptionMigrateParams,
+    ("POST", "/v1/invoices"): InvoiceCreateParams,
     ("GET", "/v1/invoices"): InvoiceListParams,
     ("GET", "/v1/invoices/{id}"): InvoiceRetrieveParams,
     ("POST", "/v1/invoices/{id}"): InvoiceUpdateParams,
+    ("DELETE", "/v1/invoices/{id}"): InvoiceDeleteParams,
     ("GET", "/v1/invoices/{id}/lines"): InvoiceLineItemListParams,
     ("POST", "/v1/invoices/{id}/pay"): InvoicePayParams,
     ("POST", "/v1/invoices/{id}/void"): InvoiceVoidInvoiceParams,
     ("POST", "/v1/invoices/{id}/finalize"): InvoiceFinalizeInvoiceParams,
     ("POST", "/v1/invoices/{id}/mark_uncollectible"): InvoiceMarkUncollectibleParams,
+    ("POST", "/v1/invoiceitems"): InvoiceItemCreateParams,
     ("GET", "/v1/invoiceitems"): InvoiceItemListParams,
     ("GET", "/v1/invoiceitems/{id}"): InvoiceItemRetrieveParams,
     ("POST", "/v1/accounts"): AccountCreateParams,
@@ -131,7 +151,15 @@ PARAMS: dict[tuple[str, str], type] = {
     ("GET", "/v1/accounts/{id}"): AccountRetrieveParams,
     ("POST", "/v1/accounts/{id}"): AccountUpdateParams,
     ("DELETE", "/v1/accounts/{id}"): AccountDeleteParams,
+    ("GET", "/v1/accounts/{id}/capabilities"): AccountCapabilityListParams,
+    ("GET", "/v1/accounts/{id}/capabilities/{capability}"): AccountCapabilityRetrieveParams,
+    ("POST", "/v1/accounts/{id}/capabilities/{capability}"): AccountCapabilityUpdateParams,
     ("POST", "/v1/account_links"): AccountLinkCreateParams,
+    ("GET", "/v1/payment_intents"): PaymentIntentListParams,
+    ("GET", "/v1/payment_intents/{id}"): PaymentIntentRetrieveParams,
+    ("POST", "/v1/payment_intents/{id}/confirm"): PaymentIntentConfirmParams,
+    ("POST", "/v1/setup_intents"): SetupIntentCreateParams,
+    ("GET", "/v1/setup_intents/{id}"): SetupIntentRetrieveParams,
     ("GET", "/v1/events"): EventListParams,
     ("GET", "/v1/events/{id}"): EventRetrieveParams,
     ("POST", "/v1/test_helpers/test_clocks"): TestClockCreateParams,
@@ -140,9 +168,28 @@ PARAMS: dict[tuple[str, str], type] = {
     ("DELETE", "/v1/test_helpers/test_clocks/{id}"): TestClockDeleteParams,
     ("POST", "/v1/test_helpers/test_clocks/{id}/advance"): TestClockAdvanceParams,
 }
-"""(method, sandbox route template) -> the `stripe.params` class of that endpoint.
+"""(method, route template) -> the `stripe.params` class of that endpoint.
 
-A route the sandbox serves must be listed here (a test walks the route table)."""
+A route the sandbox serves must be listed here (a test walks the route table, another
+checks each class against the one stripe-python's service sends). Placeholder names do
+not matter (`{id}` matches `{account}`), and some endpoints are listed ahead of the
+sandbox serving them."""
+
+_PLACEHOLDER = re.compile(r"\{\w+\}")
+
+
+def path_shape(template: str) -> str:
+    """`/v1/accounts/{id}/capabilities/{name}` -> `/v1/accounts/{}/capabilities/{}`."""
+    return _PLACEHOLDER.sub("{}", template)
+
+
+_BY_SHAPE = {(method, path_shape(template)): cls for (method, template), cls in PARAMS.items()}
+
+
+def params_class(method: str, template: str) -> type | None:
+    """The `stripe.params` class declared for a route, if any."""
+    return _BY_SHAPE.get((method, path_shape(template)))
+
 
 REQUEST_OPTIONS = frozenset(stripe._request_options.RequestOptions.__annotations__)
 """Keys every params class inherits from the library's per-request options (`api_key`,
@@ -340,7 +387,7 @@ def check_hash(spec: Hash, value: Any, param: str) -> None:
 
 def check_request(method: str, template: str, params: Mapping[str, Any]) -> None:
     """Raise Stripe's 400 for the first parameter the endpoint's generated types refuse."""
-    cls = PARAMS.get((method, template))
+    cls = params_class(method, template)
     if cls is None:
         raise UndeclaredRoute(f"no stripe.params class declared for {method} {template}")
     check_hash(hash_of(cls), dict(params), "")
