@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.onboarding.conftest import SkippingOnboarding, skipping_onboarding
 from tests.support.harness import STRIPE_TEST_KEY
+from tests.support.histories import record_history
 from workflows import errors
 from workflows.contracts import ONBOARDING_RETURNED_UPDATE, OnboardingReturnedInput
 from workflows.contracts import OnboardingWorkflowStatus as Status
@@ -96,6 +97,7 @@ async def test_polling_backs_off_from_minutes_to_hours_and_starts_over_on_return
     final = await onboarding.handle.result()
     assert [t.status for t in final.tokens] == ["completed"]
     assert await _token_status(db_pool, onboarding.token_id) == "completed"
+    await record_history(onboarding.env.client, onboarding.handle.id, "onboarding_polling_backoff")
 
 
 @pytest.mark.parametrize("onboarding", ["transfers"], indirect=True)
@@ -198,3 +200,4 @@ async def test_stripe_refusing_every_read_for_minutes_leaves_onboarding_pending_
     assert final.stuck is None
     assert [t.status for t in final.tokens] == ["completed"]
     assert await _token_status(db_pool, onboarding.token_id) == "completed"
+    await record_history(onboarding.env.client, onboarding.handle.id, "onboarding_refused_reads")
