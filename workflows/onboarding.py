@@ -232,8 +232,10 @@ class OnboardingWorkflow:
             )
             await self._sync_account()
             if self._in_progress():
+                # Not finished yet: the user may be back on Stripe's pages any moment,
+                # so polling starts over (the run loop picks up the new deadline).
                 self._restart_polling()
-            self._wake = True
+                self._wake = True
         return self.status()
 
     # --- the run ------------------------------------------------------------------------
