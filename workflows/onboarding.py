@@ -401,6 +401,8 @@ class OnboardingWorkflow:
             since=self._stuck.since if self._stuck is not None else now,
             next_attempt_at=now + backoff,
         )
+        # The run loop must wait for the retry even when a handler recorded it.
+        self._wake = True
         workflow.logger.warning(
             "%s failed (%d in a row), next attempt in %s: %s", step, failures, backoff, message
         )

@@ -179,6 +179,13 @@ async def test_stripe_refusing_every_read_for_minutes_leaves_onboarding_pending_
             f"/_sandbox/accounts/{opened.account_id}/complete_onboarding", json={}
         )
         finished.raise_for_status()
+        # The user comes back: the update answers (the read is refused, not the user).
+        returned = await onboarding.handle.execute_update(
+            ONBOARDING_RETURNED_UPDATE,
+            OnboardingReturnedInput(token_id=onboarding.token_id),
+            result_type=Status,
+        )
+        assert returned.stuck is not None and returned.stuck.failures == 1
         await onboarding.account_updated(opened.account_id)
         await onboarding.env.sleep(timedelta(minutes=20))
 
