@@ -112,7 +112,6 @@ class OnboardingWorkflow:
         self._stuck: StuckStep | None = None
         self._tokens: dict[str, _Token] = {}
         self._account_id: str | None = None
-        self._signalled_account_id: str | None = None
         self._applied_events: list[str] = []
         self._snapshot: ConnectAccountSnapshot | None = None
         self._recheck = False
@@ -146,8 +145,8 @@ class OnboardingWorkflow:
         self._applied_events.append(event.event_id)
         del self._applied_events[:-_MAX_EVENT_IDS]
         if event.type.startswith("account."):
-            if event.object_id.startswith("acct_"):
-                self._signalled_account_id = event.object_id
+            # The event's account id is not trusted: only the account saved on the
+            # user's row is re-read (an event cannot point the run at another one).
             self._recheck = True
 
     @workflow.update(name=ISSUE_ONBOARDING_TOKEN_UPDATE)
@@ -350,7 +349,7 @@ class OnboardingWorkflow:
         """
         if self._account_id is None:
             user = await read_user(self._user_id)
-            self._account_id = user.connect_account_id or self._signalled_account_id
+            self._account_id = user.connect_account_id
         if self._account_id is None:
             self._stuck = None
             return True
