@@ -8,6 +8,7 @@ URLs carry the token's `state`, derived here so it never enters workflow history
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -29,8 +30,14 @@ from workflows.contracts import (
 logger = logging.getLogger(__name__)
 
 
-def snapshot_of(account: Any) -> ConnectAccountSnapshot:
-    """The facts onboarding decides on, read from a re-fetched account."""
+DEFAULT_CONNECT_CAPABILITIES = ("card_payments", "transfers")
+
+
+def snapshot_of(
+    account: Any, required_capabilities: Sequence[str] = DEFAULT_CONNECT_CAPABILITIES
+) -> ConnectAccountSnapshot:
+    """The facts onboarding decides on, read from a re-fetched account; complete means
+    every capability the platform configures is active (ConnectAccountSnapshot)."""
     if isinstance(account, stripe.StripeObject):
         account = account.to_dict()
     requirements = account.get("requirements") or {}
@@ -46,13 +53,24 @@ def snapshot_of(account: Any) -> ConnectAccountSnapshot:
         payouts_enabled=bool(account.get("payouts_enabled")),
         requirements_due=due,
         disabled_reason=requirements.get("disabled_reason"),
+        capabilities={
+            str(name): str(status) for name, status in (account.get("capabilities") or {}).items()
+        },
+        required_capabilities=list(required_capabilities),
     )
 
 
 class StripeConnectActivities:
-    def __init__(self, client: stripe.StripeClient, token_secret: SecretStr) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        token_secret: SecretStr,
+        *,
+        connect_capabilities: Sequence[str] = DEFAULT_CONNECT_CAPABILITIES,
+    ) -> None:
         self.stripe = client
         self.token_secret = token_secret
+        self.connect_capabilities = tuple(connect_capabilities)
 
     @activity.defn
     async def create_account_link(self, request: CreateAccountLinkInput) -> AccountLinkResult:
@@ -89,4 +107,4 @@ class StripeConnectActivities:
         account = await call_stripe(
             "accounts.retrieve", self.stripe.v1.accounts.retrieve_async(request.account_id)
         )
-        return snapshot_of(account)
+        return snapshot_of(account, self.connect_capabilities)

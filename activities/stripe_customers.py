@@ -4,16 +4,29 @@ Create keys are `customer:<user id>:<generation>` / `account:<user id>:<generati
 and the parameters never name the calling workflow (SPEC 3.0), so every caller gets
 the same object back from Stripe's idempotency memory. Deletes are "delete if
 present": a missing object counts as deleted.
+
+Connect accounts are created with `controller` properties (Stripe's replacement of
+`type=express`: Stripe-hosted Express dashboard, the platform pays Stripe's fees and
+carries payment losses, Stripe collects requirements) and request the capabilities the
+platform configures (`CONNECT_CAPABILITIES`). After a replayed 500 the account is
+looked for before a second create: Stripe cannot list accounts by metadata, so the
+look-up walks `GET /v1/accounts` newest first, limited to the accounts created in the
+last 24 h (an idempotency key, and so an unknown outcome, lives no longer), and takes
+the one whose metadata names this user and generation.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import stripe
 from temporalio import activity
 
-from activities.stripe_gateway import call_stripe, convert_stripe_error
+from activities.stripe_connect import DEFAULT_CONNECT_CAPABILITIES
+from activities.stripe_gateway import call_stripe, convert_stripe_error, write_once
 from onramp.logging import log_event
 from workflows.contracts import CreateStripeObjectInput, DeleteStripeObjectInput
 
@@ -24,9 +37,49 @@ def _is_missing(error: stripe.StripeError) -> bool:
     return error.http_status == 404
 
 
+def _account_is_gone(error: stripe.StripeError) -> bool:
+    """Stripe answers a deleted (or foreign) account with 403 `account_invalid`: the
+    platform no longer has access to it, which for a delete means it is gone."""
+    if error.http_status == 404:
+        return True
+    # `stripe` raises a 403 as PermissionError without copying its code: read the body.
+    code = error.code or (error.error.code if error.error is not None else None)
+    return error.http_status == 403 and code == "account_invalid"
+
+
+# The controller of an Express-like account (Stripe's mapping of `type=express`).
+CONNECT_CONTROLLER: dict[str, Any] = {
+    "stripe_dashboard": {"type": "express"},
+    "fees": {"payer": "application"},
+    "losses": {"payments": "application"},
+    "requirement_collection": "stripe",
+}
+# An unknown outcome is at most as old as the key that hid it (Stripe keeps keys 24 h).
+_OUTCOME_WINDOW_SECONDS = 24 * 3600
+_ACCOUNT_PAGE = 100
+
+
+def connect_account_params(
+    request: CreateStripeObjectInput, capabilities: Sequence[str]
+) -> dict[str, Any]:
+    """The account create's parameters: the same whichever workflow asks (SPEC 3.0)."""
+    return {
+        "controller": CONNECT_CONTROLLER,
+        "capabilities": {name: {"requested": True} for name in capabilities},
+        "email": request.email,
+        "metadata": {"user_id": request.user_id, "generation": str(request.generation)},
+    }
+
+
 class StripeCustomerActivities:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        *,
+        connect_capabilities: Sequence[str] = DEFAULT_CONNECT_CAPABILITIES,
+    ) -> None:
         self.stripe = client
+        self.connect_capabilities = tuple(connect_capabilities)
 
     @activity.defn
     async def create_stripe_customer(self, request: CreateStripeObjectInput) -> str:
@@ -54,16 +107,22 @@ class StripeCustomerActivities:
 
     @activity.defn
     async def create_connect_account(self, request: CreateStripeObjectInput) -> str:
-        account = await call_stripe(
+        params = connect_account_params(request, self.connect_capabilities)
+
+        async def create(key: str) -> stripe.Account:
+            return await self.stripe.v1.accounts.create_async(
+                params,  # type: ignore[arg-type]  # a plain dict of the create's params
+                {"idempotency_key": key},
+            )
+
+        async def find_created() -> stripe.Account | None:
+            return await self._find_account(request)
+
+        account = await write_once(
             "accounts.create",
-            self.stripe.v1.accounts.create_async(
-                {
-                    "type": "express",
-                    "email": request.email,
-                    "metadata": {"user_id": request.user_id},
-                },
-                {"idempotency_key": f"account:{request.user_id}:{request.generation}"},
-            ),
+            f"account:{request.user_id}:{request.generation}",
+            create,
+            find_created,
         )
         log_event(
             logger, "SIGNUP_STEP", step="connect_account", user_id=request.user_id,
@@ -71,11 +130,33 @@ class StripeCustomerActivities:
         )  # fmt: skip
         return account.id
 
+    async def _find_account(self, request: CreateStripeObjectInput) -> stripe.Account | None:
+        """The account this user's create (this generation) made, if it exists."""
+        since = int(time.time()) - _OUTCOME_WINDOW_SECONDS
+        starting_after: str | None = None
+        while True:
+            page_params: dict[str, Any] = {"limit": _ACCOUNT_PAGE, "created": {"gte": since}}
+            if starting_after is not None:
+                page_params["starting_after"] = starting_after
+            page = await call_stripe(
+                "accounts.list",
+                self.stripe.v1.accounts.list_async(page_params),  # type: ignore[arg-type]
+            )
+            for account in page.data:
+                metadata: dict[str, Any] = account.to_dict().get("metadata") or {}
+                if metadata.get("user_id") == request.user_id and metadata.get("generation") == str(
+                    request.generation
+                ):
+                    return account
+            if not page.has_more or not page.data:
+                return None
+            starting_after = page.data[-1].id
+
     @activity.defn
     async def delete_connect_account(self, request: DeleteStripeObjectInput) -> None:
         try:
             await self.stripe.v1.accounts.delete_async(request.stripe_id)
         except stripe.StripeError as error:
-            if not _is_missing(error):
+            if not _account_is_gone(error):
                 raise convert_stripe_error(error, "accounts.delete") from None
         log_event(logger, "CONNECT_ACCOUNT_DELETED", connect_account_id=request.stripe_id)

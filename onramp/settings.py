@@ -52,6 +52,28 @@ def _key_fingerprint(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def known_capabilities() -> frozenset[str]:
+    """Capability names Stripe accepts on an account create, from the `stripe` library's
+    generated parameter types (Stripe's own description of its API, not our list)."""
+    from stripe.params import AccountCreateParamsCapabilities
+
+    return frozenset(AccountCreateParamsCapabilities.__annotations__)
+
+
+def parse_capabilities(raw: str) -> list[str]:
+    """Parse `CONNECT_CAPABILITIES` (`card_payments,transfers`): known names, no repeats."""
+    names: list[str] = []
+    for entry in (part.strip() for part in raw.split(",")):
+        if entry and entry not in names:
+            names.append(entry)
+    if not names:
+        raise ValueError("at least one capability is required (e.g. transfers)")
+    unknown = sorted(set(names) - known_capabilities())
+    if unknown:
+        raise ValueError(f"unknown capability {', '.join(unknown)} (e.g. card_payments, transfers)")
+    return names
+
+
 def stripe_key_is_live(key: str) -> bool:
     """True for a live-mode secret or restricted key (`sk_live_…`, `rk_live_…`)."""
     return key.startswith(("sk_live_", "rk_live_"))
@@ -254,6 +276,22 @@ class WorkerSettings(CommonSettings, StripeSettings):
     onramp_token_secret: SecretStr = Field(
         description="HMAC key tokens are derived with (at least 32 characters)"
     )
+
+    # --- Connect accounts: the capabilities the platform configures ---
+    connect_capabilities: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["card_payments", "transfers"],
+        description="comma list of capabilities requested on every Connect account; "
+        "onboarding is complete when all are active",
+    )
+
+    @field_validator("connect_capabilities", mode="before")
+    @classmethod
+    def _split_capabilities(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_capabilities(value)
+        if isinstance(value, list):
+            return parse_capabilities(",".join(str(item) for item in value))
+        return value
 
     # --- Checkout (issue 16): session URLs, reconciliation, the set-password link ---
     onramp_public_url: str = Field(

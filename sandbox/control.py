@@ -78,7 +78,12 @@ def routes(sb: Sandbox) -> list[Route]:
         return checkout.expire_session(ctx, checkout.get_session(ctx, ctx.path["id"]))
 
     def complete_onboarding(ctx: Ctx, data: Obj) -> Obj:
-        return accounts.complete_onboarding(ctx, accounts.get_account(ctx, ctx.path["id"]))
+        # `{"capability_status": "pending"}`: details submitted, Stripe still verifying.
+        status = data.get("capability_status") or "active"
+        if status not in ("active", "pending"):
+            raise bad_param("capability_status must be active or pending", "capability_status")
+        account = accounts.get_account(ctx, ctx.path["id"])
+        return accounts.complete_onboarding(ctx, account, str(status))
 
     def update_account(ctx: Ctx, data: Obj) -> Obj:
         return accounts.simulate_update(ctx, accounts.get_account(ctx, ctx.path["id"]), data)

@@ -30,10 +30,15 @@ def workflow_classes() -> Sequence[type]:
 
 def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., Any]]:
     users = UserActivities(dependencies.pool)
-    stripe_objects = StripeCustomerActivities(dependencies.stripe)
+    capabilities = dependencies.settings.connect_capabilities
+    stripe_objects = StripeCustomerActivities(
+        dependencies.stripe, connect_capabilities=capabilities
+    )
     token_secret = dependencies.settings.onramp_token_secret
     onboarding = OnboardingActivities(dependencies.pool, token_secret)
-    stripe_connect = StripeConnectActivities(dependencies.stripe, token_secret)
+    stripe_connect = StripeConnectActivities(
+        dependencies.stripe, token_secret, connect_capabilities=capabilities
+    )
     return [
         users.insert_profile,
         users.read_user,

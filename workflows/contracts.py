@@ -166,8 +166,10 @@ class OnboardingWorkflowInput(BaseModel):
     """Start input of `onboarding-<user>` (also when a Stripe event starts it)."""
 
     user_id: str
-    # Issue 17: how often to re-read the account while a token is in progress.
+    # Issue 17: how often to re-read the account while a token is in progress (the
+    # first interval; each quiet re-read doubles it up to `poll_max_seconds`).
     poll_seconds: float = 60.0
+    poll_max_seconds: float = 4 * 3600.0
 
 
 class SubscriptionWorkflowInput(BaseModel):
@@ -192,6 +194,7 @@ class IssueOnboardingTokenInput(BaseModel):
     token_id: str
     ttl_seconds: int
     poll_seconds: float = 60.0
+    poll_max_seconds: float = 4 * 3600.0
 
 
 class IssueOnboardingTokenResult(BaseModel):
@@ -256,6 +259,10 @@ class AccountRef(BaseModel):
     account_id: str
 
 
+# The account flag Stripe derives from a capability being active.
+CAPABILITY_FLAGS = {"card_payments": "charges_enabled", "transfers": "payouts_enabled"}
+
+
 class ConnectAccountSnapshot(BaseModel):
     """The account as re-read from Stripe: the facts onboarding decides on."""
 
@@ -265,10 +272,26 @@ class ConnectAccountSnapshot(BaseModel):
     payouts_enabled: bool
     requirements_due: list[str] = Field(default_factory=list)
     disabled_reason: str | None = None
+    # Capability name → `active` / `pending` / `inactive`, as the account says.
+    capabilities: dict[str, str] = Field(default_factory=dict)
+    # The platform's `CONNECT_CAPABILITIES` when the account was read.
+    required_capabilities: list[str] = Field(default_factory=list)
 
     @property
     def onboarding_complete(self) -> bool:
-        return self.details_submitted and self.charges_enabled
+        """Details submitted and every configured capability active, with the flag it
+        implies (card_payments → charges_enabled, transfers → payouts_enabled)."""
+        if not self.details_submitted:
+            return False
+        if not self.required_capabilities:
+            return self.charges_enabled
+        for name in self.required_capabilities:
+            if self.capabilities.get(name) != "active":
+                return False
+            flag = CAPABILITY_FLAGS.get(name)
+            if flag is not None and not getattr(self, flag):
+                return False
+        return True
 
 
 class RecordAccountStatusInput(BaseModel):
@@ -286,6 +309,17 @@ class OnboardingTokenView(BaseModel):
     expires_at: datetime
 
 
+class StuckStep(BaseModel):
+    """A step Stripe keeps refusing: the workflow keeps its state and tries again."""
+
+    step: str
+    error_type: str | None = None
+    message: str
+    failures: int
+    since: datetime
+    next_attempt_at: datetime
+
+
 class OnboardingWorkflowStatus(BaseModel):
     """The `status` query of `onboarding-<user>`, for operators."""
 
@@ -294,6 +328,10 @@ class OnboardingWorkflowStatus(BaseModel):
     tokens: list[OnboardingTokenView] = Field(default_factory=list)
     last_snapshot: ConnectAccountSnapshot | None = None
     applied_event_ids: list[str] = Field(default_factory=list)
+    # The re-read that failed last and when it is tried again (None: nothing stuck).
+    stuck: StuckStep | None = None
+    next_poll_at: datetime | None = None
+    poll_interval_seconds: float | None = None
 
 
 # --- Subscription lifecycle (`subscription-<user>`, SPEC 3.4) ----------------------------

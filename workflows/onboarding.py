@@ -6,11 +6,19 @@ shared ensure step), creates a fresh Stripe account link under its own idempoten
 and only then moves the token to `in_progress` with its state and expiry — so a Stripe
 outage answers 502 and leaves the token `pending`, never stuck.
 
-Completion is decided on the re-read account (`details_submitted` and
-`charges_enabled`), triggered by `account.updated`, by the user's return from Stripe,
-or by polling while a token is in progress. Tokens expire by timer. A run ends only
-when no token is open and every handler has finished; `account.updated` after that
-starts a new run by signal-with-start, which re-reads and records the flags.
+Completion is decided on the re-read account (`details_submitted` and every
+capability the platform configures `active`), triggered by `account.updated`, by the
+user's return from Stripe, or by polling while a token is in progress. Webhooks are the
+primary signal, so polling backs off: the first re-read after `poll_seconds`, then each
+quiet one doubles the wait up to `poll_max_seconds` (minutes at first, then hours); a
+user who opens the link or comes back starts it over. Tokens expire by timer.
+
+A Stripe error never ends the run: a re-read that Stripe refuses (an outage longer than
+the read's retries, a 401/403 after a key rotation, a 400) is recorded as the stuck step
+in the `status` query and tried again with capped backoff, and the run stays open until
+it succeeds. A run ends only when no token is open, no re-read is owed and every
+handler has finished; `account.updated` after that starts a new run by
+signal-with-start, which re-reads and records the flags.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from workflows.contracts import (
     RecordAccountStatusInput,
     RecordAccountStatusResult,
     StripeEventSignal,
+    StuckStep,
     TokenRef,
     UserRef,
 )
@@ -79,6 +88,9 @@ STRIPE_READ: policies.ActivityOptions = {
     "schedule_to_close_timeout": timedelta(minutes=10),
     "retry_policy": policies.RETRY,
 }
+# A refused re-read is tried again after 1 min, then 2, 4, ... at most 30 min apart.
+READ_RETRY_FIRST = timedelta(minutes=1)
+READ_RETRY_MAX = timedelta(minutes=30)
 _OPEN: tuple[OnboardingTokenStatus, ...] = ("pending", "in_progress")
 _MAX_EVENT_IDS = 500
 
@@ -94,10 +106,12 @@ class OnboardingWorkflow:
     @workflow.init
     def __init__(self, request: OnboardingWorkflowInput) -> None:
         self._user_id = request.user_id
-        self._poll = timedelta(seconds=request.poll_seconds)
+        self._poll_first = timedelta(seconds=request.poll_seconds)
+        self._poll_max = max(timedelta(seconds=request.poll_max_seconds), self._poll_first)
+        self._poll = self._poll_first
+        self._stuck: StuckStep | None = None
         self._tokens: dict[str, _Token] = {}
         self._account_id: str | None = None
-        self._signalled_account_id: str | None = None
         self._applied_events: list[str] = []
         self._snapshot: ConnectAccountSnapshot | None = None
         self._recheck = False
@@ -118,6 +132,9 @@ class OnboardingWorkflow:
             ],
             last_snapshot=self._snapshot,
             applied_event_ids=list(self._applied_events),
+            stuck=self._stuck,
+            next_poll_at=self._next_poll,
+            poll_interval_seconds=self._poll.total_seconds() if self._next_poll else None,
         )
 
     @workflow.signal(name=STRIPE_EVENT_SIGNAL)
@@ -128,8 +145,8 @@ class OnboardingWorkflow:
         self._applied_events.append(event.event_id)
         del self._applied_events[:-_MAX_EVENT_IDS]
         if event.type.startswith("account."):
-            if event.object_id.startswith("acct_"):
-                self._signalled_account_id = event.object_id
+            # The event's account id is not trusted: only the account saved on the
+            # user's row is re-read (an event cannot point the run at another one).
             self._recheck = True
 
     @workflow.update(name=ISSUE_ONBOARDING_TOKEN_UPDATE)
@@ -147,7 +164,8 @@ class OnboardingWorkflow:
                 if token_id != request.token_id and token.status == "pending":
                     token.status = "revoked"
             self._tokens[request.token_id] = _Token(record.status, record.expires_at)
-            self._poll = timedelta(seconds=request.poll_seconds)
+            self._poll_first = timedelta(seconds=request.poll_seconds)
+            self._poll_max = max(timedelta(seconds=request.poll_max_seconds), self._poll_first)
             self._wake = True
             return IssueOnboardingTokenResult(
                 token_id=record.token_id, expires_at=record.expires_at
@@ -197,8 +215,8 @@ class OnboardingWorkflow:
             except ActivityError as error:
                 raise _passthrough(error) from None
             self._tokens[request.token_id] = _Token("in_progress", record.expires_at)
-            if self._next_poll is None:
-                self._next_poll = workflow.now() + self._poll
+            # The user is on Stripe's pages now: polling starts over at its shortest.
+            self._restart_polling()
             self._wake = True
             return OpenOnboardingLinkResult(
                 url=link.url, expires_at=link.expires_at, account_id=account.stripe_id
@@ -212,6 +230,11 @@ class OnboardingWorkflow:
                 OnboardingActivities.record_onboarding_return, TokenRef(token_id=request.token_id)
             )
             await self._sync_account()
+            if self._in_progress():
+                # Not finished yet: the user may be back on Stripe's pages any moment,
+                # so polling starts over (the run loop picks up the new deadline).
+                self._restart_polling()
+                self._wake = True
         return self.status()
 
     # --- the run ------------------------------------------------------------------------
@@ -226,19 +249,29 @@ class OnboardingWorkflow:
             await self._expire_due_tokens()
             now = workflow.now()
             poll_due = self._next_poll is not None and self._next_poll <= now
-            if self._recheck or poll_due:
+            retry_due = self._stuck is not None and self._stuck.next_attempt_at <= now
+            if self._recheck or poll_due or retry_due:
                 self._recheck = False
                 async with self._lock:
-                    await self._sync_account()
-                self._next_poll = workflow.now() + self._poll if self._in_progress() else None
-            if not self._open() and not self._recheck:
+                    read = await self._sync_account()
+                if not self._in_progress():
+                    self._next_poll = None
+                else:
+                    if poll_due and read:
+                        # Nothing decided yet: webhooks stay the primary signal, so
+                        # the next look is further away (capped).
+                        self._poll = min(self._poll * 2, self._poll_max)
+                    self._next_poll = workflow.now() + self._poll
+            if not self._open() and not self._recheck and self._stuck is None:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._open() and not self._recheck:
+                if not self._open() and not self._recheck and self._stuck is None:
                     return self.status()
                 continue
             deadlines = [t.expires_at for t in self._tokens.values() if t.status in _OPEN]
             if self._next_poll is not None:
                 deadlines.append(self._next_poll)
+            if self._stuck is not None:
+                deadlines.append(self._stuck.next_attempt_at)
             wait = min(deadlines) - workflow.now() if deadlines else None
             if wait is not None and wait <= timedelta(0):
                 continue
@@ -253,6 +286,10 @@ class OnboardingWorkflow:
 
     def _in_progress(self) -> bool:
         return any(t.status == "in_progress" for t in self._tokens.values())
+
+    def _restart_polling(self) -> None:
+        self._poll = self._poll_first
+        self._next_poll = workflow.now() + self._poll
 
     async def _load_open_tokens(self) -> None:
         """Pick up tokens a previous run left open, so their timers keep running."""
@@ -304,18 +341,33 @@ class OnboardingWorkflow:
                 if self._tokens[token_id].status in _OPEN:
                     self._tokens[token_id].status = "expired"
 
-    async def _sync_account(self) -> None:
-        """Re-read the account from Stripe and record its flags (the caller holds the lock)."""
+    async def _sync_account(self) -> bool:
+        """Re-read the account from Stripe and record its flags (the caller holds the lock).
+
+        False when Stripe refused the re-read: the step is recorded as stuck and tried
+        again later, and nothing else changes.
+        """
         if self._account_id is None:
             user = await read_user(self._user_id)
-            self._account_id = user.connect_account_id or self._signalled_account_id
+            self._account_id = user.connect_account_id
         if self._account_id is None:
-            return
-        read: ConnectAccountSnapshot = await stripe_read_step(
-            StripeConnectActivities.retrieve_connect_account,
-            AccountRef(account_id=self._account_id),
-            STRIPE_READ,
-        )
+            self._stuck = None
+            return True
+        try:
+            read: ConnectAccountSnapshot = await stripe_read_step(
+                StripeConnectActivities.retrieve_connect_account,
+                AccountRef(account_id=self._account_id),
+                STRIPE_READ,
+            )
+        except ActivityError as error:
+            self._record_stuck("retrieve_connect_account", error)
+            return False
+        if self._stuck is not None:
+            workflow.logger.info(
+                "Stripe answered the account re-read again after %d failures",
+                self._stuck.failures,
+            )
+        self._stuck = None
         # The result is typed by the passed-through activity module; rebuild it as this
         # (sandboxed) module's model before nesting it in other models.
         snapshot = ConnectAccountSnapshot.model_validate(read.model_dump())
@@ -331,6 +383,28 @@ class OnboardingWorkflow:
             for token in self._tokens.values():
                 if token.status == "in_progress":
                     token.status = "completed"
+        return True
+
+    def _record_stuck(self, step: str, error: ActivityError) -> None:
+        """Keep the state, show the step to operators, and schedule the next attempt."""
+        cause = error.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+        now = workflow.now()
+        failures = self._stuck.failures + 1 if self._stuck is not None else 1
+        backoff = min(READ_RETRY_FIRST * 2 ** min(failures - 1, 10), READ_RETRY_MAX)
+        self._stuck = StuckStep(
+            step=step,
+            error_type=cause.type if isinstance(cause, ApplicationError) else None,
+            message=message,
+            failures=failures,
+            since=self._stuck.since if self._stuck is not None else now,
+            next_attempt_at=now + backoff,
+        )
+        # The run loop must wait for the retry even when a handler recorded it.
+        self._wake = True
+        workflow.logger.warning(
+            "%s failed (%d in a row), next attempt in %s: %s", step, failures, backoff, message
+        )
 
 
 def _passthrough(error: ActivityError) -> ApplicationError:

@@ -3,24 +3,41 @@
 An account starts with requirements due and charges/payouts disabled; onboarding on the
 hosted page (or the control API) completes it and emits `account.updated`, which goes to
 Connect endpoints only because it carries `account`.
+
+Capabilities, as Stripe documents them (docs.stripe.com/connect/account-capabilities):
+each requested capability starts `inactive` while requirements are due, is `pending`
+while Stripe verifies what was submitted, and `active` once verified; the account's
+flags follow them — `charges_enabled` from `card_payments`, `payouts_enabled` from
+`transfers` — and when both are requested, either one inactive disables both. An
+account created without capabilities gets `card_payments` and `transfers` (what Stripe
+requests for an account whose requirements Stripe collects); one whose platform
+collects requirements (`controller[requirement_collection]=application`, or
+`type=custom`) must request capabilities, as the API reference says.
+
+`type` and `controller` are alternatives: Stripe refuses both together. A deleted
+account, or one this platform never had, answers 403 `account_invalid` on retrieve,
+update and delete: the key has no access to it (Stripe does not say which).
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from sandbox.context import Ctx
-from sandbox.errors import bad_param, invalid, no_such
+from sandbox.errors import StripeError, bad_param, invalid, no_such
 from sandbox.events import previous_attributes
 from sandbox.ids import new_id, token
 from sandbox.jsontypes import Obj
 from sandbox.listing import created_matches, list_object, paginate
 from sandbox.params import (
+    Bool,
     Created,
     Enum,
     Free,
     Hash,
     Metadata,
+    Spec,
     Str,
     apply_metadata,
     validate,
@@ -56,11 +73,42 @@ FIELDS = {
     "external_account": Free(),
 }
 
+
+def _known_capabilities() -> frozenset[str]:
+    # The capability names of the `stripe` library's generated create parameters
+    # (Stripe's own description of its API).
+    from stripe.params import AccountCreateParamsCapabilities
+
+    return frozenset(AccountCreateParamsCapabilities.__annotations__)
+
+
+class Capabilities(Spec):
+    """`capabilities[<name>][requested]=true|false` for the names Stripe knows."""
+
+    def check(self, value: Any, param: str) -> Any:
+        if value == "":
+            return None
+        if not isinstance(value, dict):
+            raise bad_param(f"Invalid object: {param}", param)
+        known = _known_capabilities()
+        out: dict[str, bool] = {}
+        for name, spec in value.items():
+            if name not in known:
+                raise bad_param(f"Received unknown parameter: {param}[{name}]", f"{param}[{name}]")
+            checked = Hash({"requested": Bool()}).check(spec, f"{param}[{name}]")
+            out[name] = bool((checked or {}).get("requested"))
+        return out
+
+
+DEFAULT_CAPABILITIES = ("card_payments", "transfers")
+# The account flag Stripe derives from each capability.
+CAPABILITY_FLAGS = {"card_payments": "charges_enabled", "transfers": "payouts_enabled"}
+
 CREATE_FIELDS = {
     **FIELDS,
     "type": Enum("custom", "express", "standard"),
     "country": Str(2),
-    "capabilities": Free(),
+    "capabilities": Capabilities(),
     "controller": Hash(
         {
             "fees": Hash({"payer": Enum("account", "application")}),
@@ -92,6 +140,37 @@ def get_account(ctx: Ctx, account_id: str, param: str = "id") -> Obj:
     return account
 
 
+def no_access(account_id: str) -> StripeError:
+    """What Stripe answers for an account the key cannot reach (deleted or foreign)."""
+    return StripeError(
+        403,
+        "invalid_request_error",
+        f"The provided key 'sk_test_********' does not have access to account "
+        f"'{account_id}' (or that account does not exist). Application access may have "
+        "been revoked.",
+        code="account_invalid",
+    )
+
+
+def accessible_account(ctx: Ctx, account_id: str) -> Obj:
+    account = ctx.store.get(account_id, "account")
+    if account is None:
+        raise no_access(account_id)
+    return account
+
+
+def derive_flags(account: Obj) -> None:
+    """`charges_enabled` / `payouts_enabled` from the capabilities they depend on."""
+    capabilities: dict[str, str] = account["capabilities"]
+    linked = [name for name in CAPABILITY_FLAGS if name in capabilities]
+    if len(linked) == 2 and "inactive" in (capabilities[name] for name in linked):
+        # Stripe: with both requested, either one inactive disables both.
+        for name in linked:
+            capabilities[name] = "inactive"
+    for name, flag in CAPABILITY_FLAGS.items():
+        account[flag] = capabilities.get(name) == "active" and bool(account["details_submitted"])
+
+
 def _controller(kind: str, given: Obj | None) -> Obj:
     dashboard = {"express": "express", "standard": "full", "custom": "none"}[kind]
     controller: Obj = {
@@ -114,19 +193,30 @@ def create(ctx: Ctx) -> Obj:
     p = validate(ctx.params, CREATE_FIELDS)
     controller_in = p.get("controller")
     kind = p.get("type")
+    if kind is not None and controller_in is not None:
+        raise invalid(
+            "You cannot specify both `type` and `controller`: describe the account with "
+            "`controller` properties instead of a type.",
+            "type",
+        )
     if kind is None:
         dashboard = ((controller_in or {}).get("stripe_dashboard") or {}).get("type")
         kind = {"express": "express", "none": "custom"}.get(dashboard or "", "standard")
     country = (p.get("country") or "US").upper()
-    capabilities = p.get("capabilities") or {}
-    if not isinstance(capabilities, dict):
-        raise bad_param("Invalid object", "capabilities")
+    capabilities: dict[str, bool] = p.get("capabilities") or {}
     account_id = new_id("acct")
-    requested = {
-        name: "inactive"
-        for name, spec in capabilities.items()
-        if isinstance(spec, dict) and spec.get("requested") == "true"
-    }
+    requested = {name: "inactive" for name, wanted in capabilities.items() if wanted}
+    platform_collects = kind == "custom" or (
+        (controller_in or {}).get("requirement_collection") == "application"
+    )
+    if not requested and platform_collects:
+        raise invalid(
+            "You must request at least one capability for accounts whose requirements "
+            "the platform collects.",
+            "capabilities",
+        )
+    if not requested:
+        requested = dict.fromkeys(DEFAULT_CAPABILITIES, "inactive")
     account: Obj = {
         "id": account_id,
         "object": "account",
@@ -192,12 +282,12 @@ def create(ctx: Ctx) -> Obj:
 
 def retrieve(ctx: Ctx) -> Obj:
     validate(ctx.params, {})
-    return get_account(ctx, ctx.path["id"])
+    return accessible_account(ctx, ctx.path["id"])
 
 
 def update(ctx: Ctx) -> Obj:
     p = validate(ctx.params, FIELDS)
-    account = get_account(ctx, ctx.path["id"])
+    account = accessible_account(ctx, ctx.path["id"])
     before = copy.deepcopy(account)
     for key in ("email", "business_type", "default_currency"):
         if key in p:
@@ -211,7 +301,7 @@ def update(ctx: Ctx) -> Obj:
 
 def delete(ctx: Ctx) -> Obj:
     validate(ctx.params, {})
-    account = get_account(ctx, ctx.path["id"])
+    account = accessible_account(ctx, ctx.path["id"])
     stub = ctx.store.delete(account["id"])
     assert stub is not None
     return stub
@@ -234,15 +324,15 @@ def emit_updated(ctx: Ctx, account: Obj, before: Obj) -> None:
         ctx.emit("account.updated", account, previous=changed, account=account["id"])
 
 
-def complete_onboarding(ctx: Ctx, account: Obj) -> Obj:
-    """What finishing the hosted onboarding does."""
+def complete_onboarding(ctx: Ctx, account: Obj, capability_status: str = "active") -> Obj:
+    """What finishing the hosted onboarding does: every requested capability becomes
+    `active` (or stays `pending` under review when asked), and the flags follow."""
     before = copy.deepcopy(account)
     account["details_submitted"] = True
-    account["charges_enabled"] = True
-    account["payouts_enabled"] = True
     account["business_type"] = account["business_type"] or "individual"
     account["requirements"] = _requirements([], None)
-    account["capabilities"] = {name: "active" for name in account["capabilities"]}
+    account["capabilities"] = dict.fromkeys(account["capabilities"], capability_status)
+    derive_flags(account)
     account["tos_acceptance"] = {"date": ctx.now, "ip": "127.0.0.1", "user_agent": "sandbox"}
     emit_updated(ctx, account, before)
     return account
@@ -260,6 +350,10 @@ def simulate_update(ctx: Ctx, account: Obj, changes: Obj) -> Obj:
             account[key] = merged
     if isinstance(changes.get("capabilities"), dict):
         account["capabilities"] = {**account["capabilities"], **changes["capabilities"]}
+        derive_flags(account)
+        for key in ("charges_enabled", "payouts_enabled"):
+            if key in changes:
+                account[key] = bool(changes[key])
     if isinstance(changes.get("metadata"), dict):
         account["metadata"] = apply_metadata(account["metadata"], changes["metadata"])
     emit_updated(ctx, account, before)

@@ -10,15 +10,41 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from api.app import create_app
+from onramp import tokens, users
+from onramp.settings import parse_capabilities
 from tests.support.api_server import serve_app
-from tests.support.harness import WEBHOOK_SECRETS, auth
-from tests.support.stack import Stack
+from tests.support.harness import WEBHOOK_SECRETS, auth, make_worker_settings, temporal_address
+from tests.support.stack import SandboxControl, Stack
+from worker.build import WorkerDependencies, workflow_runner
+from worker.registry import activities_for
+from workflows.contracts import (
+    ISSUE_ONBOARDING_TOKEN_UPDATE,
+    ONBOARDING_WORKFLOW,
+    OPEN_ONBOARDING_LINK_UPDATE,
+    STRIPE_EVENT_SIGNAL,
+    IssueOnboardingTokenInput,
+    IssueOnboardingTokenResult,
+    OnboardingWorkflowInput,
+    OnboardingWorkflowStatus,
+    OpenOnboardingLinkInput,
+    OpenOnboardingLinkResult,
+    StripeEventSignal,
+    onboarding_workflow_id,
+)
+from workflows.onboarding import OnboardingWorkflow
+
+WEEK = 7 * 24 * 3600
+STATUS_QUERY = "status"
 
 
 @dataclass
@@ -90,3 +116,101 @@ async def serve_onboarding(
                 await stack.sandbox.http.request(
                     "DELETE", "/_sandbox/webhooks/endpoints", json=endpoint
                 )
+
+
+@dataclass
+class SkippingOnboarding:
+    """`onboarding-<user>` on the time-skipping server with the real activities (the
+    sandbox for Stripe, Postgres), for runs measured in hours: a user, an issued token."""
+
+    env: WorkflowEnvironment
+    handle: WorkflowHandle[Any, OnboardingWorkflowStatus]
+    sandbox: SandboxControl
+    user_id: str
+    token_id: str
+
+    async def open_link(self) -> OpenOnboardingLinkResult:
+        result: OpenOnboardingLinkResult = await self.handle.execute_update(
+            OPEN_ONBOARDING_LINK_UPDATE,
+            OpenOnboardingLinkInput(token_id=self.token_id, public_url="http://onramp.test"),
+            result_type=OpenOnboardingLinkResult,
+        )
+        return result
+
+    async def status(self) -> OnboardingWorkflowStatus:
+        status: OnboardingWorkflowStatus = await self.handle.query(
+            STATUS_QUERY, result_type=OnboardingWorkflowStatus
+        )
+        return status
+
+    async def account_updated(self, account_id: str) -> None:
+        """What the webhook router sends for `account.updated` (a trigger only)."""
+        await self.handle.signal(
+            STRIPE_EVENT_SIGNAL,
+            StripeEventSignal(
+                event_id=f"evt_{uuid.uuid4().hex[:14]}",
+                type="account.updated",
+                created=datetime.now(UTC),
+                account=account_id,
+                object_id=account_id,
+                object_type="account",
+            ),
+        )
+
+    async def poll_timers(self) -> list[float]:
+        """Seconds of every timer the run started between a minute (the first poll) and a
+        day, in order: the waits between re-reads. Left out: the token lifetime's timers
+        (a week) and the 20 s budget an open gives the account create."""
+        waits = []
+        async for event in self.handle.fetch_history_events():
+            if event.HasField("timer_started_event_attributes"):
+                timeout = event.timer_started_event_attributes.start_to_fire_timeout
+                seconds = timeout.ToTimedelta().total_seconds()
+                if 60 <= seconds < 24 * 3600:
+                    waits.append(seconds)
+        return waits
+
+
+@contextlib.asynccontextmanager
+async def skipping_onboarding(
+    env: WorkflowEnvironment,
+    database_url: str,
+    pool: asyncpg.Pool,
+    sandbox_url: str,
+    task_queue: str,
+    *,
+    capabilities: str = "card_payments,transfers",
+) -> AsyncIterator[SkippingOnboarding]:
+    user_id = str(uuid.uuid4())
+    email = f"skip-{user_id[:8]}@example.com"
+    await users.insert_profile(pool, user_id, email, "skip", False)
+    await users.mark_active(pool, user_id)
+    settings = make_worker_settings(
+        database_url, temporal_address(env), task_queue, stripe_api_base=sandbox_url
+    ).model_copy(update={"connect_capabilities": parse_capabilities(capabilities)})
+    dependencies = WorkerDependencies.build(settings, pool)
+    sandbox = SandboxControl(sandbox_url)
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[OnboardingWorkflow],
+        activities=list(activities_for(dependencies)),
+        workflow_runner=workflow_runner(),
+    ):
+        handle = await env.client.start_workflow(
+            ONBOARDING_WORKFLOW,
+            OnboardingWorkflowInput(user_id=user_id, poll_seconds=60),
+            id=onboarding_workflow_id(user_id),
+            task_queue=task_queue,
+            result_type=OnboardingWorkflowStatus,
+        )
+        token_id = tokens.new_token_id()
+        await handle.execute_update(
+            ISSUE_ONBOARDING_TOKEN_UPDATE,
+            IssueOnboardingTokenInput(token_id=token_id, ttl_seconds=WEEK, poll_seconds=60),
+            result_type=IssueOnboardingTokenResult,
+        )
+        try:
+            yield SkippingOnboarding(env, handle, sandbox, user_id, token_id)
+        finally:
+            await sandbox.aclose()

@@ -71,3 +71,19 @@ def test_settings_read_comma_lists_and_mode(monkeypatch: pytest.MonkeyPatch) -> 
     worker = WorkerSettings()
     assert worker.stripe_api_base is None
     assert "abc123" not in repr(worker)
+
+
+def test_connect_capabilities_are_a_checked_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1/db")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abc123")
+    monkeypatch.setenv("ONRAMP_TOKEN_SECRET", "a-token-secret-of-at-least-32-chars!")
+    assert WorkerSettings().connect_capabilities == ["card_payments", "transfers"]
+    monkeypatch.setenv("CONNECT_CAPABILITIES", " transfers ")
+    assert WorkerSettings().connect_capabilities == ["transfers"]
+    for bad, message in (("transfers,teleport_payments", "teleport_payments"), (" , ", "one")):
+        monkeypatch.setenv("CONNECT_CAPABILITIES", bad)
+        with pytest.raises(ValidationError) as excinfo:
+            WorkerSettings()
+        described = describe_validation_error(excinfo.value)
+        assert "CONNECT_CAPABILITIES" in described and message in described

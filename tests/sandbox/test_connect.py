@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
 import stripe
+
+if TYPE_CHECKING:
+    from stripe.params import AccountCreateParams
 
 from tests.sandbox.helpers import CONNECT_SECRET, PLATFORM_SECRET, Receiver, advance, wait_for
 
@@ -43,6 +46,30 @@ def test_express_account_starts_restricted(client: stripe.StripeClient) -> None:
     assert [a.id for a in client.v1.accounts.list().data] == [account.id]
 
 
+EXPRESS_CONTROLLER: dict[str, Any] = {
+    "stripe_dashboard": {"type": "express"},
+    "fees": {"payer": "application"},
+    "losses": {"payments": "application"},
+    "requirement_collection": "stripe",
+}
+
+
+def _create(client: stripe.StripeClient, params: dict[str, Any]) -> stripe.Account:
+    """An account create with parameters built as a plain dict (some on purpose wrong)."""
+    return client.v1.accounts.create(params=cast("AccountCreateParams", params))
+
+
+def _controller_account(client: stripe.StripeClient, *capabilities: str) -> stripe.Account:
+    return _create(
+        client,
+        {
+            "controller": EXPRESS_CONTROLLER,
+            "capabilities": {name: {"requested": True} for name in capabilities},
+            "email": "seller@example.com",
+        },
+    )
+
+
 def test_controller_accounts_and_delete(client: stripe.StripeClient) -> None:
     account = client.v1.accounts.create(
         params={
@@ -55,11 +82,91 @@ def test_controller_accounts_and_delete(client: stripe.StripeClient) -> None:
     assert account.type == "express"
     assert account.controller is not None and account.controller.fees is not None
     assert account.controller.fees.payer == "application"
+    # Without capabilities, the two Stripe requests when Stripe collects requirements.
+    assert account.capabilities is not None
+    assert account.capabilities.to_dict() == {"card_payments": "inactive", "transfers": "inactive"}
     deleted = client.v1.accounts.delete(account.id)
     assert deleted.deleted is True
+    # A deleted account is out of the key's reach: 403 account_invalid, as at Stripe,
+    # for a read and for a second delete alike.
+    for call in (client.v1.accounts.retrieve, client.v1.accounts.delete):
+        with pytest.raises(stripe.PermissionError) as excinfo:
+            call(account.id)
+        assert excinfo.value.http_status == 403
+        # `stripe` leaves a 403's code in the error body, not on the exception.
+        assert excinfo.value.error is not None
+        assert excinfo.value.error.code == "account_invalid"
+    with pytest.raises(stripe.PermissionError) as foreign:
+        client.v1.accounts.retrieve("acct_1NeverOnThisPlatform")
+    assert foreign.value.error is not None
+    assert foreign.value.error.code == "account_invalid"
+
+
+def test_type_and_controller_together_are_refused(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
-        client.v1.accounts.retrieve(account.id)
-    assert excinfo.value.http_status == 404
+        _create(client, {"type": "express", "controller": EXPRESS_CONTROLLER})
+    assert (excinfo.value.http_status, excinfo.value.param) == (400, "type")
+    assert client.v1.accounts.list().data == []
+
+
+def test_capabilities_are_validated(client: stripe.StripeClient) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        _create(client, {"capabilities": {"teleport_payments": {"requested": True}}})
+    assert unknown.value.param == "capabilities[teleport_payments]"
+    # The platform collects requirements: capabilities are required.
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        _create(
+            client,
+            {
+                "controller": {
+                    **EXPRESS_CONTROLLER,
+                    "requirement_collection": "application",
+                    "stripe_dashboard": {"type": "none"},
+                }
+            },
+        )
+    assert missing.value.param == "capabilities"
+
+
+def test_transfers_only_account_gets_payouts_without_charges(
+    client: stripe.StripeClient, ctl: httpx.Client
+) -> None:
+    account = _controller_account(client, "transfers")
+    assert account.capabilities is not None
+    assert account.capabilities.to_dict() == {"transfers": "inactive"}
+
+    assert ctl.post(f"/accounts/{account.id}/complete_onboarding").status_code == 200
+
+    done = client.v1.accounts.retrieve(account.id)
+    assert done.details_submitted is True
+    assert (done.charges_enabled, done.payouts_enabled) == (False, True)
+    assert done.capabilities is not None
+    assert done.capabilities.to_dict() == {"transfers": "active"}
+
+
+def test_capabilities_under_review_leave_the_flags_off(
+    client: stripe.StripeClient, ctl: httpx.Client
+) -> None:
+    account = _controller_account(client, "card_payments", "transfers")
+    pending = ctl.post(
+        f"/accounts/{account.id}/complete_onboarding", json={"capability_status": "pending"}
+    )
+    assert pending.status_code == 200
+    read = client.v1.accounts.retrieve(account.id)
+    assert read.details_submitted is True
+    assert (read.charges_enabled, read.payouts_enabled) == (False, False)
+    assert read.capabilities is not None
+    assert read.capabilities.to_dict() == {"card_payments": "pending", "transfers": "pending"}
+
+    ctl.post(f"/accounts/{account.id}/complete_onboarding")
+    active = client.v1.accounts.retrieve(account.id)
+    assert (active.charges_enabled, active.payouts_enabled) == (True, True)
+    # Either of card_payments/transfers inactive disables both (Stripe's rule).
+    ctl.post(f"/accounts/{account.id}/update", json={"capabilities": {"transfers": "inactive"}})
+    later = client.v1.accounts.retrieve(account.id)
+    assert (later.charges_enabled, later.payouts_enabled) == (False, False)
+    assert later.capabilities is not None
+    assert later.capabilities.to_dict() == {"card_payments": "inactive", "transfers": "inactive"}
 
 
 def test_onboarding_link_is_single_use(
