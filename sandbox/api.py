@@ -33,6 +33,7 @@ from sandbox.resources import (
     prices,
     products,
     subscriptions,
+    test_clocks,
 )
 from sandbox.routing import Router
 from sandbox.runtime import Sandbox
@@ -50,6 +51,7 @@ ROUTER = Router(
         *invoices.ROUTES,
         *accounts.ROUTES,
         *events.ROUTES,
+        *test_clocks.ROUTES,
     ]
 )
 
@@ -208,6 +210,7 @@ class Api:
             idempotency_key=idem_key,
             base_url=str(request.base_url).rstrip("/"),
             stripe_account=request.headers.get("stripe-account"),
+            frozen_time=test_clocks.frozen_time_for(sb.store, params, path_params),
         )
         status = 200
         extra: dict[str, str] = {}
