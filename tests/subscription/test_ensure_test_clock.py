@@ -29,7 +29,7 @@ async def test_new_customer_lives_on_its_own_test_clock(billing_stack: BillingSt
     assert started.status_code == 201, started.text
     user = (await stack.api.get(f"/v1/users/{user_id}", headers=auth())).json()
     customer = await stack.stripe.v1.customers.retrieve_async(user["stripe_customer_id"])
-    assert customer.test_clock is not None
+    assert isinstance(customer.test_clock, str)
     clock = await stack.stripe.v1.test_helpers.test_clocks.retrieve_async(customer.test_clock)
     assert clock.name == f"onramp user {user_id} generation 0"
     assert clock.frozen_time % DAY == 0  # the start of a UTC day: the same for every caller
