@@ -179,3 +179,18 @@ def test_a_clock_holds_at_most_three_customers(client: stripe.StripeClient) -> N
     with pytest.raises(stripe.InvalidRequestError) as unknown:
         client.v1.customers.create(params={"test_clock": "clock_missing"})
     assert unknown.value.code == "resource_missing"
+
+
+def test_lists_filter_by_test_clock(client: stripe.StripeClient) -> None:
+    clock = _clock(client)
+    clocked = _customer_on(client, clock.id)
+    plain = make_customer(client)
+    price = make_price(client)
+    on_clock = client.v1.subscriptions.create(
+        params={"customer": clocked.id, "items": [{"price": price.id}]}
+    )
+    client.v1.subscriptions.create(params={"customer": plain.id, "items": [{"price": price.id}]})
+    listed = client.v1.subscriptions.list(params={"test_clock": clock.id})
+    assert [s.id for s in listed.data] == [on_clock.id]
+    customers = client.v1.customers.list(params={"test_clock": clock.id})
+    assert [c.id for c in customers.data] == [clocked.id]
