@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import stripe
+from stripe.params import CustomerCreateParams
+from stripe.test_helpers import TestClock
 from temporalio import activity
 
 from activities.stripe_connect import DEFAULT_CONNECT_CAPABILITIES
 from activities.stripe_gateway import call_stripe, convert_stripe_error, write_once
 from onramp.logging import log_event
-from workflows.contracts import CreateStripeObjectInput, DeleteStripeObjectInput
+from workflows.contracts import (
+    CreateStripeObjectInput,
+    CreateTestClockInput,
+    DeleteStripeObjectInput,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,15 @@ def connect_account_params(
     }
 
 
+def _on_test_clock(request: CreateStripeObjectInput) -> CustomerCreateParams:
+    return {"test_clock": request.test_clock} if request.test_clock else {}
+
+
+def test_clock_name(user_id: str, generation: int) -> str:
+    """The name that finds a user's clock again (Stripe lists clocks without metadata)."""
+    return f"onramp user {user_id} generation {generation}"
+
+
 class StripeCustomerActivities:
     def __init__(
         self,
@@ -82,11 +97,47 @@ class StripeCustomerActivities:
         self.connect_capabilities = tuple(connect_capabilities)
 
     @activity.defn
+    async def create_stripe_test_clock(self, request: CreateTestClockInput) -> str:
+        """The customer's own test clock (STRIPE_TEST_CLOCKS, test mode only)."""
+        name = test_clock_name(request.user_id, request.generation)
+
+        def create(key: str) -> Awaitable[TestClock]:
+            return self.stripe.v1.test_helpers.test_clocks.create_async(
+                {"frozen_time": request.frozen_time, "name": name}, {"idempotency_key": key}
+            )
+
+        async def find() -> TestClock | None:
+            clocks = await call_stripe(
+                "test_helpers.test_clocks.list",
+                self.stripe.v1.test_helpers.test_clocks.list_async({"limit": 100}),
+            )
+            async for clock in clocks.auto_paging_iter():
+                if clock.name == name:
+                    return clock
+            return None
+
+        clock = await write_once(
+            "test_helpers.test_clocks.create",
+            f"test_clock:{request.user_id}:{request.generation}",
+            create,
+            find,
+        )
+        log_event(
+            logger, "SIGNUP_STEP", step="test_clock", user_id=request.user_id,
+            test_clock_id=clock.id,
+        )  # fmt: skip
+        return clock.id
+
+    @activity.defn
     async def create_stripe_customer(self, request: CreateStripeObjectInput) -> str:
         customer = await call_stripe(
             "customers.create",
             self.stripe.v1.customers.create_async(
-                {"email": request.email, "metadata": {"user_id": request.user_id}},
+                {
+                    "email": request.email,
+                    "metadata": {"user_id": request.user_id},
+                    **_on_test_clock(request),
+                },
                 {"idempotency_key": f"customer:{request.user_id}:{request.generation}"},
             ),
         )

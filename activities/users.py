@@ -34,8 +34,9 @@ async def existing_user(pool: asyncpg.Pool, user_id: str) -> UserRecord:
 
 
 class UserActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, customers_on_test_clocks: bool = False) -> None:
         self.pool = pool
+        self.customers_on_test_clocks = customers_on_test_clocks
 
     @activity.defn
     async def insert_profile(self, request: InsertProfileInput) -> UserRecord:
@@ -54,7 +55,10 @@ class UserActivities:
 
     @activity.defn
     async def read_user(self, request: UserRef) -> UserRecord:
-        return await existing_user(self.pool, request.user_id)
+        user = await existing_user(self.pool, request.user_id)
+        if self.customers_on_test_clocks:
+            user = user.model_copy(update={"new_customer_on_test_clock": True})
+        return user
 
     @activity.defn
     async def save_stripe_customer_id(self, request: SaveStripeIdInput) -> SaveStripeIdResult:

@@ -3,7 +3,8 @@
 `onramp dev` runs the whole embedded stack; `api`, `worker` and `sandbox` run one
 process each (by module path: this package never imports `api` or `worker`);
 `migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
-events (it runs `python -m api.webhooks.replay`).
+events (it runs `python -m api.webhooks.replay`); `stripe check` exercises onramp's
+Stripe calls against a platform's test-mode account (`python -m worker.stripe_check`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def _cmd_webhooks_replay(args: argparse.Namespace) -> None:
     _exec_module("api.webhooks.replay", *args.replay_args)
 
 
+def _cmd_stripe_check(_: argparse.Namespace) -> None:
+    # It runs the worker's activity code, so it runs as a module of `worker`.
+    _exec_module("worker.stripe_check")
+
+
 def _cmd_migrate(_: argparse.Namespace) -> None:
     from onramp.migrate import apply_migrations
 
@@ -101,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("replay_args", nargs=argparse.REMAINDER)
     replay.set_defaults(handler=_cmd_webhooks_replay)
+    stripe_parser = commands.add_parser("stripe", help="check the Stripe account onramp uses")
+    stripe_commands = stripe_parser.add_subparsers(dest="stripe_command", required=True)
+    stripe_commands.add_parser(
+        "check",
+        help="run each Stripe flow against test mode (STRIPE_SECRET_KEY=sk_test_…) and clean up",
+    ).set_defaults(handler=_cmd_stripe_check)
     return parser
 
 

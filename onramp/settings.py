@@ -9,9 +9,16 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Scope = Literal["client", "admin"]
@@ -326,6 +333,21 @@ class WorkerSettings(CommonSettings, StripeSettings):
         if value is not None and not _HOST_PORT.match(value):
             raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
         return value
+
+    # --- Test clocks: rehearse renewals, dunning and SCA expiry against Stripe test mode ---
+    stripe_test_clocks: bool = Field(
+        default=False,
+        description="create each new Stripe customer on its own test clock (test keys only)",
+    )
+
+    @model_validator(mode="after")
+    def _test_clocks_need_a_test_key(self) -> Self:
+        if self.stripe_test_clocks and self.stripe_livemode:
+            raise ValueError(
+                "STRIPE_TEST_CLOCKS=true needs a test-mode key (sk_test_…): "
+                "Stripe has test clocks in test mode only"
+            )
+        return self
 
 
 def _check_token_secret(value: SecretStr) -> SecretStr:

@@ -35,6 +35,7 @@ from sandbox.resources import (
     prices,
     products,
     subscriptions,
+    test_clocks,
 )
 from sandbox.routing import Router
 from sandbox.runtime import Sandbox
@@ -53,6 +54,7 @@ ROUTER = Router(
         *invoices.ROUTES,
         *accounts.ROUTES,
         *events.ROUTES,
+        *test_clocks.ROUTES,
     ]
 )
 
@@ -234,6 +236,7 @@ class Api:
             idempotency_key=idem_key,
             base_url=str(request.base_url).rstrip("/"),
             stripe_account=request.headers.get("stripe-account"),
+            frozen_time=test_clocks.frozen_time_for(sb.store, params, path_params),
         )
         status = 200
         extra: dict[str, str] = {}

@@ -153,7 +153,7 @@ def new_subscription(
         "schedule": None,
         "start_date": start,
         "status": "incomplete",
-        "test_clock": None,
+        "test_clock": customer["test_clock"],
         "transfer_data": None,
         "trial_end": None,
         "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
@@ -329,7 +329,7 @@ def new_invoice(
         },
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
-        "test_clock": None,
+        "test_clock": customer["test_clock"],
         "total": 0,
         "total_discount_amounts": [],
         "total_excluding_tax": 0,
@@ -572,7 +572,7 @@ def new_invoice_item(
         "proration_details": {"discount_amounts": []},
         "quantity": quantity,
         "tax_rates": [],
-        "test_clock": None,
+        "test_clock": sub["test_clock"],
     }
     ctx.store.add(ii)
     ctx.emit("invoiceitem.created", ii)

@@ -7,6 +7,12 @@ expiry and idempotency-key ageing all read this clock, never the wall clock.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+from sandbox.jsontypes import Obj
+
+if TYPE_CHECKING:
+    from sandbox.store import Store
 
 
 class Clock:
@@ -25,3 +31,20 @@ class Clock:
 
     def reset(self) -> None:
         self.offset = 0
+
+
+def test_clock_of(store: Store, obj: Obj | None) -> str | None:
+    """The test clock an object lives on: its customer's (`None`: the global clock).
+
+    Stripe puts every object of a customer created on a test clock (subscriptions,
+    invoices, Checkout Sessions) on that clock; everything else follows real time.
+    """
+    if obj is None:
+        return None
+    if obj.get("object") == "customer":
+        clock = obj.get("test_clock")
+        return clock if isinstance(clock, str) else None
+    customer_id = obj.get("customer")
+    if not isinstance(customer_id, str):
+        return None
+    return test_clock_of(store, store.get(customer_id, "customer"))

@@ -24,6 +24,8 @@ class Ctx:
     base_url: str = ""
     stripe_account: str | None = None
     created_id: str | None = None
+    # The frozen time of the test clock the work belongs to (None: the global clock).
+    frozen_time: int | None = None
 
     @property
     def store(self) -> Store:
@@ -31,6 +33,8 @@ class Ctx:
 
     @property
     def now(self) -> int:
+        if self.frozen_time is not None:
+            return self.frozen_time
         return self.sb.clock.now()
 
     @property

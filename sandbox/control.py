@@ -16,7 +16,7 @@ from sandbox.cards import CARDS, Decline
 from sandbox.context import Ctx
 from sandbox.errors import StripeError, bad_param, card_declined, invalid, no_such
 from sandbox.jsontypes import Obj
-from sandbox.resources import accounts, checkout, payment_methods
+from sandbox.resources import accounts, checkout, payment_methods, test_clocks
 from sandbox.resources.subscriptions import get_subscription
 from sandbox.runtime import Sandbox
 from sandbox.scheduler import run_due
@@ -55,6 +55,9 @@ def routes(sb: Sandbox) -> list[Route]:
                         sb,
                         path=dict(request.path_params),
                         base_url=str(request.base_url).rstrip("/"),
+                        frozen_time=test_clocks.frozen_time_for(
+                            sb.store, {}, dict(request.path_params)
+                        ),
                     )
                     result = action(ctx, data)
                     sb.store.dirty = True

@@ -20,7 +20,7 @@ from sandbox import billing
 from sandbox.context import Ctx
 from sandbox.errors import StripeError
 from sandbox.jsontypes import Obj
-from sandbox.resources import accounts, checkout
+from sandbox.resources import accounts, checkout, test_clocks
 from sandbox.runtime import Sandbox
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -61,7 +61,13 @@ def routes(sb: Sandbox) -> list[Route]:
     """The hosted-page routes, mounted at `/_sandbox/pages`."""
 
     def ctx_for(request: Request) -> Ctx:
-        return Ctx(sb, path=dict(request.path_params), base_url=str(request.base_url).rstrip("/"))
+        path = dict(request.path_params)
+        return Ctx(
+            sb,
+            path=path,
+            base_url=str(request.base_url).rstrip("/"),
+            frozen_time=test_clocks.frozen_time_for(sb.store, {}, path),
+        )
 
     def checkout_page(session: Obj, error: str | None, status: int = 200) -> HTMLResponse:
         items = checkout.line_items(sb.ctx(), session)

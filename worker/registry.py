@@ -29,7 +29,9 @@ def workflow_classes() -> Sequence[type]:
 
 
 def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., Any]]:
-    users = UserActivities(dependencies.pool)
+    users = UserActivities(
+        dependencies.pool, customers_on_test_clocks=dependencies.settings.stripe_test_clocks
+    )
     capabilities = dependencies.settings.connect_capabilities
     stripe_objects = StripeCustomerActivities(
         dependencies.stripe, connect_capabilities=capabilities
@@ -48,6 +50,7 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         users.bump_connect_account_generation,
         users.mark_user_active,
         users.delete_signing_up_profile,
+        stripe_objects.create_stripe_test_clock,
         stripe_objects.create_stripe_customer,
         stripe_objects.delete_stripe_customer,
         stripe_objects.create_connect_account,

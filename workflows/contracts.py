@@ -73,6 +73,9 @@ class UserRecord(BaseModel):
     connect_account_id: str | None
     connect_account_generation: int
     tier: Tier
+    # Not a column: the worker's STRIPE_TEST_CLOCKS, so the ensure step knows, without a
+    # step of its own, whether a new customer gets a test clock first.
+    new_customer_on_test_clock: bool = False
 
 
 class InsertProfileInput(BaseModel):
@@ -92,6 +95,21 @@ class CreateStripeObjectInput(BaseModel):
     user_id: str
     email: str
     generation: int
+    # The customer's own test clock (STRIPE_TEST_CLOCKS); created under a key of the
+    # same user and generation, so every caller passes the same id.
+    test_clock: str | None = None
+
+
+class CreateTestClockInput(BaseModel):
+    """Create the user's test clock under `test_clock:<user>:<generation>`.
+
+    `frozen_time` is the start of the UTC day the ensure step ran, so concurrent callers
+    (and retries) send the same parameters under the same key.
+    """
+
+    user_id: str
+    generation: int
+    frozen_time: int
 
 
 class SaveStripeIdInput(BaseModel):

@@ -12,6 +12,11 @@ owner creates each user-level Stripe object. One activity per side effect:
 
 An idempotency conflict on the create means another caller is creating it right now:
 wait a moment, re-read and try again.
+
+With STRIPE_TEST_CLOCKS (the worker says so in the user it reads), a new customer is
+created on its own test clock, made by its own step under `test_clock:<user>:<generation>`
+just before the customer, so renewals, dunning and SCA expiry can be rehearsed against
+Stripe test mode. Without it the step is not scheduled at all.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from workflows import errors, policies
 from workflows.contracts import (
     BumpGenerationInput,
     CreateStripeObjectInput,
+    CreateTestClockInput,
     DeleteStripeObjectInput,
     EnsuredStripeObject,
     SaveStripeIdInput,
@@ -41,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.users import UserActivities
 
 _MAX_CONFLICT_ROUNDS = 20
+_DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,14 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
             return EnsuredStripeObject(stripe_id=existing, created_by_this_call=False)
         generation = kind.generation(user)
         try:
+            test_clock = None
+            if kind is CUSTOMER and user.new_customer_on_test_clock:
+                test_clock = await _create_test_clock(user_id, generation)
             created: str = await workflow.execute_activity_method(
                 kind.create,
-                CreateStripeObjectInput(user_id=user_id, email=user.email, generation=generation),
+                CreateStripeObjectInput(
+                    user_id=user_id, email=user.email, generation=generation, test_clock=test_clock
+                ),
                 **policies.STRIPE_WRITE,
             )
         except ActivityError as error:
@@ -129,6 +141,18 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
         type=errors.STRIPE_IDEMPOTENCY_CONFLICT,
         non_retryable=True,
     )
+
+
+async def _create_test_clock(user_id: str, generation: int) -> str:
+    # The start of today (UTC): the same for every caller of this user and generation
+    # on the same day, so they all send the same parameters under the same key.
+    today = int(workflow.now().timestamp()) // _DAY_SECONDS * _DAY_SECONDS
+    clock_id: str = await workflow.execute_activity_method(
+        StripeCustomerActivities.create_stripe_test_clock,
+        CreateTestClockInput(user_id=user_id, generation=generation, frozen_time=today),
+        **policies.STRIPE_WRITE,
+    )
+    return clock_id
 
 
 async def _discard(kind: _Kind, user_id: str, stripe_id: str, generation: int) -> None:

@@ -60,13 +60,19 @@ FIELDS: dict[str, Spec] = {
         }
     ),
     "tax": Free(),
-    "test_clock": Str(),
     "source": Str(),
     "coupon": Str(),
     "promotion_code": Str(),
 }
 
-CREATE_FIELDS = {**FIELDS, "payment_method": Str(), "tax_id_data": Free(), "cash_balance": Free()}
+CREATE_FIELDS = {
+    **FIELDS,
+    "payment_method": Str(),
+    "tax_id_data": Free(),
+    "cash_balance": Free(),
+    # Create only: a customer can never move to or from a test clock afterwards.
+    "test_clock": Str(),
+}
 
 
 def _check_email(email: str | None) -> None:
@@ -179,6 +185,10 @@ def create(ctx: Ctx) -> Obj:
     p = validate(ctx.params, CREATE_FIELDS)
     _check_email(p.get("email"))
     customer = new_customer(ctx)
+    if p.get("test_clock"):
+        from sandbox.resources.test_clocks import check_room
+
+        customer["test_clock"] = check_room(ctx, p["test_clock"], "test_clock")["id"]
     pm = None
     if p.get("payment_method"):
         pm = payment_methods.resolve(ctx, p["payment_method"], "payment_method")
@@ -214,7 +224,11 @@ def update(ctx: Ctx) -> Obj:
 
 def delete(ctx: Ctx) -> Obj:
     validate(ctx.params, {})
-    customer = get_customer(ctx, ctx.path["id"])
+    return delete_customer(ctx, get_customer(ctx, ctx.path["id"]))
+
+
+def delete_customer(ctx: Ctx, customer: Obj) -> Obj:
+    """Delete a customer (also what deleting its test clock does)."""
     # Deleting a customer ends its subscriptions at once, as at Stripe.
     from sandbox import billing
 
@@ -236,6 +250,7 @@ def list_handler(ctx: Ctx) -> Obj:
         c
         for c in ctx.store.newest_first("customer")
         if (email is None or c["email"] == email)
+        and (p.get("test_clock") is None or c["test_clock"] == p["test_clock"])
         and created_matches(c["created"], p.get("created"))
     )
     return paginate(items, p, "/v1/customers")

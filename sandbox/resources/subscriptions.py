@@ -446,6 +446,8 @@ def list_handler(ctx: Ctx) -> Obj:
             return False
         if p.get("price") and all(i["price"]["id"] != p["price"] for i in sub["items"]["data"]):
             return False
+        if p.get("test_clock") and sub["test_clock"] != p["test_clock"]:
+            return False
         return (p.get("customer") is None or sub["customer"] == p["customer"]) and created_matches(
             sub["created"], p.get("created")
         )

@@ -87,3 +87,18 @@ def test_connect_capabilities_are_a_checked_comma_list(monkeypatch: pytest.Monke
             WorkerSettings()
         described = describe_validation_error(excinfo.value)
         assert "CONNECT_CAPABILITIES" in described and message in described
+
+
+def test_test_clocks_need_a_test_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1/db")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    monkeypatch.setenv("ONRAMP_TOKEN_SECRET", "a-token-secret-of-at-least-32-chars!")
+    monkeypatch.setenv("STRIPE_TEST_CLOCKS", "true")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abc123")
+    assert WorkerSettings().stripe_test_clocks is True
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_abc123")
+    with pytest.raises(ValidationError) as caught:
+        WorkerSettings()
+    message = describe_validation_error(caught.value)
+    assert "STRIPE_TEST_CLOCKS=true needs a test-mode key" in message
+    assert "abc123" not in message
