@@ -243,12 +243,13 @@ def test_a_saved_fault_does_not_fire_on_a_replay_or_an_invalid_request(
 
 
 def test_saved_fault_options_are_checked(ctl: httpx.Client) -> None:
-    for spec, param in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({"status": 429, "saved": True}, "saved"),
         ({"status": 500, "applied": True}, "applied"),
         ({"status": 500, "saved": 1.5}, "saved"),
         ({"status": 500, "saved": "yes"}, "saved"),
-    ]:
+    ]
+    for spec, param in cases:
         response = ctl.post("/faults", json={"path": "^/v1/", **spec})
         assert response.status_code == 400, spec
         assert response.json()["error"]["param"] == param
