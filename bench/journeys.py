@@ -300,6 +300,7 @@ class Invariants:
     rate_limited: int = 0
     """Requests the sandbox refused for Stripe's rate limit (retried by onramp, not
     injected faults): onramp's pacer should keep this at 0."""
+    stripe_requests: int = 0
 
     @property
     def hold(self) -> bool:
@@ -322,7 +323,9 @@ class Invariants:
             f"duplicate welcome emails: {self.duplicate_emails}",
             f"duplicate workspaces: {self.duplicate_workspaces}; "
             f"paid users without a workspace: {self.missing_workspaces}",
-            f"Stripe requests refused by the rate limit (429 rate_limit): {self.rate_limited}",
+            f"Stripe API requests: {self.stripe_requests} "
+            f"({self.stripe_requests / max(self.journeys, 1):.1f} per journey); "
+            f"refused by the rate limit (429 rate_limit): {self.rate_limited}",
         ]
 
 
@@ -379,6 +382,9 @@ async def check_invariants(stack: BenchStack, journeys: list[Journey]) -> Invari
         duplicate_workspaces=sum(max(0, row["n"] - 1) for row in workspaces),
         missing_workspaces=int(missing_workspaces),
         rate_limited=sum(stats.get("rate_limited", {}).values()),
+        stripe_requests=sum(
+            row["count"] for row in stats["requests"] if row["path"].startswith("/v1/")
+        ),
     )
 
 
