@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import stripe
-from stripe.params import CustomerCreateParams
+from stripe.params import CustomerCreateParams, CustomerListParams
 from stripe.test_helpers import TestClock
 from temporalio import activity
 
@@ -130,16 +130,39 @@ class StripeCustomerActivities:
 
     @activity.defn
     async def create_stripe_customer(self, request: CreateStripeObjectInput) -> str:
-        customer = await call_stripe(
+        # The generation in the metadata tells this operation's customer from one an
+        # earlier generation left behind (both carry the user id).
+        metadata = {"user_id": request.user_id, "generation": str(request.generation)}
+
+        async def create(key: str) -> stripe.Customer:
+            return await self.stripe.v1.customers.create_async(
+                {"email": request.email, "metadata": metadata, **_on_test_clock(request)},
+                {"idempotency_key": key},
+            )
+
+        async def find_created() -> stripe.Customer | None:
+            # List, not search: the list is consistent at once, search lags by up to a
+            # minute. The oldest match is the one the first attempt made.
+            listing: CustomerListParams = {"email": request.email, "limit": 100}
+            if request.test_clock:
+                # Stripe leaves customers on a test clock out of a list without it.
+                listing["test_clock"] = request.test_clock
+            listed = await call_stripe(
+                "customers.list",
+                self.stripe.v1.customers.list_async(listing),
+            )
+            mine = [
+                c
+                for c in listed.data
+                if metadata.items() <= (c.to_dict().get("metadata") or {}).items()
+            ]
+            return min(mine, key=lambda c: (c.created, c.id)) if mine else None
+
+        customer = await write_once(
             "customers.create",
-            self.stripe.v1.customers.create_async(
-                {
-                    "email": request.email,
-                    "metadata": {"user_id": request.user_id},
-                    **_on_test_clock(request),
-                },
-                {"idempotency_key": f"customer:{request.user_id}:{request.generation}"},
-            ),
+            f"customer:{request.user_id}:{request.generation}",
+            create,
+            find_created,
         )
         log_event(
             logger, "SIGNUP_STEP", step="stripe_customer", user_id=request.user_id,
@@ -149,11 +172,29 @@ class StripeCustomerActivities:
 
     @activity.defn
     async def delete_stripe_customer(self, request: DeleteStripeObjectInput) -> None:
-        try:
-            await self.stripe.v1.customers.delete_async(request.stripe_id)
-        except stripe.StripeError as error:
-            if not _is_missing(error):
-                raise convert_stripe_error(error, "customers.delete") from None
+        async def delete(key: str) -> bool:
+            # No idempotency key: Stripe ignores it on a DELETE, which is idempotent by
+            # itself (a second delete is a 404, counted as done).
+            try:
+                await self.stripe.v1.customers.delete_async(request.stripe_id)
+            except stripe.StripeError as error:
+                if not _is_missing(error):
+                    raise
+            return True
+
+        async def find_deleted() -> bool | None:
+            # A customer that is gone (deleted, or never there) counts as deleted.
+            try:
+                customer = await self.stripe.v1.customers.retrieve_async(request.stripe_id)
+            except stripe.StripeError as error:
+                if _is_missing(error):
+                    return True
+                raise convert_stripe_error(error, "customers.retrieve") from None
+            return True if getattr(customer, "deleted", False) else None
+
+        await write_once(
+            "customers.delete", f"customer-delete:{request.stripe_id}", delete, find_deleted
+        )
         log_event(logger, "STRIPE_CUSTOMER_DELETED", stripe_customer_id=request.stripe_id)
 
     @activity.defn

@@ -9,17 +9,22 @@ library has already retried what Stripe marked `Stripe-Should-Retry`.
 
 A 500 that Stripe *replays* for a key (`Idempotent-Replayed: true`) is different: once
 an endpoint began executing, Stripe saves its result, 500s included, for 24 h, so the
-same key can never succeed. The outcome of the first attempt is unknown: `write_once`
-re-reads what exists before it writes again under a new, still deterministic key.
+same key can never succeed. The same holds for the first such 500 when Stripe marks it
+`Stripe-Should-Retry: false` (stripe-python then does not retry it: a retry would only
+be replayed). The outcome of the first attempt is unknown: `write_once` re-reads what
+exists before it writes again under a new, still deterministic key.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
 
 import stripe
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from onramp.logging import log_event
@@ -32,6 +37,9 @@ logger = logging.getLogger(__name__)
 # How many fresh keys one write may take after replayed 500s before it gives up
 # (retryably: the activity's next attempt starts again from the first key).
 OUTCOME_UNKNOWN_ROUNDS = 3
+
+# Seconds: the longest wait before retrying a rate-limited attempt.
+RATE_LIMITED_MAX_DELAY = 30.0
 
 
 class StripeOutcomeUnknown(Exception):
@@ -57,9 +65,22 @@ def _header(error: stripe.StripeError, name: str) -> str | None:
 
 
 def is_replayed_server_error(error: stripe.StripeError) -> bool:
-    """A 5xx that Stripe answered from its idempotency memory."""
+    """A 5xx that Stripe answered from its idempotency memory, or saved there and said
+    so (`Stripe-Should-Retry: false`): the same key will only ever answer it again."""
     status = error.http_status or 0
-    return status >= 500 and _header(error, "idempotent-replayed") == "true"
+    if status < 500:
+        return False
+    replayed = _header(error, "idempotent-replayed") == "true"
+    return replayed or _header(error, "stripe-should-retry") == "false"
+
+
+def _rate_limited_delay() -> timedelta | None:
+    """Exponential backoff with jitter for a rate-limited attempt (Stripe's advice), so
+    activities limited together do not all come back at the same instant."""
+    if not activity.in_activity():
+        return None
+    ceiling = min(RATE_LIMITED_MAX_DELAY, 2.0 ** (activity.info().attempt - 1))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
 def convert_stripe_error(error: stripe.StripeError, operation: str) -> ApplicationError:
@@ -77,7 +98,9 @@ def convert_stripe_error(error: stripe.StripeError, operation: str) -> Applicati
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
         return ApplicationError(detail, type=errors.STRIPE_AUTHENTICATION, non_retryable=True)
     if isinstance(error, stripe.RateLimitError) or status == 429:
-        return ApplicationError(detail, type=errors.STRIPE_RATE_LIMITED)
+        return ApplicationError(
+            detail, type=errors.STRIPE_RATE_LIMITED, next_retry_delay=_rate_limited_delay()
+        )
     if isinstance(error, stripe.InvalidRequestError) and status is not None and status < 500:
         return ApplicationError(detail, type=errors.STRIPE_INVALID_REQUEST, non_retryable=True)
     # Connection errors, 5xx and anything unknown: retry with backoff.

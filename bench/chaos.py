@@ -1,6 +1,9 @@
 """Chaos: the journey load while the worker is SIGKILLed every few seconds, the Stripe
 sandbox fails 30 % of API requests (500 and 429) and delays others, and every webhook
-is delivered three times, shuffled.
+is delivered three times, shuffled. A share of the 500s (--saved-share, half by
+default) fail inside the endpoint as Stripe's own would: saved under the request's
+idempotency key and replayed for it, half of them after the work was done (the
+outcome onramp cannot know and must re-read).
 
 Reports journeys completed / started (must be all), duplicate Stripe objects (from the
 sandbox: must be 0), duplicate welcome emails and workspaces (0) and the time to drain
@@ -34,10 +37,25 @@ async def chaos(stack: BenchStack, stop: asyncio.Event, args: argparse.Namespace
     rng = random.Random(args.seed)
     counts: dict[str, Any] = {"worker SIGKILLs": 0, "webhook batches released x3 shuffled": 0}
     half = args.error_rate / 2
-    # Rules fire in order, each on what the previous ones let through: 500 on `half` of
-    # the requests, 429 on `half` of all (so half / (1 - half) of the rest), then a delay.
+    saved = half * args.saved_share
+    # Rules fire in order, each on what the previous ones let through: saved 500s on
+    # `saved` of the requests (of --saved-path), plain 500s on the rest of `half`, 429 on
+    # `half` of all (so half / (1 - half) of the rest), then a delay.
     faults = [
-        {"path": "^/v1/", "rate": half, "status": 500, "seed": rng.randrange(1 << 30)},
+        {
+            "path": args.saved_path,
+            "rate": saved,
+            "status": 500,
+            "saved": True,
+            "applied": 0.5,
+            "seed": rng.randrange(1 << 30),
+        },
+        {
+            "path": "^/v1/",
+            "rate": (half - saved) / (1 - saved),
+            "status": 500,
+            "seed": rng.randrange(1 << 30),
+        },
         {"path": "^/v1/", "rate": half / (1 - half), "status": 429, "seed": rng.randrange(1 << 30)},
         {"path": "^/v1/", "rate": 0.3, "delay_ms": args.delay_ms, "seed": rng.randrange(1 << 30)},
     ]
@@ -73,8 +91,15 @@ async def chaos(stack: BenchStack, stop: asyncio.Event, args: argparse.Namespace
     requests = sum(row["count"] for row in stats["requests"] if row["path"].startswith("/v1/"))
     errors = sum(fault["fired"] for fault in fired if fault["status"])
     delays = sum(fault["fired"] for fault in fired if not fault["status"])
+    saved_fired = sum(fault["saved_fired"] for fault in fired)
+    applied_fired = sum(fault["applied_fired"] for fault in fired)
     counts["Stripe API requests"] = requests
     counts["failed (500/429)"] = f"{errors} ({errors / requests:.0%})" if requests else "0"
+    counts["500s inside the endpoint (saved when keyed) / of them applied"] = (
+        f"{saved_fired} / {applied_fired}"
+    )
+    counts["idempotent replays"] = stats["idempotent_replays"]
+    counts["refused by the rate limit"] = sum(stats.get("rate_limited", {}).values())
     counts["delayed"] = delays
     counts["webhook deliveries"] = sum(stats["webhook_deliveries"].values())
     return counts
@@ -86,6 +111,12 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds, ±50 %%")
     parser.add_argument("--error-rate", type=float, default=0.3)
     parser.add_argument("--delay-ms", type=int, default=300)
+    parser.add_argument(
+        "--saved-share", type=float, default=0.5, help="share of the 500s Stripe saves"
+    )
+    parser.add_argument(
+        "--saved-path", default="^/v1/", help="requests whose 500s may be saved (regex)"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 

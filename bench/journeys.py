@@ -29,9 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
-import stripe
 
-from bench.stack import CLIENT_KEY, STRIPE_KEY, BenchStack
+from bench.stack import CLIENT_KEY, BenchStack, bench_stripe_client
 from onramp import passwords
 
 PASSWORD = "bench-password-long-enough"
@@ -298,6 +297,10 @@ class Invariants:
     duplicate_emails: int
     duplicate_workspaces: int
     missing_workspaces: int
+    rate_limited: int = 0
+    """Requests the sandbox refused for Stripe's rate limit (retried by onramp, not
+    injected faults): onramp's pacer should keep this at 0."""
+    stripe_requests: int = 0
 
     @property
     def hold(self) -> bool:
@@ -320,6 +323,9 @@ class Invariants:
             f"duplicate welcome emails: {self.duplicate_emails}",
             f"duplicate workspaces: {self.duplicate_workspaces}; "
             f"paid users without a workspace: {self.missing_workspaces}",
+            f"Stripe API requests: {self.stripe_requests} "
+            f"({self.stripe_requests / max(self.journeys, 1):.1f} per journey); "
+            f"refused by the rate limit (429 rate_limit): {self.rate_limited}",
         ]
 
 
@@ -330,9 +336,7 @@ async def check_invariants(stack: BenchStack, journeys: list[Journey]) -> Invari
         stats = (await sandbox.get("/_sandbox/stats")).json()
     live = {kind: counts["live"] for kind, counts in stats["objects"].items()}
 
-    client = stripe.StripeClient(
-        STRIPE_KEY, base_addresses={"api": stack.sandbox_url}, http_client=stripe.HTTPXClient()
-    )
+    client = bench_stripe_client(stack.sandbox_url)
     customers_by_email: Counter[str] = Counter()
     async for customer in (await client.v1.customers.list_async({"limit": 100})).auto_paging_iter():
         customers_by_email[customer.email or ""] += 1
@@ -377,6 +381,10 @@ async def check_invariants(stack: BenchStack, journeys: list[Journey]) -> Invari
         duplicate_emails=sum(max(0, len(mailbox.links.get(a, [])) - 1) for a in ours),
         duplicate_workspaces=sum(max(0, row["n"] - 1) for row in workspaces),
         missing_workspaces=int(missing_workspaces),
+        rate_limited=sum(stats.get("rate_limited", {}).values()),
+        stripe_requests=sum(
+            row["count"] for row in stats["requests"] if row["path"].startswith("/v1/")
+        ),
     )
 
 

@@ -31,7 +31,19 @@ def start_sandbox(log_path: Path, timeout: float = 20.0) -> tuple[subprocess.Pop
     """The sandbox on a port the OS picks (no race for a "free" port), and its URL."""
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0"],
+        # Rate limits off: this measures the sandbox's own throughput, far beyond the
+        # 25 requests per second Stripe allows a test-mode account.
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--rate-limit",
+            "0",
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

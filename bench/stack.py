@@ -33,12 +33,25 @@ from onramp.devstack import TEMPORAL_SQLITE_PRAGMAS
 from onramp.migrate import apply_migrations
 from onramp.processes import ChildProcess, find_executable
 from onramp.stripe_catalog import ensure_catalog
+from onramp.stripe_client import build_stripe_client
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "bench-client-key-0123456789"
 ADMIN_KEY = "bench-admin-key-0123456789"
 STRIPE_KEY = "sk_test_onramp_bench"
+# The bench's own Stripe reads (catalog, invariants) stay within what the worker (20/s
+# by default) leaves of the sandbox's 25 per second for the account.
+BENCH_STRIPE_REQUESTS_PER_SECOND = 5.0
+
+
+def bench_stripe_client(sandbox_url: str) -> stripe.StripeClient:
+    """The bench's Stripe client: onramp's, paced below the worker's share."""
+    return build_stripe_client(
+        STRIPE_KEY, sandbox_url, max_requests_per_second=BENCH_STRIPE_REQUESTS_PER_SECOND
+    )
+
+
 WEBHOOK_SECRETS = ("whsec_benchplatform0001", "whsec_benchconnect0002")
 TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
 TASK_QUEUE = "onramp"
@@ -238,10 +251,7 @@ class BenchStack:
         ).start()
         self.children["sandbox"] = child
         await _wait_http(f"{self.sandbox_url}/_sandbox/health", child, seconds=30)
-        client = stripe.StripeClient(
-            STRIPE_KEY, base_addresses={"api": self.sandbox_url}, http_client=stripe.HTTPXClient()
-        )
-        self.env.update(await ensure_catalog(client))
+        self.env.update(await ensure_catalog(bench_stripe_client(self.sandbox_url)))
 
     async def _start_smtp_sink(self) -> None:
         argv = [

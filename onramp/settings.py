@@ -275,6 +275,12 @@ class WorkerSettings(CommonSettings, StripeSettings):
     stripe_api_base: str | None = Field(
         default=None, description="Stripe API base URL; unset means api.stripe.com"
     )
+    stripe_max_requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="this worker's pace of Stripe requests (unset: 20 with a test key, 80 "
+        "live; Stripe allows 25/100 per account, so split it between worker processes)",
+    )
     worker_graceful_shutdown_seconds: float = Field(default=30.0, ge=0, le=600)
     worker_metrics_address: str | None = Field(
         default=None, description="host:port for the worker's Prometheus metrics"

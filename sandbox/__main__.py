@@ -65,6 +65,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument(
         "--webhook-attempts", type=int, default=8, help="delivery attempts per event and endpoint"
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=25.0,
+        help="requests per second per API key, Stripe's test-mode limit (0 turns limits off)",
+    )
+    parser.add_argument(
+        "--endpoint-rate-limit",
+        type=float,
+        default=25.0,
+        help="requests per second per API key and endpoint, Stripe's default",
+    )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     for kind in ("webhook", "connect_webhook"):
@@ -89,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
             args.webhook_retry_initial, args.webhook_retry_max, args.webhook_attempts
         ),
         save_interval=args.save_interval,
+        rate_limit=args.rate_limit,
+        endpoint_rate_limit=args.endpoint_rate_limit,
     )
 
 

@@ -1,8 +1,8 @@
 """The `/v1/...` request pipeline, in Stripe's order: authentication and API version,
-injected faults (like Stripe's rate limiter, before idempotency), routing, parameter
-validation against stripe-python's types (`sandbox.validation`; never saved under an
-idempotency key), idempotency, the handler, expansion; every answer gets a `Request-Id`
-and lands in the request log."""
+the rate limiter, injected faults (before idempotency, like the rate limiter, unless a
+fault fails inside the endpoint), routing, parameter validation against stripe-python's
+types (`sandbox.validation`; never saved under an idempotency key), idempotency, the
+handler, expansion; every answer gets a `Request-Id` and lands in the request log."""
 
 from __future__ import annotations
 
@@ -175,15 +175,28 @@ class Api:
             check_version(request.headers.get("stripe-version"))
         except StripeError as exc:
             return error(exc)
+        limited = sb.rate_limits.check(api_key, method, template)
+        if limited is not None:
+            return error(limited)
 
         if sb.faults.rules:
             fault = sb.faults.decide(method, path)
-        if fault is not None and fault.status is not None:
+        # A fault that fails inside the endpoint runs after routing and idempotency;
+        # any other answers now, before the request is processed.
+        inside, applied = fault.inside_endpoint() if fault is not None else (False, False)
+        if fault is not None and fault.status is not None and not inside:
             if fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)
             injected = fault.error()
             assert injected is not None
             return error(injected)
+
+        def not_reached() -> None:
+            # Answered before the endpoint ran: the fault did not happen.
+            nonlocal fault, inside
+            if inside and fault is not None:
+                fault.undo()
+                fault, inside = None, False
 
         if matched is None:
             return error(
@@ -204,6 +217,7 @@ class Api:
             params = decode_pairs(pairs)
             check_request(method, route.template, params)
         except StripeError as exc:
+            not_reached()
             return error(exc)
         except UndeclaredRoute:
             log.exception("no parameter types for %s %s", method, route.template)
@@ -216,15 +230,21 @@ class Api:
                     api_key, idem_key, fingerprint(method, path, pairs), sb.clock.now(), request_id
                 )
             except StripeError as exc:
+                not_reached()
                 return error(exc)
             if entry is not None:
+                not_reached()
                 replayed = True
                 object_id = entry.object_id
                 assert entry.status is not None
                 return answer(
                     entry.status,
                     entry.body,
-                    {"Idempotent-Replayed": "true", "Original-Request": entry.request_id},
+                    {
+                        **entry.headers,
+                        "Idempotent-Replayed": "true",
+                        "Original-Request": entry.request_id,
+                    },
                 )
             claimed = True
 
@@ -246,6 +266,8 @@ class Api:
             if fault is not None and fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)
             try:
+                if inside and not applied:
+                    raise api_error()  # replaced by the fault's own 500 below
                 async with sb.lock:
                     obj = route.handler(ctx)
                     paths = params.get("expand") or []
@@ -260,17 +282,29 @@ class Api:
                     exc.headers,
                 )
                 unchanged = before == (len(sb.store.objects), len(sb.store.events))
-                if exc.validation and claimed and unchanged:
-                    # Stripe saves a result only once the endpoint began executing.
-                    sb.idempotency.abandon(api_key, idem_key or "")
-                    claimed = False
+                if exc.validation and unchanged:
+                    not_reached()
+                    if claimed:
+                        # Stripe saves a result only once the endpoint began executing.
+                        sb.idempotency.abandon(api_key, idem_key or "")
+                        claimed = False
             except Exception:
                 log.exception("unexpected error in %s %s", method, path)
                 failure = api_error()
                 status, body = failure.status, json.dumps(failure.body(request_id)).encode()
+            if inside and fault is not None:
+                fault.saved_fired += 1
+                fault.applied_fired += applied
+                injected = fault.error(inside_endpoint=bool(idem_key))
+                assert injected is not None
+                status, body, extra = (
+                    injected.status,
+                    json.dumps(injected.body(request_id)).encode(),
+                    injected.headers,
+                )
             object_id = ctx.created_id
             if claimed and idem_key:
-                sb.idempotency.finish(api_key, idem_key, status, body, object_id)
+                sb.idempotency.finish(api_key, idem_key, status, body, object_id, extra)
                 saved = True
         finally:
             if claimed and not saved and idem_key:

@@ -26,3 +26,7 @@ class Config:
     """Seconds between state-file writes while something changed (debounce)."""
     tick_interval: float = 1.0
     """Seconds between checks for due work (renewals, expiries) in real time."""
+    rate_limit: float = 25.0
+    """Requests per second per API key, Stripe's test-mode limit (0: no rate limits)."""
+    endpoint_rate_limit: float = 25.0
+    """Requests per second per API key and endpoint, Stripe's default."""

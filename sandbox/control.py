@@ -41,6 +41,13 @@ async def _json(request: Request) -> Obj:
     return data
 
 
+def _rate(data: Obj, name: str) -> float:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise bad_param(f"{name} must be a number of requests per second (0: off)", name)
+    return float(value)
+
+
 def routes(sb: Sandbox) -> list[Route]:
     """The control routes, mounted at `/_sandbox`."""
 
@@ -203,8 +210,19 @@ def routes(sb: Sandbox) -> list[Route]:
                 "idempotent_replays": sb.idempotency.replays,
                 "webhook_deliveries": dict(sb.dispatcher.outcomes),
                 "webhooks_held": len(sb.dispatcher.held_items),
+                "rate_limited": dict(sb.rate_limits.limited),
             }
         )
+
+    async def rate_limits(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                data = await _json(request)
+                values = {k: _rate(data, k) for k in ("rate", "endpoint_rate") if k in data}
+            except StripeError as exc:
+                return _error(exc)
+            sb.rate_limits.configure(**values)
+        return JSONResponse(sb.rate_limits.describe())
 
     async def requests_log(request: Request) -> Response:
         return JSONResponse({"data": list(sb.stats.log)})
@@ -331,6 +349,7 @@ def routes(sb: Sandbox) -> list[Route]:
         Route("/faults", clear_faults, methods=["DELETE"]),
         Route("/faults/{id}", delete_fault, methods=["DELETE"]),
         Route("/stats", stats, methods=["GET"]),
+        Route("/rate_limits", rate_limits, methods=["GET", "POST"]),
         Route("/requests", requests_log, methods=["GET"]),
         Route("/events", list_events, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import StripeError
@@ -25,6 +25,9 @@ class Entry:
     status: int | None = None
     body: bytes = b""
     object_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers the first answer carried beyond the usual ones (a saved 500's
+    `Stripe-Should-Retry: false`), sent again with every replay."""
 
 
 def fingerprint(method: str, path: str, pairs: list[tuple[str, str]]) -> str:
@@ -73,13 +76,20 @@ class IdempotencyStore:
         return entry
 
     def finish(
-        self, api_key: str, key: str, status: int, body: bytes, object_id: str | None
+        self,
+        api_key: str,
+        key: str,
+        status: int,
+        body: bytes,
+        object_id: str | None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         entry = self.entries.get((api_key, key))
         if entry is not None:
             entry.status = status
             entry.body = body
             entry.object_id = object_id
+            entry.headers = dict(headers or {})
 
     def abandon(self, api_key: str, key: str) -> None:
         """The request never began executing (validation failed): keep nothing."""
@@ -107,6 +117,7 @@ class IdempotencyStore:
                 e.status,
                 e.body.decode(),
                 e.object_id,
+                e.headers,
             ]
             for (api_key, key), e in self.entries.items()
             if e.status is not None
@@ -114,9 +125,12 @@ class IdempotencyStore:
 
     def restore(self, rows: list[Any]) -> None:
         self.entries = {}
-        for api_key, key, print_, created, request_id, status, body, object_id in rows:
+        for row in rows:
+            # State files written before saved headers existed have eight columns.
+            api_key, key, print_, created, request_id, status, body, object_id = row[:8]
+            headers = dict(row[8]) if len(row) > 8 else {}
             self.entries[(api_key, key)] = Entry(
-                print_, created, request_id, status, body.encode(), object_id
+                print_, created, request_id, status, body.encode(), object_id, headers
             )
 
     def clear(self) -> None:

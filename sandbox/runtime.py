@@ -11,6 +11,7 @@ from sandbox.events import EventBus
 from sandbox.faults import Faults
 from sandbox.idempotency import IdempotencyStore
 from sandbox.jsontypes import Obj
+from sandbox.rate_limits import RateLimits
 from sandbox.stats import Stats
 from sandbox.store import Store
 from sandbox.webhooks import Dispatcher
@@ -27,6 +28,7 @@ class Sandbox:
         self.store = Store()
         self.idempotency = IdempotencyStore()
         self.faults = Faults()
+        self.rate_limits = RateLimits(config.rate_limit, config.endpoint_rate_limit)
         self.stats = Stats()
         self.dispatcher = Dispatcher(config.retry, self.clock.now, self._delivered)
         self.bus = EventBus(self.store, self.dispatcher, self.clock)
@@ -71,6 +73,8 @@ class Sandbox:
         self.store.dirty = True
         self.idempotency.clear()
         self.faults.clear()
+        self.rate_limits.configure(self.config.rate_limit, self.config.endpoint_rate_limit)
+        self.rate_limits.reset()
         self.stats.clear()
         self.dispatcher.reset(keep_endpoints=keep_endpoints)
         if not keep_clock:

@@ -164,8 +164,7 @@ async def stack(
     task_queue: str,
 ) -> AsyncIterator[Stack]:
     """API + in-process worker (real workflows and activities) + the sandbox."""
-    import stripe
-
+    from onramp.stripe_client import build_stripe_client
     from tests.support.ensure_probe import EnsureCustomerProbe
     from tests.support.stack import SandboxControl, Stack
     from worker.build import WorkerDependencies, build_worker
@@ -185,11 +184,9 @@ async def stack(
         workflows=[*workflow_classes(), EnsureCustomerProbe],
     )
     settings = make_api_settings(database_url, address, task_queue)
-    client = stripe.StripeClient(
-        STRIPE_TEST_KEY,
-        base_addresses={"api": sandbox_url},
-        http_client=stripe.HTTPXClient(allow_sync_methods=True),
-    )
+    # Paced together with the in-process worker's client (one account, one pacer), so
+    # the test's own reads keep the stack under the sandbox's rate limit too.
+    client = build_stripe_client(STRIPE_TEST_KEY, sandbox_url, max_network_retries=0)
     async with worker:
         async for api in open_app_client(create_app(settings)):
             yield Stack(

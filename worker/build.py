@@ -35,7 +35,9 @@ class WorkerDependencies:
 def build_stripe_client(settings: WorkerSettings) -> stripe.StripeClient:
     """The worker's Stripe client (onramp.stripe_client: pinned API version)."""
     return stripe_client.build_stripe_client(
-        settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base
+        settings.stripe_secret_key.get_secret_value(),
+        settings.stripe_api_base,
+        max_requests_per_second=settings.stripe_max_requests_per_second,
     )
 
 

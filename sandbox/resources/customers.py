@@ -250,7 +250,9 @@ def list_handler(ctx: Ctx) -> Obj:
         c
         for c in ctx.store.newest_first("customer")
         if (email is None or c["email"] == email)
-        and (p.get("test_clock") is None or c["test_clock"] == p["test_clock"])
+        # Stripe: "The response will not include customers with test clocks if this
+        # parameter is not set."
+        and c["test_clock"] == p.get("test_clock")
         and created_matches(c["created"], p.get("created"))
     )
     return paginate(items, p, "/v1/customers")

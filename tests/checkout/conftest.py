@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from api.app import create_app
 from onramp.processes import ChildProcess
 from onramp.stripe_catalog import ensure_catalog
+from onramp.stripe_client import build_stripe_client
 from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
@@ -127,11 +128,8 @@ async def catalog(sandbox_url: str) -> dict[str, str]:
 
 
 def _sandbox_client(sandbox_url: str) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        STRIPE_TEST_KEY,
-        base_addresses={"api": sandbox_url},
-        http_client=stripe.HTTPXClient(allow_sync_methods=True),
-    )
+    # Paced with the worker's client of the same account (the sandbox rate-limits).
+    return build_stripe_client(STRIPE_TEST_KEY, sandbox_url, max_network_retries=0)
 
 
 @pytest.fixture

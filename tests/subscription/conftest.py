@@ -22,6 +22,7 @@ from api.app import create_app
 from onramp.settings import ApiSettings
 from onramp.smtp_sink import SmtpSink
 from onramp.stripe_catalog import ensure_catalog
+from onramp.stripe_client import build_stripe_client
 from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
@@ -43,11 +44,8 @@ def smtp_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
 
 
 def sandbox_client(sandbox_url: str) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        STRIPE_TEST_KEY,
-        base_addresses={"api": sandbox_url},
-        http_client=stripe.HTTPXClient(allow_sync_methods=True),
-    )
+    # Paced with the worker's client of the same account (the sandbox rate-limits).
+    return build_stripe_client(STRIPE_TEST_KEY, sandbox_url, max_network_retries=0)
 
 
 @pytest.fixture(scope="session")
