@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import stripe
 from pydantic import SecretStr
+from stripe.params import AccountLinkCreateParams
 from temporalio import activity
 
-from activities.stripe_gateway import call_stripe, idempotency_key
+from activities.stripe_gateway import call_stripe, idempotency_key, write_once
 from onramp import tokens
 from onramp.logging import log_event
 from workflows.contracts import (
@@ -78,21 +79,27 @@ class StripeConnectActivities:
             tokens.derive_token(self.token_secret, tokens.CONNECT_STATE, request.token_id)
         )
         base = request.public_url.rstrip("/")
-        link = await call_stripe(
+        params: AccountLinkCreateParams = {
+            "account": request.account_id,
+            "type": "account_onboarding",
+            "refresh_url": f"{base}/v1/connect/refresh?state={state}",
+            "return_url": f"{base}/v1/connect/return?state={state}",
+        }
+
+        async def create(key: str) -> stripe.AccountLink:
+            return await self.stripe.v1.account_links.create_async(params, {"idempotency_key": key})
+
+        async def nothing_to_find() -> stripe.AccountLink | None:
+            # An account link can be neither listed nor retrieved, and a second one is
+            # harmless (short-lived, single-use, no state at Stripe): after a saved 500
+            # the link is simply made again under the next key.
+            return None
+
+        link = await write_once(
             "account_links.create",
-            self.stripe.v1.account_links.create_async(
-                {
-                    "account": request.account_id,
-                    "type": "account_onboarding",
-                    "refresh_url": f"{base}/v1/connect/refresh?state={state}",
-                    "return_url": f"{base}/v1/connect/return?state={state}",
-                },
-                {
-                    "idempotency_key": idempotency_key(
-                        request.workflow_id, request.operation_id, "account_link"
-                    )
-                },
-            ),
+            idempotency_key(request.workflow_id, request.operation_id, "account_link"),
+            create,
+            nothing_to_find,
         )
         log_event(
             logger, "CONNECT_ACCOUNT_LINK_CREATED", connect_account_id=request.account_id,
