@@ -110,9 +110,17 @@ def convert_stripe_error(error: stripe.StripeError, operation: str) -> Applicati
 async def call_stripe(operation: str, call: Awaitable[T]) -> T:
     """Await one Stripe call, converting its errors.
 
-    A replayed 500 raises `StripeOutcomeUnknown`, which only `write_once` handles; a
-    write that is not wrapped by it lets it escape as a retryable failure.
+    A saved or replayed 500 outside `write_once` (a read, or a write whose outcome can
+    be checked only by its caller) is a retryable `STRIPE_UNAVAILABLE`.
     """
+    try:
+        return await _call_reporting_unknown(operation, call)
+    except StripeOutcomeUnknown as unknown:
+        raise ApplicationError(str(unknown), type=errors.STRIPE_UNAVAILABLE) from None
+
+
+async def _call_reporting_unknown(operation: str, call: Awaitable[T]) -> T:
+    """Like `call_stripe`, but a saved or replayed 500 raises `StripeOutcomeUnknown`."""
     try:
         return await call
     except stripe.StripeError as error:
@@ -139,7 +147,7 @@ async def write_once(
     current = key
     for round_ in range(1, OUTCOME_UNKNOWN_ROUNDS + 1):
         try:
-            return await call_stripe(operation, write(current))
+            return await _call_reporting_unknown(operation, write(current))
         except StripeOutcomeUnknown:
             log_event(
                 logger, "STRIPE_OUTCOME_UNKNOWN", operation=operation, idempotency_key=current,
