@@ -70,7 +70,10 @@ FIELDS = {
     "cancel_url": Str(5000),
     "return_url": Str(5000),
     "expires_at": Int(),
-    "payment_method_types": ListOf(Str()),
+    # endive removed `payment_method_types` (the dashboard's payment method configuration
+    # decides); `allowed_payment_method_types` filters it (stripe-python's
+    # `SessionCreateParams`), so the removed name is refused as unknown.
+    "allowed_payment_method_types": ListOf(Str()),
     "allow_promotion_codes": Bool(),
     "billing_address_collection": Enum("auto", "required"),
     "locale": Str(),
@@ -166,6 +169,7 @@ def create(ctx: Ctx) -> Obj:
         "adaptive_pricing": {"enabled": False},
         "after_expiration": None,
         "allow_promotion_codes": p.get("allow_promotion_codes"),
+        "allowed_payment_method_types": p.get("allowed_payment_method_types"),
         "amount_subtotal": total,
         "amount_total": total,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
@@ -205,7 +209,7 @@ def create(ctx: Ctx) -> Obj:
         "payment_method_collection": p.get("payment_method_collection") or "always",
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-        "payment_method_types": p.get("payment_method_types") or ["card"],
+        "payment_method_types": p.get("allowed_payment_method_types") or ["card"],
         "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},

@@ -272,11 +272,16 @@ def checkout_stack(
     catalog: dict[str, str],
     mail: MailServer,
 ) -> OpenStack:
-    """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...) as s:`."""
+    """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...,
+    reread_budget=...) as s:`."""
 
     @contextlib.asynccontextmanager
     async def open_stack(
-        *, webhooks: bool = True, reconcile_after: float = 60.0, worker: bool = True
+        *,
+        webhooks: bool = True,
+        reconcile_after: float = 60.0,
+        worker: bool = True,
+        reread_budget: float = 120.0,
     ) -> AsyncIterator[CheckoutStack]:
         address = temporal_address(temporal_env)
         control = SandboxControl(sandbox_url)
@@ -294,6 +299,7 @@ def checkout_stack(
                     "onramp_public_url": api_url,
                     "checkout_reconcile_after_seconds": reconcile_after,
                     "checkout_reconcile_max_seconds": reconcile_after * 4,
+                    "checkout_reread_budget_seconds": reread_budget,
                 }
             )
             env = worker_process_env(
@@ -305,6 +311,7 @@ def checkout_stack(
                 SMTP_URL=mail.url,
                 ONRAMP_PUBLIC_URL=api_url,
                 CHECKOUT_RECONCILE_AFTER_SECONDS=str(reconcile_after),
+                CHECKOUT_REREAD_BUDGET_SECONDS=str(reread_budget),
                 LOG_LEVEL="INFO",
                 WORKER_GRACEFUL_SHUTDOWN_SECONDS="1",
             )
