@@ -51,7 +51,7 @@ def checkout_config_from(settings: WorkerSettings) -> CheckoutConfig:
         cancel_url=settings.checkout_cancel_url or f"{public}/",
         reconcile_after_seconds=settings.checkout_reconcile_after_seconds,
         reconcile_max_seconds=settings.checkout_reconcile_max_seconds,
-        reread_budget_seconds=settings.checkout_reread_budget_seconds,
+        reread_attempts=settings.checkout_reread_attempts,
         password_token_ttl_seconds=settings.set_password_token_ttl_seconds,
     )
 

@@ -269,10 +269,10 @@ class WorkerSettings(CommonSettings, StripeSettings):
     checkout_reconcile_max_seconds: float = Field(
         default=3600.0, gt=0, description="longest wait between two re-reads (backoff cap)"
     )
-    checkout_reread_budget_seconds: float = Field(
-        default=120.0,
-        gt=0,
-        description="how long one session re-read retries before the run shows it stuck",
+    checkout_reread_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="attempts of one session re-read before the run shows it stuck",
     )
     set_password_url: str | None = Field(
         default=None,

@@ -24,6 +24,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies, search_attributes
@@ -584,11 +585,18 @@ def _reread_options(config: CheckoutConfig) -> policies.ActivityOptions:
     """One re-read retries in the worker for a short while only; past that the run shows
     the step as stuck and tries again after its own capped backoff, so no outage,
     however long, ends the run or hides in an activity's retries."""
-    budget = timedelta(seconds=config.reread_budget_seconds)
+    # A local activity's retries are bounded by attempts: its schedule-to-close
+    # timeout does not stop retries that wait out their backoff on a timer.
     return {
-        "start_to_close_timeout": min(timedelta(seconds=30), budget),
-        "schedule_to_close_timeout": budget,
-        "retry_policy": policies.RETRY,
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": timedelta(minutes=5),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=500),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=config.reread_attempts,
+            non_retryable_error_types=errors.NON_RETRYABLE,
+        ),
     }
 
 

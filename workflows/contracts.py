@@ -579,8 +579,8 @@ class CheckoutConfig(BaseModel):
     cancel_url: str
     reconcile_after_seconds: float = 120.0
     reconcile_max_seconds: float = 3600.0
-    # How long one re-read retries in the worker before the run shows it as stuck.
-    reread_budget_seconds: float = 120.0
+    # How many times one re-read is tried in the worker before the run shows it stuck.
+    reread_attempts: int = 5
     password_token_ttl_seconds: int = 7 * 24 * 3600
     search_attributes: bool = True
 

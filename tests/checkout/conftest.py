@@ -273,7 +273,7 @@ def checkout_stack(
     mail: MailServer,
 ) -> OpenStack:
     """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...,
-    reread_budget=...) as s:`."""
+    reread_attempts=...) as s:`."""
 
     @contextlib.asynccontextmanager
     async def open_stack(
@@ -281,7 +281,7 @@ def checkout_stack(
         webhooks: bool = True,
         reconcile_after: float = 60.0,
         worker: bool = True,
-        reread_budget: float = 120.0,
+        reread_attempts: int = 5,
     ) -> AsyncIterator[CheckoutStack]:
         address = temporal_address(temporal_env)
         control = SandboxControl(sandbox_url)
@@ -299,7 +299,7 @@ def checkout_stack(
                     "onramp_public_url": api_url,
                     "checkout_reconcile_after_seconds": reconcile_after,
                     "checkout_reconcile_max_seconds": reconcile_after * 4,
-                    "checkout_reread_budget_seconds": reread_budget,
+                    "checkout_reread_attempts": reread_attempts,
                 }
             )
             env = worker_process_env(
@@ -311,7 +311,7 @@ def checkout_stack(
                 SMTP_URL=mail.url,
                 ONRAMP_PUBLIC_URL=api_url,
                 CHECKOUT_RECONCILE_AFTER_SECONDS=str(reconcile_after),
-                CHECKOUT_REREAD_BUDGET_SECONDS=str(reread_budget),
+                CHECKOUT_REREAD_ATTEMPTS=str(reread_attempts),
                 LOG_LEVEL="INFO",
                 WORKER_GRACEFUL_SHUTDOWN_SECONDS="1",
             )
