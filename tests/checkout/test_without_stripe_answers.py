@@ -21,6 +21,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
 from tests.support.harness import WEBHOOK_SECRETS, auth
+from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts import CheckoutStatus, checkout_workflow_id
 
@@ -141,6 +142,9 @@ async def test_lost_async_payment_failed_still_ends_the_checkout_failed(
         assert stored == 0
         subscription = await stack.stripe.v1.subscriptions.retrieve_async(subscription_id)
         assert subscription.status == "incomplete_expired"
+        await record_history(
+            stack.temporal, checkout_workflow_id(user_id), "checkout_failed_from_rereads"
+        )
 
         # The expired subscription blocks nothing: the user pays again with a new run.
         retry = await stack.checkout(user_id)
@@ -204,6 +208,12 @@ async def test_reads_refused_for_longer_than_the_retry_budget_then_completes(
         done = await run_status(stack, user_id)
         assert (done.stuck_step, done.stuck_attempts, done.stuck_error) == (None, 0, None)
         assert await sessions_created_for(stack, user_id) == 1
+        await eventually(
+            handle.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED, seconds=30
+        )
+        await record_history(
+            stack.temporal, checkout_workflow_id(user_id), "checkout_reads_refused_then_paid"
+        )
 
 
 async def test_incomplete_subscription_refuses_a_new_checkout(checkout_stack: OpenStack) -> None:
