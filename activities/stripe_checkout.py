@@ -101,7 +101,8 @@ class StripeCheckoutActivities:
                 ),
             )
             for session in found.data:
-                metadata: Any = session.metadata or {}
+                # A StripeObject, not a dict (stripe 16): read it as one.
+                metadata = session.metadata.to_dict() if session.metadata is not None else {}
                 if (
                     metadata.get("workflow_id") == request.workflow_id
                     and metadata.get("operation") == request.idempotency_key
