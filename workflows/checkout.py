@@ -7,7 +7,10 @@ and gets a new one. Then the run waits for Stripe's `checkout.session.*` events 
 for the user's return through `success_url`) — triggers only: the session is always
 re-read from Stripe, events about another session are ignored, repeats are dropped. If
 nothing arrives within `reconcile_after_seconds`, it re-reads the session anyway, with
-backoff, so a broken webhook setup delays a checkout but never strands it.
+backoff, so a broken webhook setup delays a checkout but never strands it. Each re-read
+brings the session's subscription and latest invoice: a complete session with an
+unsettled payment never says "failed", they do. A re-read Stripe refuses (for however
+long, whatever the error) leaves the run waiting with the step shown as stuck.
 
 Paid: hand the subscription to `subscription-<user>` (the only writer of subscriptions
 and tiers), then provision: workspace, set-password token (its id only), welcome email.
@@ -601,8 +604,8 @@ def _reread_options(config: CheckoutConfig) -> policies.ActivityOptions:
 
 
 def first_payment_outcome(snapshot: CheckoutSessionSnapshot) -> str | None:
-    """ "paid" or "failed" as the session's subscription and its latest invoice show it;
-    None while the payment may still settle.
+    """The first payment's outcome as the session's subscription and latest invoice
+    show it: "paid", "failed", or None while it may still settle.
 
     A complete session whose payment is unsettled says `payment_status=unpaid` whatever
     happens next; Stripe records the outcome on the subscription and its first invoice.
