@@ -51,6 +51,7 @@ def checkout_config_from(settings: WorkerSettings) -> CheckoutConfig:
         cancel_url=settings.checkout_cancel_url or f"{public}/",
         reconcile_after_seconds=settings.checkout_reconcile_after_seconds,
         reconcile_max_seconds=settings.checkout_reconcile_max_seconds,
+        reread_attempts=settings.checkout_reread_attempts,
         password_token_ttl_seconds=settings.set_password_token_ttl_seconds,
     )
 
@@ -66,8 +67,12 @@ class CheckoutActivities:
 
     @activity.defn
     async def check_paid_subscription(self, request: UserRef) -> PaidSubscriptionCheck:
-        found = await checkout.has_paid_subscription(self.pool, request.user_id)
-        return PaidSubscriptionCheck(has_paid_subscription=found)
+        status = await checkout.blocking_subscription(self.pool, request.user_id)
+        return PaidSubscriptionCheck(
+            has_paid_subscription=status is not None,
+            subscription_status=status,
+            reason=None if status is None else checkout.blocking_reason(status),
+        )
 
     @activity.defn
     async def record_checkout_session(self, request: RecordCheckoutSessionInput) -> int:

@@ -2,18 +2,24 @@
 
 One Stripe side effect per activity; writes carry the key the workflow built
 (`<workflow id>/<operation id>/<step>`), so a retry is answered from Stripe's
-idempotency memory instead of creating a second session.
+idempotency memory instead of creating a second session. Both writes go through
+`write_once`: after a saved 500 (outcome unknown) they look for what the first attempt
+did (the customer's session carrying this operation in its metadata; the session no
+longer open) before writing again under a new key.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import stripe
+from stripe.checkout import Session
+from stripe.params.checkout import SessionCreateParams
 from temporalio import activity
 
-from activities.stripe_gateway import call_stripe
+from activities.stripe_gateway import call_stripe, write_once
 from onramp.logging import log_event
 from workflows.contracts import (
     CheckoutSessionSnapshot,
@@ -36,14 +42,28 @@ def _id(value: Any) -> str | None:
 
 
 def session_snapshot(session: Any) -> CheckoutSessionSnapshot:
+    subscription = session.subscription
+    subscription_status = invoice_status = None
+    if subscription is not None and not isinstance(subscription, str):
+        subscription_status = getattr(subscription, "status", None)
+        invoice = getattr(subscription, "latest_invoice", None)
+        if invoice is not None and not isinstance(invoice, str):
+            invoice_status = getattr(invoice, "status", None)
     return CheckoutSessionSnapshot(
         session_id=session.id,
         status=session.status,
         payment_status=session.payment_status,
         url=session.url,
-        subscription_id=_id(session.subscription),
+        subscription_id=_id(subscription),
         customer_id=_id(session.customer),
+        subscription_status=subscription_status,
+        invoice_status=invoice_status,
     )
+
+
+# A re-read brings the session's subscription and that subscription's latest invoice in
+# the same request: only they say whether a delayed first payment failed.
+REREAD_EXPAND = ["subscription.latest_invoice"]
 
 
 class StripeCheckoutActivities:
@@ -54,22 +74,44 @@ class StripeCheckoutActivities:
     async def create_checkout_session(
         self, request: CreateCheckoutSessionInput
     ) -> CheckoutSessionSnapshot:
+        """Create the session under the operation's key; after a saved 500 the customer's
+        sessions are searched for this operation's (`metadata.operation`) first."""
         ids = {"user_id": request.user_id, "workflow_id": request.workflow_id}
-        session = await call_stripe(
-            "checkout.sessions.create",
-            self.stripe.v1.checkout.sessions.create_async(
-                {
-                    "mode": "subscription",
-                    "customer": request.customer_id,
-                    "line_items": [{"price": request.price_id, "quantity": 1}],
-                    "client_reference_id": request.user_id,
-                    "metadata": ids,
-                    "subscription_data": {"metadata": ids},
-                    "success_url": request.success_url,
-                    "cancel_url": request.cancel_url,
-                },
-                {"idempotency_key": request.idempotency_key},
-            ),
+        # Parameters as endive's `SessionCreateParams` has them (no `payment_method_types`:
+        # Stripe picks the methods from the dashboard's payment method configuration).
+        params: SessionCreateParams = {
+            "mode": "subscription",
+            "customer": request.customer_id,
+            "line_items": [{"price": request.price_id, "quantity": 1}],
+            "client_reference_id": request.user_id,
+            "metadata": {**ids, "operation": request.idempotency_key},
+            "subscription_data": {"metadata": ids},
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+        }
+
+        def write(key: str) -> Awaitable[Session]:
+            return self.stripe.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+
+        async def find_outcome() -> Session | None:
+            found = await call_stripe(
+                "checkout.sessions.list",
+                self.stripe.v1.checkout.sessions.list_async(
+                    {"customer": request.customer_id, "limit": 100}
+                ),
+            )
+            for session in found.data:
+                # A StripeObject, not a dict (stripe 16): read it as one.
+                metadata = session.metadata.to_dict() if session.metadata is not None else {}
+                if (
+                    metadata.get("workflow_id") == request.workflow_id
+                    and metadata.get("operation") == request.idempotency_key
+                ):
+                    return session
+            return None
+
+        session = await write_once(
+            "checkout.sessions.create", request.idempotency_key, write, find_outcome
         )
         log_event(
             logger, "CHECKOUT_SESSION_CREATED", user_id=request.user_id,
@@ -82,17 +124,22 @@ class StripeCheckoutActivities:
         self, request: ExpireCheckoutSessionInput
     ) -> CheckoutSessionSnapshot:
         """Expire an open session; one that is no longer open is returned as it is."""
-        current = await call_stripe(
-            "checkout.sessions.retrieve",
-            self.stripe.v1.checkout.sessions.retrieve_async(request.session_id),
-        )
+        current = await self._retrieve(request.session_id)
         if current.status != "open":
             return session_snapshot(current)
-        session = await call_stripe(
-            "checkout.sessions.expire",
-            self.stripe.v1.checkout.sessions.expire_async(
-                request.session_id, options={"idempotency_key": request.idempotency_key}
-            ),
+
+        def write(key: str) -> Awaitable[Session]:
+            return self.stripe.v1.checkout.sessions.expire_async(
+                request.session_id, options={"idempotency_key": key}
+            )
+
+        async def find_outcome() -> Session | None:
+            # Expired by the unknown attempt, or paid meanwhile: either way not open.
+            session = await self._retrieve(request.session_id)
+            return None if session.status == "open" else session
+
+        session = await write_once(
+            "checkout.sessions.expire", request.idempotency_key, write, find_outcome
         )
         return session_snapshot(session)
 
@@ -100,8 +147,10 @@ class StripeCheckoutActivities:
     async def retrieve_checkout_session(
         self, request: ReadStripeObjectInput
     ) -> CheckoutSessionSnapshot:
-        session = await call_stripe(
+        return session_snapshot(await self._retrieve(request.stripe_id))
+
+    async def _retrieve(self, session_id: str) -> Session:
+        return await call_stripe(
             "checkout.sessions.retrieve",
-            self.stripe.v1.checkout.sessions.retrieve_async(request.stripe_id),
+            self.stripe.v1.checkout.sessions.retrieve_async(session_id, {"expand": REREAD_EXPAND}),
         )
-        return session_snapshot(session)

@@ -23,7 +23,11 @@ from workflows.contracts import (
     RecordCheckoutStateInput,
 )
 
-PAID_SUBSCRIPTION_STATUSES = ("active", "trialing", "past_due")
+# Stripe statuses of a subscription that has ended: only then may a checkout create
+# another one. Every other status is a subscription that bills, or will as soon as its
+# first invoice is paid (`incomplete`: its hosted invoice page still takes the payment
+# for 23 h), so a second one from a checkout would bill the user twice.
+ENDED_SUBSCRIPTION_STATUSES = ("none", "canceled", "incomplete_expired")
 
 
 class SetupStatus(BaseModel):
@@ -190,20 +194,29 @@ async def user_of_session(pool: asyncpg.Pool, session_id: str) -> str | None:
     return user_id
 
 
-async def has_paid_subscription(pool: asyncpg.Pool, user_id: str) -> bool:
-    """An active (or trialing, past_due) paid Stripe subscription, from the billing row."""
-    found: bool = await pool.fetchval(
+async def blocking_subscription(pool: asyncpg.Pool, user_id: str) -> str | None:
+    """The status of the user's Stripe subscription when one exists that has not ended
+    (from the billing row `subscription-<user>` writes); None when a checkout may start."""
+    status: str | None = await pool.fetchval(
         """
-        SELECT EXISTS (
-            SELECT 1 FROM billing
-            WHERE user_id = $1 AND stripe_subscription_id IS NOT NULL
-              AND tier <> 'free' AND status = ANY($2::text[])
-        )
+        SELECT status FROM billing
+        WHERE user_id = $1 AND stripe_subscription_id IS NOT NULL
+          AND NOT (status = ANY($2::text[]))
         """,
         user_id,
-        list(PAID_SUBSCRIPTION_STATUSES),
+        list(ENDED_SUBSCRIPTION_STATUSES),
     )
-    return found
+    return status
+
+
+def blocking_reason(status: str) -> str:
+    """Why a checkout is refused while the user's subscription has this status."""
+    if status == "incomplete":
+        return (
+            "the user's subscription is awaiting its first payment; pay its invoice "
+            "(the hosted invoice page) or start again once Stripe has expired it"
+        )
+    return f"the user has a {status} subscription; change plans through the subscription"
 
 
 # --- workspaces --------------------------------------------------------------------

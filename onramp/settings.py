@@ -320,6 +320,11 @@ class WorkerSettings(CommonSettings, StripeSettings):
     checkout_reconcile_max_seconds: float = Field(
         default=3600.0, gt=0, description="longest wait between two re-reads (backoff cap)"
     )
+    checkout_reread_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="attempts of one session re-read before the run shows it stuck",
+    )
     set_password_url: str | None = Field(
         default=None,
         description="the email's link target (default: <public>/v1/portal/set-password)",

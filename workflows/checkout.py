@@ -7,7 +7,10 @@ and gets a new one. Then the run waits for Stripe's `checkout.session.*` events 
 for the user's return through `success_url`) — triggers only: the session is always
 re-read from Stripe, events about another session are ignored, repeats are dropped. If
 nothing arrives within `reconcile_after_seconds`, it re-reads the session anyway, with
-backoff, so a broken webhook setup delays a checkout but never strands it.
+backoff, so a broken webhook setup delays a checkout but never strands it. Each re-read
+brings the session's subscription and latest invoice: a complete session with an
+unsettled payment never says "failed", they do. A re-read Stripe refuses (for however
+long, whatever the error) leaves the run waiting with the step shown as stuck.
 
 Paid: hand the subscription to `subscription-<user>` (the only writer of subscriptions
 and tiers), then provision: workspace, set-password token (its id only), welcome email.
@@ -24,6 +27,7 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies, search_attributes
@@ -232,6 +236,14 @@ class CheckoutWorkflow:
         operation = workflow.current_update_info()
         operation_id = operation.id if operation is not None else workflow.info().run_id
         current = self._session
+        if current is not None and current.status == "complete":
+            # Stripe holds a payment for this session (a delayed method still settling):
+            # another session would start a second subscription beside it.
+            raise ApplicationError(
+                "the current checkout's payment is still confirming; wait for its outcome",
+                type=errors.CHECKOUT_CONFLICT,
+                non_retryable=True,
+            )
         if current is not None and current.status == "open":
             if (self._status.tier, self._status.billing_cycle) == (
                 request.tier,
@@ -259,7 +271,7 @@ class CheckoutWorkflow:
         )
         if paid.has_paid_subscription:
             raise ApplicationError(
-                "the user has an active paid subscription; change plans through it",
+                paid.reason or "the user has a subscription; change plans through it",
                 type=errors.CHECKOUT_CONFLICT,
                 non_retryable=True,
             )
@@ -325,7 +337,12 @@ class CheckoutWorkflow:
     # --- payment -----------------------------------------------------------------------
 
     async def _wait_for_payment(self, config: CheckoutConfig) -> str:
-        """Until the current session is paid, expired or its payment failed."""
+        """Until the current session is paid, expired or its payment failed.
+
+        A re-read that Stripe keeps refusing (an outage longer than the read's retries,
+        a 401/403 after a key rotation, a 400) never ends the run: the step is shown as
+        stuck in `status` and tried again after the same capped backoff.
+        """
         interval = config.reconcile_after_seconds
         while True:
             try:
@@ -338,10 +355,17 @@ class CheckoutWorkflow:
             self._wake = False
             async with self._lock:
                 assert self._session is not None
-                snapshot: CheckoutSessionSnapshot = await stripe_read_step(
-                    StripeCheckoutActivities.retrieve_checkout_session,
-                    ReadStripeObjectInput(stripe_id=self._session.session_id),
-                )
+                try:
+                    snapshot: CheckoutSessionSnapshot = await stripe_read_step(
+                        StripeCheckoutActivities.retrieve_checkout_session,
+                        ReadStripeObjectInput(stripe_id=self._session.session_id),
+                        _reread_options(config),
+                    )
+                except ActivityError as error:
+                    self._stuck("reread_session", error)
+                    interval = min(interval * 2, config.reconcile_max_seconds)
+                    continue
+                self._unstuck("reread_session")
                 outcome = await self._apply(snapshot)
                 if outcome != "open" and outcome != "confirming":
                     # Decided: no `start_checkout` may replace the session any more.
@@ -352,6 +376,37 @@ class CheckoutWorkflow:
                 interval = config.reconcile_after_seconds
             else:
                 interval = min(interval * 2, config.reconcile_max_seconds)
+
+    def _stuck(self, step: str, error: ActivityError) -> None:
+        status = self._status
+        if status.stuck_step != step:
+            status.stuck_step = step
+            status.stuck_since = workflow.now()
+            status.stuck_attempts = 0
+        status.stuck_attempts += 1
+        status.stuck_error = _message(error)
+        workflow.logger.warning(
+            "CHECKOUT_STEP_STUCK",
+            extra={
+                "user_id": self._user_id,
+                "step": step,
+                "attempts": status.stuck_attempts,
+                "error": status.stuck_error,
+            },
+        )
+
+    def _unstuck(self, step: str) -> None:
+        status = self._status
+        if status.stuck_step != step:
+            return
+        workflow.logger.info(
+            "CHECKOUT_STEP_RECOVERED",
+            extra={"user_id": self._user_id, "step": step, "attempts": status.stuck_attempts},
+        )
+        status.stuck_step = None
+        status.stuck_since = None
+        status.stuck_attempts = 0
+        status.stuck_error = None
 
     async def _apply(self, snapshot: CheckoutSessionSnapshot) -> str:
         """Record what the re-read session shows; returns open/confirming/paid/expired/failed."""
@@ -364,12 +419,13 @@ class CheckoutWorkflow:
             return "expired"
         if snapshot.status != "complete":
             return "open"
-        if snapshot.payment_status in ("paid", "no_payment_required"):
+        first_payment = first_payment_outcome(snapshot)
+        if snapshot.payment_status in ("paid", "no_payment_required") or first_payment == "paid":
             await self._record_payment(
                 "paid", session_status="complete", subscription_id=snapshot.subscription_id
             )
             return "paid"
-        if snapshot.session_id in self._async_failed:
+        if snapshot.session_id in self._async_failed or first_payment == "failed":
             await self._record_payment("unpaid", outcome="failed", session_status="complete")
             return "failed"
         if self._status.payment_state != "confirming":
@@ -526,6 +582,45 @@ class CheckoutWorkflow:
                 search_attributes.PROVISIONING_STATE.value_set(self._status.provisioning_state),
             ]
         )
+
+
+def _reread_options(config: CheckoutConfig) -> policies.ActivityOptions:
+    """One re-read retries in the worker for a short while only; past that the run shows
+    the step as stuck and tries again after its own capped backoff, so no outage,
+    however long, ends the run or hides in an activity's retries."""
+    # A local activity's retries are bounded by attempts: its schedule-to-close
+    # timeout does not stop retries that wait out their backoff on a timer.
+    return {
+        "start_to_close_timeout": timedelta(seconds=30),
+        "schedule_to_close_timeout": timedelta(minutes=5),
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(milliseconds=500),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=10),
+            maximum_attempts=config.reread_attempts,
+            non_retryable_error_types=errors.NON_RETRYABLE,
+        ),
+    }
+
+
+def first_payment_outcome(snapshot: CheckoutSessionSnapshot) -> str | None:
+    """The first payment's outcome as the session's subscription and latest invoice
+    show it: "paid", "failed", or None while it may still settle.
+
+    A complete session whose payment is unsettled says `payment_status=unpaid` whatever
+    happens next; Stripe records the outcome on the subscription and its first invoice.
+    Paid: the invoice is paid and the subscription `active`/`trialing`. Failed: Stripe
+    ended the subscription (`incomplete_expired` 23 h after an unpaid first invoice, or
+    `canceled`), marked it `past_due`/`unpaid`, or voided or wrote off the invoice.
+    """
+    subscription, invoice = snapshot.subscription_status, snapshot.invoice_status
+    if invoice == "paid" and subscription in ("active", "trialing"):
+        return "paid"
+    if subscription in ("incomplete_expired", "canceled", "past_due", "unpaid"):
+        return "failed"
+    if invoice in ("void", "uncollectible"):
+        return "failed"
+    return None
 
 
 def _message(error: ActivityError) -> str:

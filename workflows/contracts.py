@@ -635,6 +635,8 @@ class CheckoutConfig(BaseModel):
     cancel_url: str
     reconcile_after_seconds: float = 120.0
     reconcile_max_seconds: float = 3600.0
+    # How many times one re-read is tried in the worker before the run shows it stuck.
+    reread_attempts: int = 5
     password_token_ttl_seconds: int = 7 * 24 * 3600
     search_attributes: bool = True
 
@@ -665,11 +667,20 @@ class CheckoutSessionSnapshot(BaseModel):
     url: str | None = None
     subscription_id: str | None = None
     customer_id: str | None = None
+    # Read with the session (expanded): a session complete but unpaid never says that
+    # its delayed payment failed; the subscription and its first invoice do.
+    subscription_status: str | None = None
+    invoice_status: str | None = None
 
 
 class PaidSubscriptionCheck(BaseModel):
+    """Whether the user's billing row holds a Stripe subscription that a checkout must
+    not duplicate (paid, or still awaiting its first payment), and its status."""
+
     has_paid_subscription: bool
     tier: Tier = "free"
+    subscription_status: str | None = None
+    reason: str | None = None
 
 
 class RecordCheckoutSessionInput(BaseModel):
@@ -736,3 +747,9 @@ class CheckoutStatus(BaseModel):
     payment_outcome: PaymentOutcome | None = None
     applied_event_ids: list[str] = Field(default_factory=list)
     last_error: str | None = None
+    # A step that keeps failing (Stripe down, refusing the key, answering 400): the run
+    # keeps its state and retries it with capped backoff; operators read it here.
+    stuck_step: str | None = None
+    stuck_since: datetime | None = None
+    stuck_attempts: int = 0
+    stuck_error: str | None = None

@@ -64,7 +64,7 @@ class CheckoutRequest(BaseModel):
         201: {"model": CheckoutStarted},
         400: MALFORMED_BODY_RESPONSE,
         404: {"model": ErrorResponse, "description": "Unknown user"},
-        409: {"model": ErrorResponse, "description": "Paid subscription exists, or signing up"},
+        409: {"model": ErrorResponse, "description": "A live subscription, or signing up"},
         502: {"model": ErrorResponse, "description": "Stripe failed; nothing was kept"},
         503: {"model": ErrorResponse, "description": "Temporal unreachable"},
     },
@@ -84,8 +84,9 @@ async def start_checkout(
 
     async def handler() -> Answer:
         await require_active_user(pool, user_id)
-        if await checkout.has_paid_subscription(pool, user_id):
-            raise _paid()
+        blocking = await checkout.blocking_subscription(pool, user_id)
+        if blocking is not None:
+            raise _subscription_exists(blocking)
         started = await _start(user_id, request, update_id, settings, temporal)
         return Answer(201, started.model_dump())
 
@@ -100,12 +101,10 @@ async def start_checkout(
     )
 
 
-def _paid() -> ApiError:
-    return ApiError(
-        409,
-        "subscription_exists",
-        "The user has an active paid subscription; change plans through the subscription",
-    )
+def _subscription_exists(status: str) -> ApiError:
+    """A subscription that has not ended: a checkout would make a second one."""
+    reason = checkout.blocking_reason(status)
+    return ApiError(409, "subscription_exists", reason[0].upper() + reason[1:])
 
 
 async def _start(

@@ -70,7 +70,9 @@ FIELDS = {
     "cancel_url": Str(5000),
     "return_url": Str(5000),
     "expires_at": Int(),
-    # Endive removed `payment_method_types` as a parameter; this one filters the dynamic set.
+    # endive removed `payment_method_types` (the dashboard's payment method configuration
+    # decides); `allowed_payment_method_types` filters it (stripe-python's
+    # `SessionCreateParams`), so the removed name is refused as unknown.
     "allowed_payment_method_types": ListOf(Str()),
     "allow_promotion_codes": Bool(),
     "billing_address_collection": Enum("auto", "required"),
@@ -167,6 +169,7 @@ def create(ctx: Ctx) -> Obj:
         "adaptive_pricing": {"enabled": False},
         "after_expiration": None,
         "allow_promotion_codes": p.get("allow_promotion_codes"),
+        "allowed_payment_method_types": p.get("allowed_payment_method_types"),
         "amount_subtotal": total,
         "amount_total": total,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},

@@ -270,11 +270,16 @@ def checkout_stack(
     catalog: dict[str, str],
     mail: MailServer,
 ) -> OpenStack:
-    """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...) as s:`."""
+    """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...,
+    reread_attempts=...) as s:`."""
 
     @contextlib.asynccontextmanager
     async def open_stack(
-        *, webhooks: bool = True, reconcile_after: float = 60.0, worker: bool = True
+        *,
+        webhooks: bool = True,
+        reconcile_after: float = 60.0,
+        worker: bool = True,
+        reread_attempts: int = 5,
     ) -> AsyncIterator[CheckoutStack]:
         address = temporal_address(temporal_env)
         control = SandboxControl(sandbox_url)
@@ -292,6 +297,7 @@ def checkout_stack(
                     "onramp_public_url": api_url,
                     "checkout_reconcile_after_seconds": reconcile_after,
                     "checkout_reconcile_max_seconds": reconcile_after * 4,
+                    "checkout_reread_attempts": reread_attempts,
                 }
             )
             env = worker_process_env(
@@ -303,6 +309,7 @@ def checkout_stack(
                 SMTP_URL=mail.url,
                 ONRAMP_PUBLIC_URL=api_url,
                 CHECKOUT_RECONCILE_AFTER_SECONDS=str(reconcile_after),
+                CHECKOUT_REREAD_ATTEMPTS=str(reread_attempts),
                 LOG_LEVEL="INFO",
                 WORKER_GRACEFUL_SHUTDOWN_SECONDS="1",
             )
