@@ -398,7 +398,8 @@ def update(ctx: Ctx) -> Obj:
             items=items if interval_change else [],
         )
     if inv is not None and behavior == "pending_if_incomplete":
-        _update_if_paid(ctx, sub, before, inv)
+        anchor_reset = interval_change or p.get("billing_cycle_anchor") == "now"
+        _update_if_paid(ctx, sub, before, inv, anchor_reset=anchor_reset)
         return sub
     billing.update_subscription(ctx, sub, before)
     if inv is not None:
@@ -432,7 +433,7 @@ def _check_pending_update_params(p: Obj) -> None:
         )
 
 
-def _update_if_paid(ctx: Ctx, sub: Obj, before: Obj, inv: Obj) -> None:
+def _update_if_paid(ctx: Ctx, sub: Obj, before: Obj, inv: Obj, *, anchor_reset: bool) -> None:
     """`pending_if_incomplete`: the change stands only if its invoice is paid now; otherwise
     the subscription keeps its old items, `pending_update` holds the new ones until the
     invoice is paid (then applied) or the update expires (then its invoice is voided)."""
@@ -456,7 +457,7 @@ def _update_if_paid(ctx: Ctx, sub: Obj, before: Obj, inv: Obj) -> None:
     sub["pending_update"] = billing.pending_update_of(
         sub,
         new_items["data"],
-        new_anchor if new_anchor != before["billing_cycle_anchor"] else None,
+        new_anchor if anchor_reset else None,
         expires_at,
     )
     billing.update_subscription(ctx, sub, before)
