@@ -237,18 +237,22 @@ def open_invoices(ctx: Ctx, sub: Obj) -> list[Obj]:
     return found[::-1]
 
 
-def settle_status(ctx: Ctx, sub: Obj) -> None:
-    """After a payment: back to `active` once nothing is left open.
+def billing_invoices(ctx: Ctx, sub: Obj) -> list[Obj]:
+    """Open invoices that decide the subscription's status, oldest first.
 
     A pending update's invoice does not count: the subscription goes on as if the update
     had not been asked for (Stripe's pending updates).
     """
-    blocking = [
+    return [
         inv
         for inv in open_invoices(ctx, sub)
         if not ctx.store.hidden_of(inv["id"]).get("pending_update_for")
     ]
-    if sub["status"] in ("incomplete", "past_due", "unpaid") and not blocking:
+
+
+def settle_status(ctx: Ctx, sub: Obj) -> None:
+    """After a payment: back to `active` once nothing is left open."""
+    if sub["status"] in ("incomplete", "past_due", "unpaid") and not billing_invoices(ctx, sub):
         set_status(ctx, sub, "active")
 
 

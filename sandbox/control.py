@@ -96,7 +96,7 @@ def routes(sb: Sandbox) -> list[Route]:
             if card and card.authentication
             else Decline("card_declined", "generic_decline", "Your card was declined.")
         )
-        pending = billing.open_invoices(ctx, sub)
+        pending = billing.billing_invoices(ctx, sub)
         if pending:
             inv = pending[-1]
         else:

@@ -28,6 +28,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 CHOICES = [
     ("pm_card_visa", "Visa •••• 4242 (succeeds)"),
     ("pm_card_mastercard", "Mastercard •••• 4444 (succeeds)"),
+    ("pm_card_authenticationRequired", "Visa •••• 3184 (authenticated on this page, succeeds)"),
     ("pm_card_chargeDeclined", "Visa •••• 0002 (declined)"),
     ("pm_card_chargeDeclinedInsufficientFunds", "Visa •••• 9995 (insufficient funds)"),
     ("pm_delayed_success", "Bank debit •••• 6789 (settles later, succeeds)"),

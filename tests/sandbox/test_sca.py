@@ -4,11 +4,15 @@ pending updates (`pending_if_incomplete`) and what an `incomplete` subscription 
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 import stripe
+from playwright.async_api import Browser
 
 from tests.sandbox.helpers import (
+    Receiver,
     advance,
     make_customer,
     make_price,
@@ -16,6 +20,7 @@ from tests.sandbox.helpers import (
     sandbox_events,
     types_about,
 )
+from tests.sandbox.test_hosted_pages_browser import browser, chromium  # noqa: F401
 
 AUTH_CARD = "pm_card_authenticationRequired"
 HOUR = 3600
@@ -184,6 +189,36 @@ def test_hosted_page_authenticates(client: stripe.StripeClient, ctl: httpx.Clien
     assert response.headers["location"].endswith(f"/_sandbox/pages/invoices/{invoice.id}")
     assert client.v1.invoices.retrieve(invoice.id).status == "paid"
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+async def test_hosted_page_in_chromium_authenticates_or_fails(
+    browser: Browser,  # noqa: F811
+    client: stripe.StripeClient,
+    ctl: httpx.Client,
+    receiver: Receiver,
+) -> None:
+    customer = make_customer(client, card=AUTH_CARD)
+    first = _subscribe(client, customer, make_price(client, 1500))
+    failing = _subscribe(client, customer, make_price(client, 2500))
+    page = await browser.new_page()
+
+    invoice = _latest_invoice(client, failing.id)
+    assert invoice.hosted_invoice_url is not None
+    await page.goto(invoice.hosted_invoice_url)
+    await page.click("#fail_authentication")
+    await page.wait_for_selector("#pay")
+    assert await page.query_selector("#authenticate") is None
+    assert (await page.text_content("#status")) == "open"
+    assert client.v1.subscriptions.retrieve(failing.id).status == "incomplete"
+
+    invoice = _latest_invoice(client, first.id)
+    assert invoice.hosted_invoice_url is not None
+    await page.goto(invoice.hosted_invoice_url)
+    await page.click("#authenticate")
+    await page.wait_for_function("document.querySelector('#status').textContent === 'paid'")
+    assert client.v1.subscriptions.retrieve(first.id).status == "active"
+    event = await asyncio.to_thread(receiver.wait_for_event, "invoice.paid", invoice.id)
+    assert event["data"]["object"]["status"] == "paid"
 
 
 def test_renewal_needing_authentication_goes_past_due(
