@@ -421,3 +421,46 @@ def test_price_change_while_past_due_charges_the_open_balance_separately(
     assert updated["items"].data[0].price.id == higher.id
     assert updated.status == "past_due"
     assert client.v1.invoices.retrieve(failed.json()["invoice"]["id"]).status == "open"
+
+
+def test_error_if_incomplete_price_change_needing_authentication_changes_nothing(
+    client: stripe.StripeClient, ctl: httpx.Client
+) -> None:
+    customer = make_customer(client)
+    lower = make_price(client, 1000)
+    sub = _subscribe(client, customer, lower)
+    _set_default_card(client, customer.id, AUTH_CARD)
+    item = sub["items"].data[0]
+    with pytest.raises(stripe.CardError) as excinfo:
+        client.v1.subscriptions.update(
+            sub.id,
+            params={
+                "items": [{"id": item.id, "price": make_price(client, 3000).id}],
+                "proration_behavior": "always_invoice",
+                "payment_behavior": "error_if_incomplete",
+            },
+        )
+    assert excinfo.value.code == "invoice_payment_intent_requires_action"
+    unchanged = client.v1.subscriptions.retrieve(sub.id)
+    assert unchanged["items"].data[0].price.id == lower.id and unchanged.status == "active"
+
+
+def test_default_incomplete_price_change_waits_past_due(
+    client: stripe.StripeClient, ctl: httpx.Client
+) -> None:
+    customer = make_customer(client)
+    sub = _subscribe(client, customer, make_price(client, 1000))
+    item = sub["items"].data[0]
+    updated = client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": item.id, "price": make_price(client, 3000).id}],
+            "proration_behavior": "always_invoice",
+            "payment_behavior": "default_incomplete",
+        },
+    )
+    assert updated.status == "past_due"
+    invoice = _latest_invoice(client, sub.id)
+    assert (invoice.status, invoice.attempt_count) == ("open", 0)
+    client.v1.invoices.pay(invoice.id)
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
