@@ -581,7 +581,7 @@ class SubscriptionWorkflow:
             if subscription_id is not None and self._state.status == "incomplete":
                 # An earlier attempt that was never paid: canceled first, so the user
                 # never holds two subscriptions.
-                await self._cancel(subscription_id, prorate=False)
+                await self._apply_own_change(await self._cancel(subscription_id, prorate=False))
             payment_method = await self._attach_payment_method(
                 customer.stripe_id, request.payment_method
             )

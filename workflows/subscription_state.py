@@ -165,6 +165,11 @@ def apply_snapshot(
     new.cancel_at_period_end = snap.cancel_at_period_end
     new.current_period_end = snap.current_period_end
     new.pending_payment = settle_pending_payment(new.pending_payment, snap)
+    if (
+        new.pending_payment is not None
+        and new.pending_payment.subscription_id != snap.subscription_id
+    ):
+        new.pending_payment = None  # a waiting payment belongs to the current subscription
     grace_started = False
     if snap.status == "past_due":
         if new.grace_until is None:
