@@ -127,7 +127,15 @@ def _failure_type(error: ActivityError) -> str | None:
 
 
 def _failure_text(error: ActivityError) -> str:
-    return str(error.cause or error)
+    """The failure and its causes (the last attempt's Stripe error is nested under the
+    retry policy's "giving up")."""
+    parts: list[str] = []
+    current: BaseException | None = error.cause or error
+    while current is not None and len(parts) < 3:
+        parts.append(str(current))
+        nested = getattr(current, "cause", None)
+        current = nested if isinstance(nested, BaseException) else current.__cause__
+    return " <- ".join(parts)
 
 
 @workflow.defn(name=SUBSCRIPTION_WORKFLOW)
@@ -411,8 +419,12 @@ class SubscriptionWorkflow:
         return False
 
     def _reread_options(self) -> policies.ActivityOptions:
-        """A re-read retries within a budget; after it an event waits as pending, shown
-        to operators, instead of holding the workflow's lock for an hour."""
+        """An event's re-read retries within a budget; after it the event waits as
+        pending, shown to operators, instead of holding the workflow's lock for an hour.
+
+        It is a regular activity, not a local one: a local activity that keeps failing
+        holds its workflow task open, and a query (the operator's view of the stuck
+        step) only sees the state of the last completed task."""
         assert self._config is not None
         budget = timedelta(seconds=self._config.reread_budget_seconds)
         return {
@@ -422,20 +434,31 @@ class SubscriptionWorkflow:
         }
 
     async def _read_invoice(self, invoice_id: str) -> InvoiceSnapshot:
-        invoice: InvoiceSnapshot = await stripe_read_step(
+        invoice: InvoiceSnapshot = await workflow.execute_activity_method(
             StripeBillingActivities.read_invoice,
             ReadStripeObjectInput(stripe_id=invoice_id),
-            self._reread_options(),
+            **self._reread_options(),
         )
         return invoice
 
-    async def _read_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+    async def _read_subscription(
+        self, subscription_id: str, *, for_event: bool = True
+    ) -> SubscriptionSnapshot:
+        """Re-read a subscription: for an event (or a recheck) as a budgeted regular
+        activity; inside an update or a hand-over as a local step (the caller waits)."""
         self._rereads.begin(subscription_id)
-        snap: SubscriptionSnapshot = await stripe_read_step(
-            StripeBillingActivities.read_subscription,
-            ReadStripeObjectInput(stripe_id=subscription_id),
-            self._reread_options(),
-        )
+        snap: SubscriptionSnapshot
+        if for_event:
+            snap = await workflow.execute_activity_method(
+                StripeBillingActivities.read_subscription,
+                ReadStripeObjectInput(stripe_id=subscription_id),
+                **self._reread_options(),
+            )
+        else:
+            snap = await stripe_read_step(
+                StripeBillingActivities.read_subscription,
+                ReadStripeObjectInput(stripe_id=subscription_id),
+            )
         self._rereads.subscriptions[subscription_id] = snap
         return snap
 
@@ -650,7 +673,9 @@ class SubscriptionWorkflow:
             return
         result = await self._pay_invoice(snap.latest_invoice_id, payment_method)
         if result.outcome == "paid":
-            await self._apply_own_change(await self._read_subscription(snap.subscription_id))
+            await self._apply_own_change(
+                await self._read_subscription(snap.subscription_id, for_event=False)
+            )
         elif result.outcome == "requires_action":
             pending = self._pending_payment(
                 "new_subscription", snap.subscription_id, result.invoice, price
@@ -682,7 +707,9 @@ class SubscriptionWorkflow:
         # 402 `invoice_payment_intent_requires_action`).
         result = await self._pay_invoice(snap.latest_invoice_id, None)
         if result.outcome == "paid":
-            await self._apply_own_change(await self._read_subscription(subscription_id))
+            await self._apply_own_change(
+                await self._read_subscription(subscription_id, for_event=False)
+            )
         elif result.outcome == "requires_action":
             pending = self._pending_payment("price_change", subscription_id, result.invoice, price)
             await self._apply_own_change(snap, payment=pending)
@@ -846,7 +873,7 @@ class SubscriptionWorkflow:
             subscription_id = request.subscription_id
             snap = self._rereads.subscriptions.get(subscription_id)
             if snap is None or not self._rereads.answered(subscription_id, arrival):
-                snap = await self._read_subscription(subscription_id)
+                snap = await self._read_subscription(subscription_id, for_event=False)
             # A hand-over of a subscription other than the user's live one is made
             # safe in `_apply`: one of the two is canceled at Stripe at once.
             if snap.status in PAID_SUBSCRIPTION_STATUSES:
