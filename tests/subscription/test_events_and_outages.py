@@ -68,6 +68,7 @@ async def test_upcoming_and_deleted_invoices_are_ignored_with_a_reason(
             lambda body=body: _inbox(db_pool, event_id_of(body)),  # type: ignore[misc]
             lambda row: row is not None and row["status"] != "pending",
         )
+        assert row is not None
         assert row["status"] == "ignored" and reason in row["status_reason"], dict(row)
         assert row["target_workflow_id"] is None, "never handed to a workflow"
     handle = stack.temporal.get_workflow_handle(subscription_workflow_id(user_id))
