@@ -317,6 +317,10 @@ class StripeBillingActivities:
                 raise
             outcome, message = "paid", None
         invoice = invoice_snapshot(await self._invoice(request.invoice_id))
+        if invoice.status == "paid":
+            # A retry answered from Stripe's idempotency memory (a saved 402) while the
+            # customer has since paid: the invoice says what is true now.
+            outcome, message = "paid", None
         log_event(
             logger, "INVOICE_PAYMENT", invoice_id=request.invoice_id, outcome=outcome,
             status=invoice.status,

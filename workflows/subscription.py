@@ -349,7 +349,10 @@ class SubscriptionWorkflow:
         subscription_id: str | None = None
         invoice: InvoiceSnapshot | None = None
         if event.type.startswith("invoice."):
-            if self._rereads.answered(event.object_id, arrival):
+            # A payment that needs the customer is learnt from this event's type (with
+            # the re-read as proof the invoice is still open), so it is never coalesced.
+            needs_action = event.type == "invoice.payment_action_required"
+            if not needs_action and self._rereads.answered(event.object_id, arrival):
                 subscription_id = self._rereads.invoice_subscription.get(event.object_id)
             else:
                 self._rereads.begin(event.object_id)

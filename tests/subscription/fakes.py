@@ -52,6 +52,7 @@ class FakeBilling:
         self.subscription_reads = 0
         # Set to an error type to make every re-read fail with it (Stripe refusing).
         self.refuse_reads: str | None = None
+        self.refuse_invoice_reads: str | None = None
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="billing_config")
@@ -88,6 +89,12 @@ class FakeBilling:
 
         @activity.defn(name="read_invoice")
         async def read_invoice(request: ReadStripeObjectInput) -> InvoiceSnapshot:
+            if self.refuse_invoice_reads is not None:
+                raise ApplicationError(
+                    f"invoices.retrieve: Stripe answered ({self.refuse_invoice_reads})",
+                    type=self.refuse_invoice_reads,
+                    non_retryable=True,
+                )
             return InvoiceSnapshot(
                 invoice_id=request.stripe_id,
                 customer_id=self.subscription.customer_id,

@@ -215,3 +215,32 @@ async def test_an_object_gone_at_stripe_is_ignored_with_a_reason(
         state = await _until(handle, lambda s: "evt_gone" in s.applied_event_ids)
         assert not state.pending_events and fake.subscription_reads == 1
         assert state.stripe_subscription_id is None and not fake.records
+
+
+async def test_a_pending_event_is_carried_across_continue_as_new(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBilling(continue_as_new_after=2)
+    async with _start(time_skipping_env, fake) as (client, first):
+        first_run = (await first.describe()).run_id
+        sub = fake.subscription.subscription_id
+        fake.refuse_invoice_reads = errors.STRIPE_INVALID_REQUEST
+        await first.signal(
+            STRIPE_EVENT_SIGNAL, _event("invoice.paid", "in_stuck000001", "evt_stuck")
+        )
+        await _until(first, lambda s: len(s.pending_events) == 1)
+        for _ in range(2):
+            await first.signal(STRIPE_EVENT_SIGNAL, _event("customer.subscription.updated", sub))
+        latest = client.get_workflow_handle(first.id)
+
+        async def run_id() -> str:
+            return (await latest.describe()).run_id
+
+        await eventually(run_id, lambda current: current != first_run, seconds=15)
+        carried = await _until(latest, lambda s: len(s.applied_event_ids) == 2)
+        assert [p.event.event_id for p in carried.pending_events] == ["evt_stuck"]
+        fake.refuse_invoice_reads = None
+        await time_skipping_env.sleep(timedelta(minutes=20))
+        state = await _until(latest, lambda s: "evt_stuck" in s.applied_event_ids)
+        assert not state.pending_events
+        assert [invoice.invoice.invoice_id for invoice in fake.invoices] == ["in_stuck000001"]

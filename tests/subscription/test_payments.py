@@ -314,3 +314,48 @@ async def test_api_upgrade_then_checkout_and_a_second_subscription_end_with_one(
     )
     assert live[0].id == kept
     assert (await stack.stripe.v1.subscriptions.retrieve_async(second.id)).status == "canceled"
+
+
+async def test_renewal_needing_authentication_waits_for_the_customer(
+    billing_stack: BillingStack,
+) -> None:
+    stack = billing_stack
+    user_id = await stack.signup()
+    pro = await _upgrade(stack, user_id, tier="pro", payment_method=CARD)
+    assert pro.status_code == 200, pro.text
+    swapped = await stack.api.put(
+        f"/v1/users/{user_id}/subscription/payment-method",
+        json={"payment_method": AUTH_CARD},
+        headers=auth(),
+    )
+    assert swapped.status_code == 200, swapped.text
+    at_stripe = await stack.stripe.v1.subscriptions.retrieve_async(
+        pro.json()["stripe_subscription_id"]
+    )
+    period_end = at_stripe["items"]["data"][0]["current_period_end"]
+    clock = (await stack.sandbox.http.get("/_sandbox/clock")).json()
+    advanced = await stack.sandbox.http.post(
+        "/_sandbox/clock/advance", json={"seconds": period_end - clock["now"] + 60}
+    )
+    assert advanced.status_code == 200, advanced.text
+    waiting = await eventually(
+        lambda: stack.subscription(user_id),
+        lambda s: s["payment_state"] == "requires_action",
+        seconds=30,
+    )
+    # Stripe's renewal waits for the customer: past_due, the tier holds for the grace
+    # period, the hosted invoice page is the next action.
+    assert (waiting["tier"], waiting["status"]) == ("pro", "past_due")
+    assert waiting["grace_until"] is not None
+    action = waiting["next_action"]
+    assert action["change"] == "renewal" and action["url"].endswith(action["invoice_id"])
+    done = await stack.sandbox.http.post(
+        f"/_sandbox/invoices/{action['invoice_id']}/authenticate", json={"outcome": "succeed"}
+    )
+    assert done.status_code == 200, done.text
+    paid = await eventually(
+        lambda: stack.subscription(user_id),
+        lambda s: s["status"] == "active" and s["payment_state"] == "settled",
+        seconds=30,
+    )
+    assert (paid["tier"], paid["grace_until"], paid["next_action"]) == ("pro", None, None)
