@@ -101,6 +101,34 @@ class SubscriptionResponse(BaseModel):
     next_action: NextAction | None = None
 
 
+class CheckoutNextAction(BaseModel):
+    type: Literal["checkout"] = "checkout"
+    method: Literal["POST"] = "POST"
+    path: str = "/v1/checkout"
+    body: dict[str, str] = Field(description="the body to send: user_id, tier, billing_cycle")
+
+
+class PaymentMethodRequiredResponse(ErrorResponse):
+    """409 `payment_method_required`: the error, and where the user goes instead."""
+
+    next_action: CheckoutNextAction | None = None
+
+
+# A plan change that Stripe can only charge with the customer at hand (3-D Secure).
+PAYMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CHANGE_RESPONSES,
+    409: {
+        "model": PaymentMethodRequiredResponse,
+        "description": CHANGE_RESPONSES[409]["description"],
+    },
+    202: {
+        "model": SubscriptionResponse,
+        "description": "Accepted: the payment waits for the customer "
+        "(payment_state requires_action; next_action is Stripe's hosted invoice page)",
+    },
+}
+
+
 class InvoiceResponse(billing.InvoiceRow):
     """One invoice of the mirror, as stored (`onramp.billing.InvoiceRow`)."""
 
@@ -289,7 +317,7 @@ async def get_subscription(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> Subs
     "/{user_id}/subscription/upgrade",
     summary="Upgrade through Stripe (creates the customer and subscription if needed)",
     response_model=SubscriptionResponse,
-    responses=CHANGE_RESPONSES,
+    responses=PAYMENT_RESPONSES,
 )
 async def upgrade(
     user_id: uuid.UUID,
@@ -312,7 +340,7 @@ async def upgrade(
     "/{user_id}/subscription/downgrade",
     summary="Downgrade to a lower paid tier, or to free at the period end",
     response_model=SubscriptionResponse,
-    responses=CHANGE_RESPONSES,
+    responses=PAYMENT_RESPONSES,
 )
 async def downgrade(
     user_id: uuid.UUID,

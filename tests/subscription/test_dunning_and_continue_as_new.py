@@ -244,3 +244,29 @@ async def test_a_pending_event_is_carried_across_continue_as_new(
         state = await _until(latest, lambda s: "evt_stuck" in s.applied_event_ids)
         assert not state.pending_events
         assert [invoice.invoice.invoice_id for invoice in fake.invoices] == ["in_stuck000001"]
+
+
+async def test_a_payment_waiting_for_the_customer_is_rechecked_without_events(
+    time_skipping_env: WorkflowEnvironment, fake: FakeBilling
+) -> None:
+    """Stripe says a renewal needs the customer; its `invoice.paid` never arrives (a
+    broken webhook setup): the workflow re-reads the invoice on its own timer (30 min)."""
+    async with _start(time_skipping_env, fake) as (_, handle):
+        await _active_pro(handle, fake)
+        fake.subscription.status = "past_due"
+        await handle.signal(
+            STRIPE_EVENT_SIGNAL, _event("invoice.payment_action_required", "in_renewal00001")
+        )
+        state = await _until(handle, lambda s: s.pending_payment is not None)
+        assert state.pending_payment is not None
+        assert (state.pending_payment.kind, state.pending_payment.invoice_id) == (
+            "renewal", "in_renewal00001",
+        )  # fmt: skip
+        waiting = fake.records[-1].record
+        assert waiting.payment_state == "requires_action"
+        assert state.tier == "pro" and state.status == "past_due"
+        fake.subscription.status = "active"  # the customer authenticated; no event comes
+        await time_skipping_env.sleep(timedelta(minutes=31))
+        state = await _until(handle, lambda s: s.pending_payment is None)
+        assert (state.status, state.tier, state.grace_until) == ("active", "pro", None)
+        assert fake.records[-1].record.payment_state == "settled"
