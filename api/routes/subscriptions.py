@@ -101,25 +101,15 @@ class SubscriptionResponse(BaseModel):
     next_action: NextAction | None = None
 
 
-class CheckoutNextAction(BaseModel):
-    type: Literal["checkout"] = "checkout"
-    method: Literal["POST"] = "POST"
-    path: str = "/v1/checkout"
-    body: dict[str, str] = Field(description="the body to send: user_id, tier, billing_cycle")
-
-
-class PaymentMethodRequiredResponse(ErrorResponse):
-    """409 `payment_method_required`: the error, and where the user goes instead."""
-
-    next_action: CheckoutNextAction | None = None
-
-
 # A plan change that Stripe can only charge with the customer at hand (3-D Secure).
 PAYMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **CHANGE_RESPONSES,
     409: {
-        "model": PaymentMethodRequiredResponse,
-        "description": CHANGE_RESPONSES[409]["description"],
+        "model": ErrorResponse,
+        "description": CHANGE_RESPONSES[409]["description"]
+        + ". `payment_method_required` carries, beside `error`, `next_action: {type: "
+        '"checkout", method: "POST", path: "/v1/checkout", body: {user_id, tier, '
+        "billing_cycle}}`",
     },
     202: {
         "model": SubscriptionResponse,
