@@ -638,7 +638,7 @@ class SubscriptionWorkflow:
         # waits until Stripe says the pending payment is paid, failed for good or expired.
         if pending is None or pending.kind != "new_subscription" or request.payment_method is None:
             self._refuse_while_payment_pending()
-        if not state.has_live_subscription or state.price_tier is None:
+        if not state.has_live_subscription:
             if request.payment_method is None:
                 raise _refuse(
                     "A new subscription needs a payment method the platform collected; "
@@ -646,6 +646,8 @@ class SubscriptionWorkflow:
                     errors.PAYMENT_METHOD_REQUIRED,
                 )
             return
+        if state.price_tier is None:
+            return  # a price onramp does not know: any configured plan is a change
         if TIER_RANK[request.tier] < TIER_RANK[state.price_tier]:
             raise _refuse(
                 f"Cannot upgrade from {state.price_tier} to {request.tier}: use downgrade",
