@@ -133,3 +133,37 @@ async def test_dashboard_plan_change_during_an_outage_applies_once_stripe_answer
         interval=0.5,
     )
     assert stuck.event.event_id in state.applied_event_ids
+
+
+async def test_an_event_about_an_object_gone_at_stripe_is_ignored_not_retried(
+    billing_stack: BillingStack,
+) -> None:
+    """The re-read answers 404 (a draft deleted before its event was handled): the event
+    is applied as ignored with the reason, never kept pending."""
+    stack = billing_stack
+    user_id = await stack.signup()
+    pro = await stack.api.post(
+        f"/v1/users/{user_id}/subscription/upgrade",
+        json={"tier": "pro", "payment_method": "pm_card_visa"},
+        headers=auth(),
+    )
+    assert pro.status_code == 200, pro.text
+    body = event_body(
+        "invoice.finalized",
+        {
+            "id": "in_neverexisted01",
+            "object": "invoice",
+            "customer": pro.json()["stripe_customer_id"],
+        },
+    )
+    response = await stack.api.post(
+        "/v1/webhooks/stripe", content=body, headers=sign(body, WEBHOOK_SECRETS[0])
+    )
+    assert response.status_code == 200, response.text
+    handle = stack.temporal.get_workflow_handle(subscription_workflow_id(user_id))
+    state = await eventually(
+        lambda: handle.query("status", result_type=SubscriptionState),
+        lambda state: event_id_of(body) in state.applied_event_ids,
+        seconds=30,
+    )
+    assert not state.pending_events and state.tier == "pro"
