@@ -18,7 +18,13 @@ from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.settings import WorkerSettings
 from workflows import errors
-from workflows.contracts import BillingConfig, RecordBillingInput, RecordInvoiceInput
+from workflows.contracts import (
+    BillingConfig,
+    OpenCheckoutCheck,
+    RecordBillingInput,
+    RecordInvoiceInput,
+    UserRef,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,10 @@ def billing_config_from(settings: WorkerSettings) -> BillingConfig:
         proration_behavior=settings.stripe_proration_behavior,
         grace_seconds=settings.subscription_grace_days * 24 * 3600,
         continue_as_new_after=settings.subscription_continue_as_new_after,
+        reread_budget_seconds=settings.subscription_reread_budget_seconds,
+        retry_initial_seconds=settings.subscription_retry_initial_seconds,
+        retry_max_seconds=settings.subscription_retry_max_seconds,
+        payment_recheck_seconds=settings.subscription_payment_recheck_seconds,
     )
 
 
@@ -70,3 +80,9 @@ class BillingActivities:
                 type=errors.BILLING_WRITE_FAILED,
                 non_retryable=True,
             ) from None
+
+    @activity.defn
+    async def open_checkout(self, request: UserRef) -> OpenCheckoutCheck:
+        """Whether the user's checkout has an open session (an upgrade through the API
+        now would make a second subscription when that session is paid)."""
+        return OpenCheckoutCheck(open=await billing.has_open_checkout(self.pool, request.user_id))

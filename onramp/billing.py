@@ -19,7 +19,8 @@ from workflows.contracts import BillingRecord, InvoiceSnapshot, TierAudit
 _BILLING_COLUMNS = """
     user_id::text AS user_id, tier, status, billing_cycle, stripe_subscription_id,
     stripe_price_id, cancel_at_period_end, current_period_end, grace_until,
-    admin_override_tier, admin_override_reason, admin_override_by, admin_override_at
+    admin_override_tier, admin_override_reason, admin_override_by, admin_override_at,
+    payment_state, payment_action_kind, payment_action_invoice_id, payment_action_url
 """
 
 
@@ -67,8 +68,12 @@ async def record_billing(
             INSERT INTO billing (
                 user_id, tier, status, billing_cycle, stripe_subscription_id, stripe_price_id,
                 cancel_at_period_end, current_period_end, grace_until, admin_override_tier,
-                admin_override_reason, admin_override_by, admin_override_at, updated_at
-            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
+                admin_override_reason, admin_override_by, admin_override_at, payment_state,
+                payment_action_kind, payment_action_invoice_id, payment_action_url, updated_at
+            ) VALUES (
+                $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                now()
+            )
             ON CONFLICT (user_id) DO UPDATE SET
                 tier = EXCLUDED.tier, status = EXCLUDED.status,
                 billing_cycle = EXCLUDED.billing_cycle,
@@ -81,6 +86,10 @@ async def record_billing(
                 admin_override_reason = EXCLUDED.admin_override_reason,
                 admin_override_by = EXCLUDED.admin_override_by,
                 admin_override_at = EXCLUDED.admin_override_at,
+                payment_state = EXCLUDED.payment_state,
+                payment_action_kind = EXCLUDED.payment_action_kind,
+                payment_action_invoice_id = EXCLUDED.payment_action_invoice_id,
+                payment_action_url = EXCLUDED.payment_action_url,
                 updated_at = now()
             """,
             record.user_id,
@@ -96,6 +105,10 @@ async def record_billing(
             record.admin_override_reason,
             record.admin_override_by,
             record.admin_override_at,
+            record.payment_state,
+            record.payment_action_kind,
+            record.payment_action_invoice_id,
+            record.payment_action_url,
         )
         updated = await connection.execute(
             "UPDATE users SET tier = $2, updated_at = now() WHERE id = $1",
@@ -116,6 +129,16 @@ async def record_billing(
                 audit.to_tier,
                 audit.reason,
             )
+
+
+async def has_open_checkout(db: asyncpg.Pool | asyncpg.Connection, user_id: str) -> bool:
+    """Whether the user's latest checkout run still has an open Checkout Session."""
+    found: bool = await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM checkout_runs WHERE user_id = $1 "
+        "AND session_status = 'open' AND payment_state = 'unpaid')",
+        user_id,
+    )
+    return found
 
 
 async def upsert_invoice(pool: asyncpg.Pool, user_id: str, invoice: InvoiceSnapshot) -> None:

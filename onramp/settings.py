@@ -238,6 +238,22 @@ class WorkerSettings(CommonSettings, StripeSettings):
     subscription_continue_as_new_after: int = Field(
         default=1000, ge=1, description="handled events+updates before continue-as-new"
     )
+    subscription_reread_budget_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="how long one event's re-read retries before the event waits as pending",
+    )
+    subscription_retry_initial_seconds: float = Field(
+        default=30.0, gt=0, description="first wait before a pending event is re-read again"
+    )
+    subscription_retry_max_seconds: float = Field(
+        default=900.0, gt=0, description="cap of the doubling wait between pending re-reads"
+    )
+    subscription_payment_recheck_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="re-read interval of an invoice waiting for the customer (no event needed)",
+    )
     smtp_url: str = Field(
         default="smtp://127.0.0.1:1025", description="smtp://[user:pass@]host:port (or smtps://)"
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 
-from sandbox.cards import Decline
+from sandbox.cards import AUTHENTICATION_FAILED, AUTHENTICATION_REQUIRED, Decline
 from sandbox.context import Ctx
+from sandbox.errors import StripeError, card_declined, invalid
 from sandbox.events import previous_attributes
 from sandbox.ids import new_id
 from sandbox.jsontypes import Obj
@@ -23,6 +24,35 @@ RETRY_AFTER_DAYS = (3, 5, 7)
 """Days after the first failure at which a renewal is retried (Stripe's classic schedule)."""
 INCOMPLETE_SECONDS = 23 * 60 * 60
 """An `incomplete` subscription whose first invoice is unpaid expires after 23 h."""
+PENDING_UPDATE_SECONDS = 23 * 60 * 60
+"""A pending update expires 23 h after the update at the latest (Stripe's pending updates)."""
+
+
+REQUIRES_ACTION_MESSAGE = (
+    "This payment requires additional user action before it can be completed successfully. "
+    "Payment can be completed using the PaymentIntent associated with the invoice. For more "
+    "details see: https://stripe.com/docs/billing/subscriptions/overview#requires-action"
+)
+NO_PAYMENT_METHOD = (
+    "This customer has no attached payment source or default payment method. Please consider "
+    "adding a default payment method. For more information, visit "
+    "https://stripe.com/docs/billing/subscriptions/payment-methods-setting"
+    "#payment-method-priority."
+)
+
+
+def payment_error(decline: Decline) -> StripeError:
+    """The error Stripe answers when a payment made during a request did not succeed.
+
+    A card that needs authentication is a 402 `invoice_payment_intent_requires_action`
+    (the invoice stays open; the customer completes it on the hosted invoice page).
+    """
+    if decline is AUTHENTICATION_REQUIRED:
+        code = "invoice_payment_intent_requires_action"
+        return card_declined(code, None, REQUIRES_ACTION_MESSAGE)
+    if decline.code == "resource_missing":
+        return invalid(NO_PAYMENT_METHOD, code="resource_missing")
+    return card_declined(decline.code, decline.decline_code, decline.message)
 
 
 def money(amount: int, currency: str) -> str:
@@ -208,9 +238,22 @@ def open_invoices(ctx: Ctx, sub: Obj) -> list[Obj]:
     return found[::-1]
 
 
+def billing_invoices(ctx: Ctx, sub: Obj) -> list[Obj]:
+    """Open invoices that decide the subscription's status, oldest first.
+
+    A pending update's invoice does not count: the subscription goes on as if the update
+    had not been asked for (Stripe's pending updates).
+    """
+    return [
+        inv
+        for inv in open_invoices(ctx, sub)
+        if not ctx.store.hidden_of(inv["id"]).get("pending_update_for")
+    ]
+
+
 def settle_status(ctx: Ctx, sub: Obj) -> None:
     """After a payment: back to `active` once nothing is left open."""
-    if sub["status"] in ("incomplete", "past_due", "unpaid") and not open_invoices(ctx, sub):
+    if sub["status"] in ("incomplete", "past_due", "unpaid") and not billing_invoices(ctx, sub):
         set_status(ctx, sub, "active")
 
 
@@ -477,7 +520,10 @@ def finalize(ctx: Ctx, inv: Obj) -> None:
 
 
 def mark_paid(ctx: Ctx, inv: Obj) -> None:
-    """Open -> paid (`invoice.paid`, `invoice.payment_succeeded`)."""
+    """Open -> paid (`invoice.paid`, `invoice.payment_succeeded`); a pending update
+    waiting for this invoice is applied."""
+    hidden = ctx.store.hidden_of(inv["id"])
+    hidden.pop("requires_action", None)
     inv["amount_paid"] = inv["amount_due"]
     inv["amount_remaining"] = 0
     inv["status"] = "paid"
@@ -485,34 +531,83 @@ def mark_paid(ctx: Ctx, inv: Obj) -> None:
     inv["status_transitions"]["paid_at"] = ctx.now
     ctx.emit("invoice.paid", inv)
     ctx.emit("invoice.payment_succeeded", inv)
+    sub_id = hidden.get("pending_update_for")
+    sub = ctx.store.get(sub_id, "subscription") if sub_id else None
+    if sub is not None and sub["pending_update"] is not None:
+        stash = ctx.store.hidden_of(sub["id"]).get("pending_update") or {}
+        if stash.get("invoice") == inv["id"]:
+            apply_pending_update(ctx, sub)
 
 
 def attempt_payment(
-    ctx: Ctx, inv: Obj, pm_id: str | None, outcome: Decline | None = None, *, forced: bool = False
+    ctx: Ctx,
+    inv: Obj,
+    pm_id: str | None,
+    outcome: Decline | None = None,
+    *,
+    forced: bool = False,
+    off_session: bool = False,
 ) -> Decline | None:
     """Charge an open invoice; on failure `invoice.payment_failed` and a retry date.
 
     With `forced`, `outcome` decides instead of the payment method (control API).
+    `off_session`: the customer is not at hand (API call, renewal), so a card that needs
+    authentication leaves the invoice waiting for it: `invoice.payment_failed` (Stripe's
+    docs: "the PaymentIntent status changes to requires_action") then
+    `invoice.payment_action_required`, and `AUTHENTICATION_REQUIRED` is returned.
     """
     inv["attempted"] = True
     inv["attempt_count"] += 1
-    decline = outcome if forced else charge_outcome(ctx, pm_id)
+    decline = outcome if forced else charge_outcome(ctx, pm_id, off_session=off_session)
     if decline is None:
         mark_paid(ctx, inv)
         return None
     retries = ctx.store.hidden_of(inv["id"])
     first_failure = retries.setdefault("first_failure", ctx.now)
-    if inv["attempt_count"] <= len(RETRY_AFTER_DAYS):
+    if retries.get("pending_update_for"):
+        # A pending update's invoice is not retried: it is paid by hand or voided at expiry.
+        inv["next_payment_attempt"] = None
+    elif inv["attempt_count"] <= len(RETRY_AFTER_DAYS):
         due = first_failure + RETRY_AFTER_DAYS[inv["attempt_count"] - 1] * 86_400
         inv["next_payment_attempt"] = due
     else:
         inv["next_payment_attempt"] = None
     retries["last_decline"] = {"code": decline.code, "decline_code": decline.decline_code}
+    if decline is AUTHENTICATION_REQUIRED:
+        retries["requires_action"] = {"payment_method": pm_id}
+    else:
+        retries.pop("requires_action", None)
     ctx.emit("invoice.payment_failed", inv)
+    if decline is AUTHENTICATION_REQUIRED:
+        ctx.emit("invoice.payment_action_required", inv)
+    return decline
+
+
+def awaiting_authentication(ctx: Ctx, inv: Obj) -> bool:
+    """The invoice's last payment attempt waits for the customer's 3-D Secure."""
+    return inv["status"] == "open" and bool(ctx.store.hidden_of(inv["id"]).get("requires_action"))
+
+
+def authenticate(ctx: Ctx, inv: Obj, *, succeed: bool) -> Decline | None:
+    """The customer completes (or fails) 3-D Secure for an invoice waiting for it.
+
+    Succeeding confirms the payment with the same card (which may still decline);
+    failing leaves the invoice open and unpaid (`invoice.payment_failed`). A paid
+    invoice settles its subscription and applies a pending update waiting for it.
+    """
+    waiting = ctx.store.hidden_of(inv["id"]).get("requires_action") or {}
+    pm_id = waiting.get("payment_method")
+    decline = charge_outcome(ctx, pm_id) if succeed else AUTHENTICATION_FAILED
+    decline = attempt_payment(ctx, inv, pm_id, decline, forced=True)
+    sub_id = subscription_of(inv)
+    sub = ctx.store.get(sub_id, "subscription") if sub_id else None
+    if decline is None and sub is not None:
+        settle_status(ctx, sub)
     return decline
 
 
 def void(ctx: Ctx, inv: Obj) -> None:
+    ctx.store.hidden_of(inv["id"]).pop("requires_action", None)
     inv["status"] = "void"
     inv["amount_remaining"] = 0
     inv["next_payment_attempt"] = None
@@ -646,7 +741,7 @@ def renew(ctx: Ctx, sub: Obj) -> None:
     update_subscription(ctx, sub, before)
     issue(ctx, inv)
     if inv["status"] == "open":
-        decline = attempt_payment(ctx, inv, payment_method_for(ctx, sub))
+        decline = attempt_payment(ctx, inv, payment_method_for(ctx, sub), off_session=True)
         if decline is not None and sub["status"] in ("active", "trialing"):
             set_status(ctx, sub, "past_due")
 
@@ -656,13 +751,64 @@ def retry_invoice(ctx: Ctx, inv: Obj) -> None:
     sub_id = subscription_of(inv)
     sub = ctx.store.get(sub_id, "subscription") if sub_id else None
     pm = payment_method_for(ctx, sub) if sub else None
-    decline = attempt_payment(ctx, inv, pm)
+    decline = attempt_payment(ctx, inv, pm, off_session=True)
     if sub is None:
         return
     if decline is None:
         settle_status(ctx, sub)
     elif inv["next_payment_attempt"] is None and sub["status"] == "past_due":
         set_status(ctx, sub, "unpaid")
+
+
+def pending_update_of(sub: Obj, stash_items: list[Obj], anchor: int | None, expires_at: int) -> Obj:
+    """The `pending_update` hash: what the subscription becomes once its invoice is paid."""
+    current = {item["id"]: item for item in sub["items"]["data"]}
+    changed = [
+        copy.deepcopy(item)
+        for item in stash_items
+        if item["id"] not in current
+        or item["price"]["id"] != current[item["id"]]["price"]["id"]
+        or item["quantity"] != current[item["id"]]["quantity"]
+    ]
+    return {
+        "billing_cycle_anchor": anchor,
+        "cancel_at_period_end": None,
+        "discount": None,
+        "discounts": None,
+        "expires_at": expires_at,
+        "metadata": None,
+        "subscription_items": changed,
+        "trial_end": None,
+        "trial_from_plan": None,
+    }
+
+
+def apply_pending_update(ctx: Ctx, sub: Obj) -> None:
+    """The pending update's invoice was paid: the subscription takes the new items."""
+    stash = ctx.store.hidden_of(sub["id"]).pop("pending_update", None)
+    before = copy.deepcopy(sub)
+    if stash is not None:
+        sub["items"] = stash["items"]
+        sub["billing_cycle_anchor"] = stash["billing_cycle_anchor"]
+    sub["pending_update"] = None
+    update_subscription(ctx, sub, before)
+    ctx.emit("customer.subscription.pending_update_applied", sub)
+
+
+def discard_pending_update(ctx: Ctx, sub: Obj, *, expired: bool) -> None:
+    """Drop a pending update and void its open invoice (at expiry, or replaced by a new
+    update); the subscription keeps what it had."""
+    if sub["pending_update"] is None:
+        return
+    stash = ctx.store.hidden_of(sub["id"]).pop("pending_update", None) or {}
+    inv = ctx.store.get(stash.get("invoice", ""), "invoice")
+    if inv is not None and inv["status"] == "open":
+        void(ctx, inv)
+    before = copy.deepcopy(sub)
+    sub["pending_update"] = None
+    update_subscription(ctx, sub, before)
+    if expired:
+        ctx.emit("customer.subscription.pending_update_expired", sub)
 
 
 def expire_incomplete(ctx: Ctx, sub: Obj) -> None:

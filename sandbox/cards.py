@@ -4,6 +4,11 @@ A declining card attaches fine and fails only when charged (at Stripe only
 `pm_card_chargeCustomerFail` behaves so; the sandbox keeps every decline for the charge so
 tests can set one up as a default payment method). `pm_delayed_*` are sandbox-only bank
 debits whose outcome is known only when the payment settles.
+
+Cards that require authentication (3-D Secure) succeed only once the customer completes
+it: a charge made without the customer at hand (subscription create or update through
+the API, a renewal, `invoices.pay`) leaves the invoice waiting for that action; Checkout
+authenticates in its own page.
 """
 
 from __future__ import annotations
@@ -29,10 +34,28 @@ class TestCard:
     last4: str
     funding: str = "credit"
     decline: Decline | None = None
+    """Why a charge fails (after authentication, for a card that needs it)."""
     delayed: bool = False
+    authentication: bool = False
+    """Every payment needs the customer's 3-D Secure authentication first."""
 
 
 GENERIC = Decline("card_declined", "generic_decline", "Your card was declined.")
+INSUFFICIENT_FUNDS = Decline(
+    "card_declined", "insufficient_funds", "Your card has insufficient funds."
+)
+AUTHENTICATION_REQUIRED = Decline(
+    "authentication_required",
+    "authentication_required",
+    "Your card was declined. This transaction requires authentication.",
+)
+"""Not a decline the customer can't fix: the payment waits for 3-D Secure (requires_action)."""
+AUTHENTICATION_FAILED = Decline(
+    "payment_intent_authentication_failure",
+    None,
+    "The provided PaymentMethod has failed authentication. You can provide "
+    "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
+)
 
 CARDS: dict[str, TestCard] = {
     "pm_card_visa": TestCard("visa", "4242"),
@@ -43,10 +66,14 @@ CARDS: dict[str, TestCard] = {
     "pm_card_discover": TestCard("discover", "1117"),
     "pm_card_chargeDeclined": TestCard("visa", "0002", decline=GENERIC),
     "pm_card_chargeCustomerFail": TestCard("visa", "0341", decline=GENERIC),
-    "pm_card_chargeDeclinedInsufficientFunds": TestCard(
-        "visa",
-        "9995",
-        decline=Decline("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "pm_card_chargeDeclinedInsufficientFunds": TestCard("visa", "9995", decline=INSUFFICIENT_FUNDS),
+    # Stripe's testing docs: 4000 0027 6000 3184 requires authentication on every payment,
+    # however it was set up; 4000 0000 0000 3220 requires 3-D Secure 2 on every payment;
+    # 4000 0082 6000 3178 requires authentication and then declines (insufficient funds).
+    "pm_card_authenticationRequired": TestCard("visa", "3184", authentication=True),
+    "pm_card_threeDSecure2Required": TestCard("visa", "3220", authentication=True),
+    "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": TestCard(
+        "visa", "3178", decline=INSUFFICIENT_FUNDS, authentication=True
     ),
     "pm_card_chargeDeclinedLostCard": TestCard(
         "visa", "9987", decline=Decline("card_declined", "lost_card", "Your card was declined.")

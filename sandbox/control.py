@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import billing
-from sandbox.cards import CARDS, Decline
+from sandbox.cards import AUTHENTICATION_REQUIRED, CARDS, Decline
 from sandbox.context import Ctx
-from sandbox.errors import StripeError, bad_param, card_declined, invalid, no_such
+from sandbox.errors import StripeError, bad_param, invalid, no_such
 from sandbox.jsontypes import Obj
-from sandbox.resources import accounts, checkout, payment_methods, test_clocks
+from sandbox.resources import accounts, checkout, invoices, payment_methods, test_clocks
 from sandbox.resources.subscriptions import get_subscription
 from sandbox.runtime import Sandbox
 from sandbox.scheduler import run_due
@@ -107,9 +107,11 @@ def routes(sb: Sandbox) -> list[Route]:
         decline = (
             card.decline
             if card and card.decline
+            else AUTHENTICATION_REQUIRED
+            if card and card.authentication
             else Decline("card_declined", "generic_decline", "Your card was declined.")
         )
-        pending = billing.open_invoices(ctx, sub)
+        pending = billing.billing_invoices(ctx, sub)
         if pending:
             inv = pending[-1]
         else:
@@ -147,8 +149,26 @@ def routes(sb: Sandbox) -> list[Route]:
             billing.settle_status(ctx, sub)
             decline = None
         if decline is not None:
-            raise card_declined(decline.code, decline.decline_code, decline.message)
+            raise billing.payment_error(decline)
         return {"subscription": sub, "invoices": [i["id"] for i in pending]}
+
+    def authenticate_invoice(ctx: Ctx, data: Obj) -> Obj:
+        """The customer completes (`succeed`) or fails 3-D Secure, as on the hosted page."""
+        outcome = data.get("outcome", "succeed")
+        if outcome not in ("succeed", "fail"):
+            raise bad_param("outcome must be succeed or fail", "outcome")
+        inv = invoices.get_invoice(ctx, ctx.path["id"])
+        if not billing.awaiting_authentication(ctx, inv):
+            raise invalid(
+                f"This invoice ({inv['status']}) has no payment waiting for authentication."
+            )
+        decline = billing.authenticate(ctx, inv, succeed=outcome == "succeed")
+        sub_id = billing.subscription_of(inv)
+        return {
+            "invoice": inv,
+            "subscription": ctx.store.get(sub_id, "subscription") if sub_id else None,
+            "decline_code": None if decline is None else (decline.decline_code or decline.code),
+        }
 
     def advance_clock(ctx: Ctx, data: Obj) -> Obj:
         now = sb.clock.now()
@@ -344,6 +364,7 @@ def routes(sb: Sandbox) -> list[Route]:
         Route("/accounts/{id}/update", locked(update_account), methods=["POST"]),
         Route("/subscriptions/{id}/fail_payment", locked(fail_payment), methods=["POST"]),
         Route("/subscriptions/{id}/pay", locked(pay_subscription), methods=["POST"]),
+        Route("/invoices/{id}/authenticate", locked(authenticate_invoice), methods=["POST"]),
         Route("/faults", add_fault, methods=["POST"]),
         Route("/faults", list_faults, methods=["GET"]),
         Route("/faults", clear_faults, methods=["DELETE"]),

@@ -28,6 +28,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 CHOICES = [
     ("pm_card_visa", "Visa •••• 4242 (succeeds)"),
     ("pm_card_mastercard", "Mastercard •••• 4444 (succeeds)"),
+    ("pm_card_authenticationRequired", "Visa •••• 3184 (authenticated on this page, succeeds)"),
     ("pm_card_chargeDeclined", "Visa •••• 0002 (declined)"),
     ("pm_card_chargeDeclinedInsufficientFunds", "Visa •••• 9995 (insufficient funds)"),
     ("pm_delayed_success", "Bank debit •••• 6789 (settles later, succeeds)"),
@@ -188,8 +189,22 @@ def routes(sb: Sandbox) -> list[Route]:
             for line in inv["lines"]["data"]
         )
         action = ""
+        if billing.awaiting_authentication(sb.ctx(), inv):
+            # Stripe's page runs the card's 3-D Secure challenge; here the customer picks
+            # its outcome.
+            target = f"/_sandbox/pages/invoices/{escape(inv['id'])}/authenticate"
+            action += (
+                '<p id="requires_action">This payment needs your authentication.</p>'
+                f'<form method="post" action="{target}">'
+                '<input type="hidden" name="outcome" value="succeed">'
+                '<button id="authenticate" type="submit">Authenticate</button></form>'
+                f'<form method="post" action="{target}">'
+                '<input type="hidden" name="outcome" value="fail">'
+                '<button id="fail_authentication" type="submit">Fail authentication</button>'
+                "</form>"
+            )
         if inv["status"] == "open":
-            action = (
+            action += (
                 f'<form method="post" action="/_sandbox/pages/invoices/{escape(inv["id"])}/pay">'
                 '<button id="pay" type="submit">Pay with Visa •••• 4242</button></form>'
             )
@@ -218,6 +233,18 @@ def routes(sb: Sandbox) -> list[Route]:
                 sb.store.dirty = True
         return RedirectResponse(f"/_sandbox/pages/invoices/{inv['id']}", 303)
 
+    async def authenticate_invoice(request: Request) -> Response:
+        form = await _form(request)
+        inv = sb.store.get(request.path_params["id"], "invoice")
+        if inv is None:
+            return _message("Not found", "No such invoice.", 404)
+        async with sb.lock:
+            if billing.awaiting_authentication(sb.ctx(), inv):
+                ctx = ctx_for(request)
+                billing.authenticate(ctx, inv, succeed=form.get("outcome") != "fail")
+                sb.store.dirty = True
+        return RedirectResponse(f"/_sandbox/pages/invoices/{inv['id']}", 303)
+
     async def invoice_pdf(request: Request) -> Response:
         inv = sb.store.get(request.path_params["id"], "invoice")
         if inv is None:
@@ -237,5 +264,6 @@ def routes(sb: Sandbox) -> list[Route]:
         Route("/connect/{token}/complete", complete_connect, methods=["POST"]),
         Route("/invoices/{id}", show_invoice, methods=["GET"]),
         Route("/invoices/{id}/pay", pay_invoice, methods=["POST"]),
+        Route("/invoices/{id}/authenticate", authenticate_invoice, methods=["POST"]),
         Route("/invoices/{id}/pdf", invoice_pdf, methods=["GET"]),
     ]

@@ -42,6 +42,11 @@ def _next_due(
             end = sub["items"]["data"][0]["current_period_end"]
             due = min(end, sub["cancel_at"]) if sub["cancel_at"] else end
             consider(due, partial(billing.renew, ctx, sub))
+            if sub["pending_update"] is not None:
+                consider(
+                    sub["pending_update"]["expires_at"],
+                    partial(billing.discard_pending_update, ctx, sub, expired=True),
+                )
         elif status == "incomplete":
             consider(
                 sub["created"] + billing.INCOMPLETE_SECONDS,

@@ -94,6 +94,7 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
         billing.billing_config,
         billing.record_billing,
         billing.record_invoice,
+        billing.open_checkout,
         stripe_billing.read_subscription,
         stripe_billing.read_invoice,
         stripe_billing.attach_payment_method,
@@ -102,6 +103,8 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
         stripe_billing.change_subscription_price,
         stripe_billing.set_cancel_at_period_end,
         stripe_billing.set_subscription_payment_method,
+        stripe_billing.pay_invoice,
+        stripe_billing.cancel_subscription,
     ]
 
 

@@ -363,7 +363,6 @@ UPDATE_PAYMENT_METHOD_UPDATE = "update_payment_method"
 ADMIN_OVERRIDE_UPDATE = "admin_override"
 CHECKOUT_HANDOVER_UPDATE = "checkout_handover"
 
-DEFAULT_PAYMENT_METHOD = "pm_card_visa"
 EmailTemplate = Literal["payment_failed", "downgraded_after_grace", "welcome"]
 
 
@@ -376,6 +375,13 @@ class BillingConfig(BaseModel):
     proration_behavior: Literal["create_prorations", "always_invoice", "none"] = "create_prorations"
     grace_seconds: float = 7 * 24 * 3600
     continue_as_new_after: int = 1000
+    # An event's re-read retries this long; then the event waits in the state as pending
+    # and the run loop re-reads it with a doubling wait (initial → max), for ever.
+    reread_budget_seconds: float = 120.0
+    retry_initial_seconds: float = 30.0
+    retry_max_seconds: float = 900.0
+    # How often an invoice that waits for the customer is re-read without any event.
+    payment_recheck_seconds: float = 1800.0
     # Off only where the server has no onramp search attributes (the time-skipping server).
     search_attributes: bool = True
 
@@ -393,6 +399,13 @@ class SubscriptionSnapshot(BaseModel):
     billing_cycle: BillingCycle | None = None
     cancel_at_period_end: bool = False
     current_period_end: datetime | None = None
+    latest_invoice_id: str | None = None
+    default_payment_method_id: str | None = None
+    # Stripe's `pending_update` (pending_if_incomplete): the price that applies once the
+    # latest invoice is paid, and when Stripe drops the update otherwise.
+    pending_price_id: str | None = None
+    pending_update_expires_at: datetime | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class InvoiceSnapshot(BaseModel):
@@ -413,9 +426,39 @@ class InvoiceSnapshot(BaseModel):
     hosted_invoice_url: str | None = None
     invoice_pdf: str | None = None
     created: datetime
+    billing_reason: str | None = None
 
 
 ENDED_SUBSCRIPTION_STATUSES = ("canceled", "incomplete_expired")
+# Statuses of a subscription that bills (or is paid for): the one a user keeps when two
+# exist. `incomplete` (first invoice unpaid) is not live: Stripe refuses most changes to
+# it and it grants no tier.
+PAID_SUBSCRIPTION_STATUSES = ("active", "trialing", "past_due")
+NOT_LIVE_SUBSCRIPTION_STATUSES = (*ENDED_SUBSCRIPTION_STATUSES, "incomplete")
+PaymentKind = Literal["new_subscription", "price_change", "renewal"]
+SubscriptionPaymentState = Literal["settled", "requires_action"]
+
+
+class PendingPayment(BaseModel):
+    """An invoice of the user's subscription that waits for the customer (3-D Secure):
+    the next action is Stripe's hosted invoice page; the tier moves only once it is paid."""
+
+    kind: PaymentKind
+    subscription_id: str
+    invoice_id: str
+    hosted_invoice_url: str | None = None
+    price_id: str | None = Field(default=None, description="the price that applies once paid")
+    since: datetime
+    recheck_at: datetime
+
+
+class PendingEvent(BaseModel):
+    """A Stripe event whose re-read Stripe refused: kept, retried, shown to operators."""
+
+    event: StripeEventSignal
+    attempts: int = 1
+    last_error: str
+    retry_at: datetime
 
 
 class SubscriptionState(BaseModel):
@@ -439,12 +482,17 @@ class SubscriptionState(BaseModel):
     admin_override_by: str | None = None
     admin_override_at: datetime | None = None
     applied_event_ids: list[str] = Field(default_factory=list)
+    # The user's saved Stripe customer: a re-read object of another customer is never
+    # applied (SPEC 10 "Ownership").
+    stripe_customer_id: str | None = None
+    pending_payment: PendingPayment | None = None
+    pending_events: list[PendingEvent] = Field(default_factory=list)
 
     @property
     def has_live_subscription(self) -> bool:
         return (
             self.stripe_subscription_id is not None
-            and self.status not in ENDED_SUBSCRIPTION_STATUSES
+            and self.status not in NOT_LIVE_SUBSCRIPTION_STATUSES
         )
 
 
@@ -490,6 +538,8 @@ class SubscriptionView(BaseModel):
     stripe_subscription_id: str | None
     cancel_at_period_end: bool
     grace_until: datetime | None
+    payment_state: SubscriptionPaymentState = "settled"
+    payment_action_url: str | None = None
 
 
 class BillingRecord(BaseModel):
@@ -508,6 +558,10 @@ class BillingRecord(BaseModel):
     admin_override_reason: str | None
     admin_override_by: str | None
     admin_override_at: datetime | None
+    payment_state: SubscriptionPaymentState = "settled"
+    payment_action_kind: PaymentKind | None = None
+    payment_action_invoice_id: str | None = None
+    payment_action_url: str | None = None
 
 
 class TierAudit(BaseModel):
@@ -557,6 +611,32 @@ class ChangePriceInput(BaseModel):
     price_id: str
     proration_behavior: str
     idempotency_key: str
+
+
+class PayInvoiceInput(BaseModel):
+    invoice_id: str
+    payment_method_id: str | None = None
+    idempotency_key: str
+
+
+class InvoicePaymentResult(BaseModel):
+    """What Stripe answered to paying an invoice: paid, waiting for the customer's
+    authentication (402 `invoice_payment_intent_requires_action`), or declined."""
+
+    outcome: Literal["paid", "requires_action", "declined"]
+    invoice: InvoiceSnapshot
+    message: str | None = None
+
+
+class CancelSubscriptionInput(BaseModel):
+    subscription_id: str
+    # Credit the unused time of a paid duplicate to the customer's balance.
+    prorate: bool = False
+    idempotency_key: str
+
+
+class OpenCheckoutCheck(BaseModel):
+    open: bool
 
 
 class SetCancelAtPeriodEndInput(BaseModel):

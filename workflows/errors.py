@@ -28,6 +28,16 @@ SUBSCRIPTION_INVALID = "SubscriptionInvalid"
 PRICE_NOT_CONFIGURED = "PriceNotConfigured"
 # The billing row and users.tier could not be written together (a permanent DB error).
 BILLING_WRITE_FAILED = "BillingWriteFailed"
+# A new subscription needs a payment method the platform collected; without one the
+# user goes through Checkout (the API answers with that next action).
+PAYMENT_METHOD_REQUIRED = "PaymentMethodRequired"
+# The user's checkout is open: an API upgrade now would make a second subscription.
+CHECKOUT_OPEN = "CheckoutOpen"
+# A payment of the subscription waits for the customer (authentication): no other
+# plan change until Stripe says paid, failed for good, or expired.
+PAYMENT_PENDING = "PaymentPending"
+# Stripe answered 404 for an object re-read: it is gone (a deleted draft invoice).
+STRIPE_OBJECT_MISSING = "StripeObjectMissing"
 # Connect onboarding (issue 17)
 ONBOARDING_TOKEN_NOT_FOUND = "OnboardingTokenNotFound"  # noqa: S105
 # Expired, revoked or completed: the link answers 410.
@@ -55,6 +65,10 @@ NON_RETRYABLE = [
     SUBSCRIPTION_INVALID,
     PRICE_NOT_CONFIGURED,
     BILLING_WRITE_FAILED,
+    PAYMENT_METHOD_REQUIRED,
+    CHECKOUT_OPEN,
+    PAYMENT_PENDING,
+    STRIPE_OBJECT_MISSING,
     CHECKOUT_CONFLICT,
     CHECKOUT_CLOSED,
     PROVISIONING_REFUSED,

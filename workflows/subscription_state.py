@@ -7,12 +7,15 @@ directly and every path (update, event, timer) decides the tier the same way.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Literal, cast
 
 from workflows.contracts import (
     ENDED_SUBSCRIPTION_STATUSES,
+    PAID_SUBSCRIPTION_STATUSES,
     BillingConfig,
     BillingRecord,
+    InvoiceSnapshot,
+    PendingPayment,
     SubscriptionSnapshot,
     SubscriptionState,
     Tier,
@@ -52,16 +55,75 @@ def compute_tier(state: SubscriptionState, now: datetime) -> Tier:
     return "free"
 
 
-def adopts(state: SubscriptionState, snap: SubscriptionSnapshot) -> bool:
-    """Whether a re-read subscription is the user's current one (or replaces it)."""
+def owns(state: SubscriptionState, customer_id: str) -> bool:
+    """SPEC 10 "Ownership": a re-read object is applied only when it belongs to the
+    customer saved for the user (a subscription moved to, or made for, another customer
+    through the dashboard is not this user's billing)."""
+    return state.stripe_customer_id is not None and customer_id == state.stripe_customer_id
+
+
+SecondSubscription = Literal["apply", "ignore", "cancel_other", "replace_current"]
+
+
+def second_subscription(state: SubscriptionState, snap: SubscriptionSnapshot) -> SecondSubscription:
+    """What to do with a re-read subscription of the user's customer, so that a user never
+    has two subscriptions billing at once (checkout and API upgrade in any order).
+
+    - the current one, or the first one: apply it;
+    - another that has ended: ignore it (an old subscription ending changes nothing);
+    - the current one has ended: the other replaces it;
+    - both live: the paid one stays (active, trialing, past_due) and the other is
+      canceled; when both are paid the one already recorded stays and the other (the
+      newer arrival) is canceled, its unused time credited by Stripe's proration.
+    """
     current = state.stripe_subscription_id
     if current is None or current == snap.subscription_id:
-        return True
+        return "apply"
     if snap.status in ENDED_SUBSCRIPTION_STATUSES:
-        return False  # an old subscription ending changes nothing about the new one
+        return "ignore"
     if state.status in ENDED_SUBSCRIPTION_STATUSES:
-        return True
-    return state.subscription_created is None or snap.created > state.subscription_created
+        return "apply"
+    current_paid = state.status in PAID_SUBSCRIPTION_STATUSES
+    other_paid = snap.status in PAID_SUBSCRIPTION_STATUSES
+    if other_paid and not current_paid:
+        return "replace_current"
+    return "cancel_other"
+
+
+def settle_pending_payment(
+    pending: PendingPayment | None,
+    snap: SubscriptionSnapshot | None = None,
+    invoice: InvoiceSnapshot | None = None,
+) -> PendingPayment | None:
+    """The payment that still waits for the customer after a re-read, or None once
+    Stripe says it is over: the invoice is no longer open (paid, void, uncollectible),
+    the subscription ended, a first invoice's subscription left `incomplete`, a pending
+    update was applied or expired, or a renewal's subscription is active again."""
+    if pending is None:
+        return None
+    if (
+        invoice is not None
+        and invoice.invoice_id == pending.invoice_id
+        and invoice.status != "open"
+    ):
+        return None
+    if snap is None or snap.subscription_id != pending.subscription_id:
+        return pending
+    if snap.status in ENDED_SUBSCRIPTION_STATUSES:
+        return None
+    if pending.kind == "new_subscription" and snap.status != "incomplete":
+        return None
+    if pending.kind == "price_change" and snap.pending_price_id is None:
+        return None
+    if pending.kind == "renewal" and snap.status in ("active", "trialing"):
+        return None
+    return pending
+
+
+def retry_delay(config: BillingConfig, attempts: int) -> timedelta:
+    """Doubling wait before the next re-read of a pending event, capped."""
+    seconds = config.retry_initial_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, config.retry_max_seconds))
 
 
 def _differs(state: SubscriptionState, snap: SubscriptionSnapshot) -> bool:
@@ -102,6 +164,12 @@ def apply_snapshot(
     new.billing_cycle = snap.billing_cycle
     new.cancel_at_period_end = snap.cancel_at_period_end
     new.current_period_end = snap.current_period_end
+    new.pending_payment = settle_pending_payment(new.pending_payment, snap)
+    if (
+        new.pending_payment is not None
+        and new.pending_payment.subscription_id != snap.subscription_id
+    ):
+        new.pending_payment = None  # a waiting payment belongs to the current subscription
     grace_started = False
     if snap.status == "past_due":
         if new.grace_until is None:
@@ -123,6 +191,7 @@ def remember_event(state: SubscriptionState, event_id: str) -> None:
 
 def billing_record(state: SubscriptionState) -> BillingRecord:
     live = state.stripe_subscription_id is not None
+    pending = state.pending_payment
     return BillingRecord(
         user_id=state.user_id,
         tier=state.tier,
@@ -137,6 +206,10 @@ def billing_record(state: SubscriptionState) -> BillingRecord:
         admin_override_reason=state.admin_override_reason,
         admin_override_by=state.admin_override_by,
         admin_override_at=state.admin_override_at,
+        payment_state="requires_action" if pending is not None else "settled",
+        payment_action_kind=pending.kind if pending is not None else None,
+        payment_action_invoice_id=pending.invoice_id if pending is not None else None,
+        payment_action_url=pending.hosted_invoice_url if pending is not None else None,
     )
 
 

@@ -4,6 +4,12 @@ Reads come from Postgres only. Changes are updates of `subscription-<user>`, sen
 with update-with-start (the workflow may not run yet); the client's `Idempotency-Key`
 names the update (so Stripe keys derived from it are the same on a retry) and the
 Postgres record of `run_once` answers a retried request with the first answer.
+
+A payment that needs the customer (3-D Secure) is `payment_state: requires_action` with
+`next_action: {"type": "authenticate_payment", "url": <Stripe's hosted invoice page>}`;
+the change that waits for it answers 202. A free user upgrading without a payment method
+gets 409 `payment_method_required` with `next_action: {"type": "checkout", ...}`
+(docs/SUBSCRIPTIONS.md says why an error and not a 200).
 """
 
 from __future__ import annotations
@@ -58,10 +64,22 @@ CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "No Stripe billing, a declined card, or a body that is not UTF-8",
     },
     404: {"model": ErrorResponse, "description": "Unknown user"},
-    409: {"model": ErrorResponse, "description": "Still signing up, or nothing to change"},
+    409: {
+        "model": ErrorResponse,
+        "description": "Still signing up, nothing to change, a payment method is required "
+        "(next_action: checkout), the user's checkout is open, or a payment waits for the "
+        "customer",
+    },
     502: {"model": ErrorResponse, "description": "Stripe or the database failed the change"},
     503: {"model": ErrorResponse, "description": "Temporal unreachable"},
 }
+
+
+class NextAction(BaseModel):
+    type: Literal["authenticate_payment"] = "authenticate_payment"
+    url: str | None = Field(description="Stripe's hosted invoice page")
+    invoice_id: str
+    change: Literal["new_subscription", "price_change", "renewal"]
 
 
 class SubscriptionResponse(BaseModel):
@@ -76,6 +94,29 @@ class SubscriptionResponse(BaseModel):
     current_period_end: datetime | None
     grace_until: datetime | None
     admin_override: bool
+    payment_state: Literal["settled", "requires_action"] = Field(
+        default="settled",
+        description="`requires_action`: a payment waits for the customer (next_action)",
+    )
+    next_action: NextAction | None = None
+
+
+# A plan change that Stripe can only charge with the customer at hand (3-D Secure).
+PAYMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CHANGE_RESPONSES,
+    409: {
+        "model": ErrorResponse,
+        "description": CHANGE_RESPONSES[409]["description"]
+        + ". `payment_method_required` carries, beside `error`, `next_action: {type: "
+        '"checkout", method: "POST", path: "/v1/checkout", body: {user_id, tier, '
+        "billing_cycle}}`",
+    },
+    202: {
+        "model": SubscriptionResponse,
+        "description": "Accepted: the payment waits for the customer "
+        "(payment_state requires_action; next_action is Stripe's hosted invoice page)",
+    },
+}
 
 
 class InvoiceResponse(billing.InvoiceRow):
@@ -91,7 +132,11 @@ class UpgradeBody(BaseModel):
     tier: Literal["pro", "enterprise"]
     billing_cycle: BillingCycle = "monthly"
     payment_method: str | None = Field(
-        default=None, pattern=r"^pm_\w+$", description="default: a test card (pm_card_visa)"
+        default=None,
+        pattern=r"^pm_\w+$",
+        description="a payment method the platform collected; required for a new "
+        "subscription (without one: 409 with the Checkout next action), optional for a "
+        "price change (which otherwise charges the subscription's own payment method)",
     )
 
 
@@ -119,6 +164,16 @@ async def subscription_response(db: asyncpg.Pool, user_id: str) -> SubscriptionR
         current_period_end=row.current_period_end if row else None,
         grace_until=row.grace_until if row else None,
         admin_override=bool(row and row.admin_override_tier),
+        payment_state=row.payment_state if row else "settled",
+        next_action=(
+            NextAction(
+                url=row.payment_action_url,
+                invoice_id=row.payment_action_invoice_id,
+                change=row.payment_action_kind or "renewal",
+            )
+            if row and row.payment_action_invoice_id
+            else None
+        ),
     )
 
 
@@ -129,16 +184,35 @@ _ERRORS_BY_TYPE: dict[str, tuple[int, str]] = {
     errors.STRIPE_CARD_ERROR: (400, "card_declined"),
     errors.STRIPE_INVALID_REQUEST: (400, "stripe_invalid_request"),
     errors.SUBSCRIPTION_CONFLICT: (409, "subscription_conflict"),
+    errors.PAYMENT_METHOD_REQUIRED: (409, "payment_method_required"),
+    errors.CHECKOUT_OPEN: (409, "checkout_open"),
+    errors.PAYMENT_PENDING: (409, "payment_pending"),
     errors.USER_NOT_FOUND: (404, "user_not_found"),
     errors.BILLING_WRITE_FAILED: (502, "billing_write_failed"),
 }
 
 
-def update_error(error: WorkflowUpdateFailedError) -> ApiError:
+def checkout_next_action(user_id: str, argument: Any) -> dict[str, Any]:
+    """Where a user without a payment method goes: Checkout collects the card and
+    starts the subscription in one step."""
+    body: dict[str, Any] = {"user_id": user_id}
+    if isinstance(argument, UpgradeRequest):
+        body |= {"tier": argument.tier, "billing_cycle": argument.billing_cycle}
+    return {
+        "next_action": {"type": "checkout", "method": "POST", "path": "/v1/checkout", "body": body}
+    }
+
+
+def update_error(
+    error: WorkflowUpdateFailedError, user_id: str = "", argument: Any = None
+) -> ApiError:
     cause = error.cause
     if isinstance(cause, ApplicationError):
         status, code = _ERRORS_BY_TYPE.get(cause.type or "", (502, "subscription_change_failed"))
-        return ApiError(status, code, cause.message)
+        extra = None
+        if cause.type == errors.PAYMENT_METHOD_REQUIRED:
+            extra = checkout_next_action(user_id, argument)
+        return ApiError(status, code, cause.message, extra=extra)
     return ApiError(502, "subscription_change_failed", "The subscription change failed")
 
 
@@ -165,7 +239,7 @@ async def run_update(
             wait=timedelta(seconds=settings.subscription_update_wait_seconds),
         )
     except WorkflowUpdateFailedError as error:
-        raise update_error(error) from None
+        raise update_error(error, user_id, argument) from None
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         raise ApiError(
             503,
@@ -201,7 +275,10 @@ async def _change(
         await run_update(
             temporal, settings, uid, update, argument, update_id_for(key_name, idempotency_key)
         )
-        return Answer(200, (await subscription_response(pool, uid)).model_dump(mode="json"))
+        answer = await subscription_response(pool, uid)
+        # Accepted, not done: the change waits for the customer's authentication.
+        status = 202 if answer.payment_state == "requires_action" else 200
+        return Answer(status, answer.model_dump(mode="json"))
 
     return await run_once(
         pool,
@@ -230,7 +307,7 @@ async def get_subscription(user_id: uuid.UUID, _: ClientKey, pool: Pool) -> Subs
     "/{user_id}/subscription/upgrade",
     summary="Upgrade through Stripe (creates the customer and subscription if needed)",
     response_model=SubscriptionResponse,
-    responses=CHANGE_RESPONSES,
+    responses=PAYMENT_RESPONSES,
 )
 async def upgrade(
     user_id: uuid.UUID,
@@ -253,7 +330,7 @@ async def upgrade(
     "/{user_id}/subscription/downgrade",
     summary="Downgrade to a lower paid tier, or to free at the period end",
     response_model=SubscriptionResponse,
-    responses=CHANGE_RESPONSES,
+    responses=PAYMENT_RESPONSES,
 )
 async def downgrade(
     user_id: uuid.UUID,

@@ -122,7 +122,12 @@ async def route_account(event: StripeEvent, db: Db) -> Route:
 
 
 async def route_by_customer(event: StripeEvent, db: Db) -> Route:
-    """`subscription-<user>` by signal-with-start, the user found by the Stripe customer."""
+    """`subscription-<user>` by signal-with-start, the user found by the Stripe customer.
+
+    The workflow re-reads the event's object, so an event whose object has no id (there
+    is nothing to re-read) is ignored here, never handed on to fail its re-read."""
+    if not isinstance(event.object.get("id"), str) or not event.object["id"]:
+        return Ignore(f"{event.type} has no object id: nothing to re-read")
     customer_id = _stripe_id(event.object.get("customer"), "cus_")
     if customer_id is None:
         return Orphan("event object has no customer")
@@ -136,6 +141,15 @@ async def route_by_customer(event: StripeEvent, db: Db) -> Route:
     )
 
 
+def ignore(reason: str) -> RouteFunction:
+    """A route that records the event as ignored with `reason` (never retried)."""
+
+    async def route(event: StripeEvent, db: Db) -> Route:
+        return Ignore(f"{event.type}: {reason}")
+
+    return route
+
+
 ROUTES: dict[str, RouteFunction] = {
     "checkout.session.completed": route_checkout,
     "checkout.session.expired": route_checkout,
@@ -144,6 +158,12 @@ ROUTES: dict[str, RouteFunction] = {
     "account.updated": route_account,
     "customer.subscription.*": route_by_customer,
     "invoice.*": route_by_customer,
+    # A preview of the next renewal: the invoice does not exist yet (no id to re-read);
+    # the renewal's own invoice.created/paid/payment_failed events follow.
+    "invoice.upcoming": ignore("a preview without an invoice id; the renewal's own events follow"),
+    # A draft invoice was deleted: the object is gone, its re-read could only fail; it
+    # never counted for the tier (drafts are not charged).
+    "invoice.deleted": ignore("the draft invoice is gone; nothing to re-read"),
 }
 
 

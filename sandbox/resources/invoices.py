@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sandbox import billing
 from sandbox.context import Ctx
-from sandbox.errors import card_declined, invalid, no_such
+from sandbox.errors import invalid, no_such
 from sandbox.jsontypes import Obj
 from sandbox.listing import created_matches, paginate
 from sandbox.params import Bool, Created, Enum, Metadata, Str, apply_metadata, validate
@@ -92,10 +92,13 @@ def pay(ctx: Ctx) -> Obj:
         else:
             customer = ctx.store.get(inv["customer"], "customer")
             pm_id = customer["invoice_settings"]["default_payment_method"] if customer else None
-        decline = billing.attempt_payment(ctx, inv, pm_id)
+        # A server-side payment: a card that needs authentication leaves the invoice
+        # waiting for the customer (hosted invoice page) and answers a 402
+        # `invoice_payment_intent_requires_action`.
+        decline = billing.attempt_payment(ctx, inv, pm_id, off_session=True)
         if decline is not None:
             # The failed attempt is recorded (and emitted) before the 402, as at Stripe.
-            raise card_declined(decline.code, decline.decline_code, decline.message)
+            raise billing.payment_error(decline)
     if sub is not None:
         billing.settle_status(ctx, sub)
     return inv

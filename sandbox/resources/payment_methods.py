@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sandbox.cards import CARDS, Decline, TestCard, payment_method_from_token
+from sandbox.cards import (
+    AUTHENTICATION_REQUIRED,
+    CARDS,
+    Decline,
+    TestCard,
+    payment_method_from_token,
+)
 from sandbox.context import Ctx
 from sandbox.errors import invalid, no_such
 from sandbox.ids import new_id
@@ -27,8 +33,12 @@ def test_card(ctx: Ctx, pm: Obj) -> TestCard:
     return CARDS[ctx.store.hidden_of(pm["id"]).get("token", "pm_card_visa")]
 
 
-def charge_outcome(ctx: Ctx, pm_id: str | None) -> Decline | None:
-    """None if charging this payment method succeeds, else why it was declined."""
+def charge_outcome(ctx: Ctx, pm_id: str | None, *, off_session: bool = False) -> Decline | None:
+    """None if charging this payment method succeeds, else why it was declined.
+
+    `off_session`: the customer is not at hand to authenticate, so a card that requires
+    authentication answers `AUTHENTICATION_REQUIRED` (the payment waits for the customer).
+    """
     if pm_id is None:
         return Decline(
             "resource_missing",
@@ -38,7 +48,10 @@ def charge_outcome(ctx: Ctx, pm_id: str | None) -> Decline | None:
     pm = ctx.store.get(pm_id, "payment_method")
     if pm is None:
         return Decline("resource_missing", None, f"No such PaymentMethod: '{pm_id}'")
-    return test_card(ctx, pm).decline
+    card = test_card(ctx, pm)
+    if off_session and card.authentication:
+        return AUTHENTICATION_REQUIRED
+    return card.decline
 
 
 def attach(ctx: Ctx, pm: Obj, customer_id: str) -> Obj:

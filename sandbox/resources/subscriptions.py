@@ -9,7 +9,7 @@ from typing import Any
 
 from sandbox import billing
 from sandbox.context import Ctx
-from sandbox.errors import StripeError, bad_param, card_declined, invalid, no_such
+from sandbox.errors import StripeError, bad_param, invalid, no_such
 from sandbox.jsontypes import Obj
 from sandbox.listing import created_matches, paginate
 from sandbox.params import (
@@ -111,12 +111,16 @@ UPDATE_FIELDS = {
     "automatic_tax": Free(),
 }
 
-NO_PAYMENT_METHOD = (
-    "This customer has no attached payment source or default payment method. Please consider "
-    "adding a default payment method. For more information, visit "
-    "https://stripe.com/docs/billing/subscriptions/payment-methods-setting"
-    "#payment-method-priority."
+PENDING_UPDATE_PARAMS = frozenset(
+    {"expand", "payment_behavior", "proration_behavior", "proration_date", "billing_cycle_anchor"}
+    | {"items", "trial_end", "trial_from_plan", "add_invoice_items"}
 )
+"""What Stripe accepts with `payment_behavior=pending_if_incomplete` (pending updates
+reference); of `items`, only `price` and `quantity` (and the `id` naming the item)."""
+PENDING_UPDATE_ITEM_PARAMS = frozenset({"id", "price", "quantity"})
+INCOMPLETE_PARAMS = frozenset({"metadata", "default_source", "expand"})
+"""The stripe library's Subscription.status: an `incomplete` subscription "can only have
+metadata and default_source updated"."""
 
 
 def get_subscription(ctx: Ctx, sub_id: str, param: str = "id") -> Obj:
@@ -142,9 +146,7 @@ def _recurring_price(ctx: Ctx, price_id: str, param: str) -> Obj:
 
 
 def _decline_error(decline: Any) -> StripeError:
-    if decline.code == "resource_missing":
-        return invalid(NO_PAYMENT_METHOD, code="resource_missing")
-    return card_declined(decline.code, decline.decline_code, decline.message)
+    return billing.payment_error(decline)
 
 
 def create(ctx: Ctx) -> Obj:
@@ -194,7 +196,8 @@ def create(ctx: Ctx) -> Obj:
     pm_id = billing.payment_method_for(ctx, sub) if default_pm is None else default_pm
     decline = None
     if total > 0 and behavior != "default_incomplete":
-        decline = payment_methods.charge_outcome(ctx, pm_id)
+        # Nobody is at hand to authenticate during an API call: such a card waits.
+        decline = payment_methods.charge_outcome(ctx, pm_id, off_session=True)
         if decline is not None and (behavior == "error_if_incomplete" or pm_id is None):
             raise _decline_error(decline)
     if total == 0 or (decline is None and behavior != "default_incomplete"):
@@ -207,7 +210,7 @@ def create(ctx: Ctx) -> Obj:
     ctx.emit("customer.subscription.created", sub)
     billing.issue(ctx, inv)
     if inv["status"] == "open" and behavior != "default_incomplete":
-        billing.attempt_payment(ctx, inv, pm_id)
+        billing.attempt_payment(ctx, inv, pm_id, off_session=True)
     return sub
 
 
@@ -269,8 +272,18 @@ def update(ctx: Ctx) -> Obj:
             raise invalid(
                 "A canceled subscription can only update its cancellation_details and metadata."
             )
+    if sub["status"] == "incomplete":
+        refused = sorted(set(p) - INCOMPLETE_PARAMS)
+        if refused:
+            raise invalid(
+                "A subscription in the `incomplete` status can only have its `metadata` and "
+                "`default_source` updated. Pay its latest invoice to activate it, or cancel it.",
+                refused[0],
+            )
     proration = p.get("proration_behavior") or "create_prorations"
     behavior = p.get("payment_behavior") or "allow_incomplete"
+    if behavior == "pending_if_incomplete":
+        _check_pending_update_params(p)
     when = p.get("proration_date") or ctx.now
     before = copy.deepcopy(sub)
     items: list[Obj] = sub["items"]["data"]
@@ -302,14 +315,19 @@ def update(ctx: Ctx) -> Obj:
     if interval_change and len(items) > 1:
         raise invalid("The sandbox changes the billing interval only of single-item subscriptions.")
     charges_now = interval_change or (proration == "always_invoice" and plan)
-    if charges_now and behavior in ("error_if_incomplete", "pending_if_incomplete"):
-        decline = payment_methods.charge_outcome(ctx, billing.payment_method_for(ctx, sub))
+    if charges_now and behavior == "error_if_incomplete":
+        pm_id = p.get("default_payment_method") or billing.payment_method_for(ctx, sub)
+        decline = payment_methods.charge_outcome(ctx, pm_id, off_session=True)
         if decline is not None:
             raise _decline_error(decline)
     if p.get("default_payment_method"):
         payment_methods.require_attached(
             ctx, p["default_payment_method"], sub["customer"], "default_payment_method"
         )
+    if plan and sub["pending_update"] is not None:
+        # A new change replaces the one still waiting for its payment.
+        billing.discard_pending_update(ctx, sub, expired=False)
+        before = copy.deepcopy(sub)
 
     for _, item, price, quantity, spec in plan:
         if item is None and price is not None:
@@ -380,14 +398,70 @@ def update(ctx: Ctx) -> Obj:
             period_end=ctx.now,
             items=items if interval_change else [],
         )
+    if inv is not None and behavior == "pending_if_incomplete":
+        anchor_reset = interval_change or p.get("billing_cycle_anchor") == "now"
+        _update_if_paid(ctx, sub, before, inv, anchor_reset=anchor_reset)
+        return sub
     billing.update_subscription(ctx, sub, before)
     if inv is not None:
         billing.issue(ctx, inv)
-        if inv["status"] == "open" and behavior != "default_incomplete":
-            decline = billing.attempt_payment(ctx, inv, billing.payment_method_for(ctx, sub))
+        if inv["status"] == "open" and behavior == "default_incomplete":
+            # Stripe: past_due while the invoice's payment awaits explicit confirmation.
+            if sub["status"] == "active":
+                billing.set_status(ctx, sub, "past_due")
+        elif inv["status"] == "open":
+            decline = billing.attempt_payment(
+                ctx, inv, billing.payment_method_for(ctx, sub), off_session=True
+            )
             if decline is not None and sub["status"] == "active":
                 billing.set_status(ctx, sub, "past_due")
     return sub
+
+
+def _check_pending_update_params(p: Obj) -> None:
+    """Refuse what pending updates do not support, as Stripe does (before any change)."""
+    refused = sorted(set(p) - PENDING_UPDATE_PARAMS)
+    for index, spec in enumerate(p.get("items") or []):
+        extra = sorted(set(spec) - PENDING_UPDATE_ITEM_PARAMS)
+        refused += [f"items[{index}][{key}]" for key in extra]
+    if refused:
+        raise invalid(
+            f"The parameter `{refused[0]}` cannot be used with "
+            "`payment_behavior=pending_if_incomplete`. Pending updates support only: "
+            + ", ".join(sorted(PENDING_UPDATE_PARAMS))
+            + " (and items[][price], items[][quantity]).",
+            refused[0],
+        )
+
+
+def _update_if_paid(ctx: Ctx, sub: Obj, before: Obj, inv: Obj, *, anchor_reset: bool) -> None:
+    """`pending_if_incomplete`: the change stands only if its invoice is paid now; otherwise
+    the subscription keeps its old items, `pending_update` holds the new ones until the
+    invoice is paid (then applied) or the update expires (then its invoice is voided)."""
+    ctx.store.hidden_of(inv["id"])["pending_update_for"] = sub["id"]
+    billing.issue(ctx, inv)
+    if inv["status"] == "open":
+        billing.attempt_payment(ctx, inv, billing.payment_method_for(ctx, sub), off_session=True)
+    if inv["status"] == "paid":
+        billing.update_subscription(ctx, sub, before)
+        return
+    new_items, new_anchor = sub["items"], sub["billing_cycle_anchor"]
+    sub["items"] = copy.deepcopy(before["items"])
+    sub["billing_cycle_anchor"] = before["billing_cycle_anchor"]
+    period_end = sub["items"]["data"][0]["current_period_end"]
+    expires_at = min(period_end, ctx.now + billing.PENDING_UPDATE_SECONDS)
+    ctx.store.hidden_of(sub["id"])["pending_update"] = {
+        "items": new_items,
+        "billing_cycle_anchor": new_anchor,
+        "invoice": inv["id"],
+    }
+    sub["pending_update"] = billing.pending_update_of(
+        sub,
+        new_items["data"],
+        new_anchor if anchor_reset else None,
+        expires_at,
+    )
+    billing.update_subscription(ctx, sub, before)
 
 
 def cancel(ctx: Ctx) -> Obj:
@@ -404,6 +478,7 @@ def cancel(ctx: Ctx) -> Obj:
     if p.get("prorate"):
         for item in sub["items"]["data"]:
             _prorate(ctx, sub, item, (item["price"], item["quantity"]), None, ctx.now)
+    billing.discard_pending_update(ctx, sub, expired=False)
     billing.cancel_now(ctx, sub)
     return sub
 

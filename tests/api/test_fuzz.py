@@ -79,6 +79,8 @@ CHECKS: list[CheckFunction] = [
 # adds its checks to the 503, so that an operator sees what is missing.
 ERROR_EXTRA_KEYS: dict[str, frozenset[str]] = {
     "GET /readyz": frozenset({"status", "checks"}),
+    # 409 payment_method_required names where the user goes instead (Checkout).
+    "POST /v1/users/{user_id}/subscription/upgrade": frozenset({"next_action"}),
 }
 
 

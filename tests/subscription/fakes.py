@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from workflows import errors
 from workflows.contracts import (
     BillingConfig,
     InvoiceSnapshot,
@@ -20,6 +22,8 @@ from workflows.contracts import (
     RecordInvoiceInput,
     SendEmailInput,
     SubscriptionSnapshot,
+    UserRecord,
+    UserRef,
 )
 
 PRO_PRICE = "price_fakepro000001"
@@ -46,6 +50,9 @@ class FakeBilling:
         self.invoices: list[RecordInvoiceInput] = []
         self.emails: list[SendEmailInput] = []
         self.subscription_reads = 0
+        # Set to an error type to make every re-read fail with it (Stripe refusing).
+        self.refuse_reads: str | None = None
+        self.refuse_invoice_reads: str | None = None
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="billing_config")
@@ -63,10 +70,31 @@ class FakeBilling:
         @activity.defn(name="read_subscription")
         async def read_subscription(request: ReadStripeObjectInput) -> SubscriptionSnapshot:
             self.subscription_reads += 1
+            if self.refuse_reads is not None:
+                raise ApplicationError(
+                    f"subscriptions.retrieve: Stripe answered ({self.refuse_reads})",
+                    type=self.refuse_reads,
+                    non_retryable=self.refuse_reads != errors.STRIPE_UNAVAILABLE,
+                )
             return self.subscription.model_copy()
+
+        @activity.defn(name="read_user")
+        async def read_user(request: UserRef) -> UserRecord:
+            return UserRecord(
+                user_id=request.user_id, email="sam@example.com", username="sam",
+                status="active", wants_payouts=False,
+                stripe_customer_id=self.subscription.customer_id, stripe_customer_generation=0,
+                connect_account_id=None, connect_account_generation=0, tier="free",
+            )  # fmt: skip
 
         @activity.defn(name="read_invoice")
         async def read_invoice(request: ReadStripeObjectInput) -> InvoiceSnapshot:
+            if self.refuse_invoice_reads is not None:
+                raise ApplicationError(
+                    f"invoices.retrieve: Stripe answered ({self.refuse_invoice_reads})",
+                    type=self.refuse_invoice_reads,
+                    non_retryable=True,
+                )
             return InvoiceSnapshot(
                 invoice_id=request.stripe_id,
                 customer_id=self.subscription.customer_id,
@@ -83,5 +111,5 @@ class FakeBilling:
 
         return [
             billing_config, record_billing, record_invoice, read_subscription, read_invoice,
-            send_email,
+            send_email, read_user,
         ]  # fmt: skip

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from tests.subscription.fakes import FakeBilling
 from tests.support.polling import eventually
+from workflows import errors
 from workflows.contracts import (
     STRIPE_EVENT_SIGNAL,
     SUBSCRIPTION_WORKFLOW,
@@ -172,3 +173,100 @@ async def test_continue_as_new_keeps_state_and_event_guard(
         assert fake.subscription_reads == reads + 1  # the marker only
         assert len(fake.records) == records + 1
         assert state.applied_event_ids.count("evt_old_one") == 1
+
+
+async def test_a_refused_reread_keeps_the_event_pending_until_stripe_answers(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """A Stripe error never drops an event: a re-read refused for hours (a 403 after a
+    key rotation here) leaves the event pending in the state, shown with its error,
+    re-read with a doubling wait (30 s, 1 min, … capped at 15 min), and applied once
+    Stripe answers."""
+    fake = FakeBilling()
+    async with _start(time_skipping_env, fake) as (client, first):
+        sub = fake.subscription.subscription_id
+        fake.refuse_reads = errors.STRIPE_AUTHENTICATION
+        stuck = _event("customer.subscription.updated", sub, "evt_refused_for_hours")
+        await first.signal(STRIPE_EVENT_SIGNAL, stuck)
+        state = await _until(first, lambda s: len(s.pending_events) == 1)
+        pending = state.pending_events[0]
+        assert pending.event.event_id == "evt_refused_for_hours" and pending.attempts == 1
+        assert errors.STRIPE_AUTHENTICATION in pending.last_error
+        assert state.tier == "free" and not state.applied_event_ids
+        # Two hours of refusals: 30 s + 1 + 2 + 4 + 8 min, then every 15 min (>= 11 tries).
+        await time_skipping_env.sleep(timedelta(hours=2))
+        latest = client.get_workflow_handle(first.id)
+        state = await _until(latest, lambda s: s.pending_events[0].attempts >= 11)
+        assert state.pending_events[0].attempts <= 13, "the wait is capped, not hammering"
+        fake.refuse_reads = None
+        await time_skipping_env.sleep(timedelta(minutes=16))
+        state = await _until(latest, lambda s: not s.pending_events, seconds=30)
+        assert state.tier == "pro" and "evt_refused_for_hours" in state.applied_event_ids
+        assert fake.records[-1].record.tier == "pro"
+
+
+async def test_an_object_gone_at_stripe_is_ignored_with_a_reason(
+    time_skipping_env: WorkflowEnvironment, fake: FakeBilling
+) -> None:
+    async with _start(time_skipping_env, fake) as (_, handle):
+        fake.refuse_reads = errors.STRIPE_OBJECT_MISSING
+        gone = _event("customer.subscription.updated", "sub_gone0000001", "evt_gone")
+        await handle.signal(STRIPE_EVENT_SIGNAL, gone)
+        state = await _until(handle, lambda s: "evt_gone" in s.applied_event_ids)
+        assert not state.pending_events and fake.subscription_reads == 1
+        assert state.stripe_subscription_id is None and not fake.records
+
+
+async def test_a_pending_event_is_carried_across_continue_as_new(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBilling(continue_as_new_after=2)
+    async with _start(time_skipping_env, fake) as (client, first):
+        first_run = (await first.describe()).run_id
+        sub = fake.subscription.subscription_id
+        fake.refuse_invoice_reads = errors.STRIPE_INVALID_REQUEST
+        await first.signal(
+            STRIPE_EVENT_SIGNAL, _event("invoice.paid", "in_stuck000001", "evt_stuck")
+        )
+        await _until(first, lambda s: len(s.pending_events) == 1)
+        for _ in range(2):
+            await first.signal(STRIPE_EVENT_SIGNAL, _event("customer.subscription.updated", sub))
+        latest = client.get_workflow_handle(first.id)
+
+        async def run_id() -> str:
+            return (await latest.describe()).run_id
+
+        await eventually(run_id, lambda current: current != first_run, seconds=15)
+        carried = await _until(latest, lambda s: len(s.applied_event_ids) == 2)
+        assert [p.event.event_id for p in carried.pending_events] == ["evt_stuck"]
+        fake.refuse_invoice_reads = None
+        await time_skipping_env.sleep(timedelta(minutes=20))
+        state = await _until(latest, lambda s: "evt_stuck" in s.applied_event_ids)
+        assert not state.pending_events
+        assert [invoice.invoice.invoice_id for invoice in fake.invoices] == ["in_stuck000001"]
+
+
+async def test_a_payment_waiting_for_the_customer_is_rechecked_without_events(
+    time_skipping_env: WorkflowEnvironment, fake: FakeBilling
+) -> None:
+    """Stripe says a renewal needs the customer; its `invoice.paid` never arrives (a
+    broken webhook setup): the workflow re-reads the invoice on its own timer (30 min)."""
+    async with _start(time_skipping_env, fake) as (_, handle):
+        await _active_pro(handle, fake)
+        fake.subscription.status = "past_due"
+        await handle.signal(
+            STRIPE_EVENT_SIGNAL, _event("invoice.payment_action_required", "in_renewal00001")
+        )
+        state = await _until(handle, lambda s: s.pending_payment is not None)
+        assert state.pending_payment is not None
+        assert (state.pending_payment.kind, state.pending_payment.invoice_id) == (
+            "renewal", "in_renewal00001",
+        )  # fmt: skip
+        waiting = fake.records[-1].record
+        assert waiting.payment_state == "requires_action"
+        assert state.tier == "pro" and state.status == "past_due"
+        fake.subscription.status = "active"  # the customer authenticated; no event comes
+        await time_skipping_env.sleep(timedelta(minutes=31))
+        state = await _until(handle, lambda s: s.pending_payment is None)
+        assert (state.status, state.tier, state.grace_until) == ("active", "pro", None)
+        assert fake.records[-1].record.payment_state == "settled"

@@ -33,7 +33,9 @@ async def test_payment_failure_starts_grace_and_emails(
     user_id = await stack.signup()
     email = (await stack.api.get(f"/v1/users/{user_id}", headers=auth())).json()["email"]
     upgraded = await stack.api.post(
-        f"/v1/users/{user_id}/subscription/upgrade", json={"tier": "pro"}, headers=auth()
+        f"/v1/users/{user_id}/subscription/upgrade",
+        json={"tier": "pro", "payment_method": "pm_card_visa"},
+        headers=auth(),
     )
     assert upgraded.status_code == 200, upgraded.text
     subscription_id = upgraded.json()["stripe_subscription_id"]

@@ -53,7 +53,9 @@ async def test_failed_save_deletes_the_customer_and_retry_makes_one(
     stack = billing_stack
     user_id = await stack.signup()
     path = f"/v1/users/{user_id}/subscription/upgrade"
-    failed = await stack.api.post(path, json={"tier": "pro"}, headers=auth())
+    failed = await stack.api.post(
+        path, json={"tier": "pro", "payment_method": "pm_card_visa"}, headers=auth()
+    )
     assert failed.status_code == 502, failed.text
     assert len(failing_save.failed) == 1
     orphan = failing_save.failed[0]
@@ -67,7 +69,9 @@ async def test_failed_save_deletes_the_customer_and_retry_makes_one(
     assert (row["stripe_customer_id"], row["stripe_customer_generation"]) == (None, 1)
     assert (await stack.subscription(user_id))["stripe_subscription_id"] is None
 
-    retried = await stack.api.post(path, json={"tier": "pro"}, headers=auth())
+    retried = await stack.api.post(
+        path, json={"tier": "pro", "payment_method": "pm_card_visa"}, headers=auth()
+    )
     assert retried.status_code == 200, retried.text
     customer_id = retried.json()["stripe_customer_id"]
     assert customer_id != orphan and retried.json()["tier"] == "pro"

@@ -71,7 +71,9 @@ async def test_payment_method_route(billing_stack: BillingStack) -> None:
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "no_stripe_billing"
     upgraded = await stack.api.post(
-        f"/v1/users/{user_id}/subscription/upgrade", json={"tier": "pro"}, headers=auth()
+        f"/v1/users/{user_id}/subscription/upgrade",
+        json={"tier": "pro", "payment_method": "pm_card_visa"},
+        headers=auth(),
     )
     assert upgraded.status_code == 200, upgraded.text
     sub_id = upgraded.json()["stripe_subscription_id"]

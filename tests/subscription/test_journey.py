@@ -18,6 +18,9 @@ from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts import subscription_workflow_id
 
+# The platform collected this card (a test card: only tests may name one).
+CARD = "pm_card_visa"
+
 
 async def _tiers(db: asyncpg.Pool, user_id: str) -> tuple[str | None, str]:
     billing_tier = await db.fetchval(
@@ -111,7 +114,7 @@ async def test_subscription_journey_over_http(
     assert len(await stack.sandbox.requests()) == before
 
     # Upgrade through Stripe: customer created now, subscription active, both tiers.
-    upgraded = await _post(stack, user_id, "upgrade", tier="enterprise")
+    upgraded = await _post(stack, user_id, "upgrade", tier="enterprise", payment_method=CARD)
     assert upgraded["tier"] == "enterprise" and upgraded["status"] == "active"
     assert upgraded["admin_override"] is False
     assert upgraded["stripe_customer_id"].startswith("cus_")
@@ -205,9 +208,13 @@ async def test_retried_upgrade_with_same_key_is_one_change(
     user_id = await stack.signup()
     headers = {**auth(), "Idempotency-Key": f"upgrade-{uuid.uuid4()}"}
     path = f"/v1/users/{user_id}/subscription/upgrade"
-    first = await stack.api.post(path, json={"tier": "pro"}, headers=headers)
+    first = await stack.api.post(
+        path, json={"tier": "pro", "payment_method": CARD}, headers=headers
+    )
     assert first.status_code == 200, first.text
-    second = await stack.api.post(path, json={"tier": "pro"}, headers=headers)
+    second = await stack.api.post(
+        path, json={"tier": "pro", "payment_method": CARD}, headers=headers
+    )
     assert second.status_code == 200
     assert second.json() == first.json()
     assert second.headers.get("Idempotent-Replayed") == "true"

@@ -38,7 +38,7 @@ async def test_upgrade_racing_event_bursts_ends_in_stripes_state(
             *(
                 stack.api.post(
                     f"/v1/users/{user_id}/subscription/upgrade",
-                    json={"tier": "pro"},
+                    json={"tier": "pro", "payment_method": "pm_card_visa"},
                     headers=auth(),
                 )
                 for user_id in user_ids

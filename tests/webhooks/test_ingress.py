@@ -463,11 +463,11 @@ async def test_metrics_count_outcomes_and_signature_failures(
 ) -> None:
     customer = stripe_id("cus")
     await create_user(db_pool, customer=customer)
-    body = event_body("invoice.upcoming", {"id": stripe_id("in"), "customer": customer})
+    body = event_body("invoice.finalized", {"id": stripe_id("in"), "customer": customer})
     await http.post(PATH, content=body, headers=sign(body, SECRET))
     await http.post(PATH, content=body, headers=sign(body, "whsec_wrong"))
     text = (await http.get("/metrics")).text
-    assert 'onramp_webhook_events_total{outcome="dispatched",type="invoice.upcoming"}' in text
+    assert 'onramp_webhook_events_total{outcome="dispatched",type="invoice.finalized"}' in text
     assert 'onramp_webhook_signature_failures_total{problem="no_match"}' in text
     assert 'onramp_webhook_dispatch_seconds_count{method="signal_with_start",result="ok"}' in text
 
