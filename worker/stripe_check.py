@@ -45,6 +45,7 @@ from workflows.contracts import (
     CreateTestClockInput,
     DeleteStripeObjectInput,
     ExpireCheckoutSessionInput,
+    PayInvoiceInput,
     ReadStripeObjectInput,
     SetDefaultPaymentMethodInput,
 )
@@ -55,7 +56,6 @@ DAY = 86_400
 # Stripe's test payment methods (test mode only, hence only here and in tests).
 CARD_OK = "pm_card_visa"
 CARD_NEEDS_AUTHENTICATION = "pm_card_authenticationRequired"
-REQUIRES_ACTION_CODES = ("invoice_payment_intent_requires_action", "authentication_required")
 CLOCK_READY_TIMEOUT_SECONDS = 120.0
 
 
@@ -304,23 +304,30 @@ class StripeCheck:
         )
         return snapshot.subscription_id
 
-    async def _pay_first_invoice(self, subscription_id: str, payment_method_id: str) -> None:
-        """Pay the first invoice of a subscription created `incomplete` (the step onramp
-        takes after a `default_incomplete` create); raises Stripe's answer if refused."""
+    async def _pay_first_invoice(self, subscription_id: str, payment_method_id: str) -> str:
+        """Pay the first invoice of a subscription created `incomplete` with onramp's own
+        `pay_invoice` step (what it does after a `default_incomplete` create); answers
+        `paid`, `requires_action` or `declined`."""
         sub = await self.stripe.v1.subscriptions.retrieve_async(subscription_id)
         if sub.status != "incomplete" or not isinstance(sub.latest_invoice, str):
-            return
-        await self.stripe.v1.invoices.pay_async(
-            sub.latest_invoice,
-            {"payment_method": payment_method_id},
-            {"idempotency_key": self.key(f"pay-{subscription_id}")},
+            return "paid" if sub.status == "active" else sub.status
+        result = await self.activity(
+            self.billing_activities.pay_invoice,
+            PayInvoiceInput(
+                invoice_id=sub.latest_invoice,
+                payment_method_id=payment_method_id,
+                idempotency_key=self.key(f"pay-{subscription_id}"),
+            ),
         )
+        return result.outcome
 
     async def create_subscription(self) -> str:
         assert self.made.card is not None
         subscription_id = await self._subscribe(self.made.customers[0], self.made.card, "subscribe")
         self.made.subscription = subscription_id
-        await self._pay_first_invoice(subscription_id, self.made.card)
+        outcome = await self._pay_first_invoice(subscription_id, self.made.card)
+        if outcome != "paid":
+            raise CheckFailed(f"the first invoice of {subscription_id} was {outcome}")
         sub = await self.stripe.v1.subscriptions.retrieve_async(subscription_id)
         if sub.status != "active":
             raise CheckFailed(f"{subscription_id} is {sub.status}, not active")
@@ -384,16 +391,13 @@ class StripeCheck:
                 "onramp's subscription create was refused instead of leaving the payment "
                 f"to authenticate: {_describe(error)}"
             ) from None
-        try:
-            await self._pay_first_invoice(subscription_id, pm_id)
-        except stripe.CardError as error:
-            if error.code in REQUIRES_ACTION_CODES:
-                return f"{subscription_id}: payment requires action ({error.code})"
-            raise CheckFailed(
-                f"the payment was declined, not held for action: {error.code}"
-            ) from None
+        outcome = await self._pay_first_invoice(subscription_id, pm_id)
+        if outcome == "requires_action":
+            return f"{subscription_id}: the payment waits for the customer's authentication"
         sub = await self.stripe.v1.subscriptions.retrieve_async(subscription_id)
-        raise CheckFailed(f"{subscription_id} is {sub.status}: the payment did not ask for action")
+        raise CheckFailed(
+            f"{subscription_id} is {sub.status} ({outcome}): the payment did not ask for action"
+        )
 
     async def clean_up(self) -> str:
         """Delete (or archive) everything made; every step is tried, failures reported."""
