@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import stripe
 
+from onramp.stripe_client import STRIPE_API_VERSION
+
 
 def new_event_id() -> str:
     return f"evt_test_{uuid.uuid4().hex}"
@@ -30,7 +32,7 @@ def event_body(
     event: dict[str, Any] = {
         "id": event_id or new_event_id(),
         "object": "event",
-        "api_version": "2025-10-29.clover",
+        "api_version": STRIPE_API_VERSION,
         "created": int(time.time()),
         "livemode": livemode,
         "pending_webhooks": 1,
