@@ -66,12 +66,14 @@ class Journey:
 
 
 class Mailbox:
-    """The SMTP sink's directory, read incrementally: address → set-password links."""
+    """The SMTP sink's directory, read incrementally: address → set-password links and
+    the Message-IDs of the messages it received."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.seen: set[str] = set()
         self.links: dict[str, list[str]] = {}
+        self.message_ids: dict[str, list[str]] = {}
 
     def scan(self) -> None:
         if not self.directory.exists():
@@ -85,6 +87,7 @@ class Mailbox:
             content = body.get_content() if body is not None else ""
             found = _LINK.search(content)
             self.links.setdefault(str(message["To"]), []).append(found.group(0) if found else "")
+            self.message_ids.setdefault(str(message["To"]), []).append(str(message["Message-ID"]))
 
     def link_for(self, address: str) -> str | None:
         links = self.links.get(address)
@@ -295,6 +298,12 @@ class Invariants:
     stripe_objects: dict[str, int]
     duplicate_stripe_objects: dict[str, int]
     duplicate_emails: int
+    """Second welcome emails with a Message-ID of their own: a receiver cannot tell them
+    from a new message, so any is a failure."""
+    resent_emails: int
+    """Copies of a message already received, with its Message-ID: a send retried after
+    the worker died between the SMTP server's acceptance and the outbox's "sent" mark.
+    SMTP has no idempotency; the stable Message-ID is what lets a receiver drop them."""
     duplicate_workspaces: int
     missing_workspaces: int
     rate_limited: int = 0
@@ -320,7 +329,8 @@ class Invariants:
             "duplicate Stripe objects: "
             + ", ".join(f"{kind} {n}" for kind, n in self.duplicate_stripe_objects.items())
             + f" (total {sum(self.duplicate_stripe_objects.values())})",
-            f"duplicate welcome emails: {self.duplicate_emails}",
+            f"duplicate welcome emails: {self.duplicate_emails} "
+            f"(resent with the same Message-ID, recognisable: {self.resent_emails})",
             f"duplicate workspaces: {self.duplicate_workspaces}; "
             f"paid users without a workspace: {self.missing_workspaces}",
             f"Stripe API requests: {self.stripe_requests} "
@@ -378,7 +388,11 @@ async def check_invariants(stack: BenchStack, journeys: list[Journey]) -> Invari
             "subscriptions per customer": _extra(subscriptions_by_customer),
             "checkout sessions per customer": _extra(sessions_by_customer),
         },
-        duplicate_emails=sum(max(0, len(mailbox.links.get(a, [])) - 1) for a in ours),
+        duplicate_emails=sum(max(0, len(set(mailbox.message_ids.get(a, []))) - 1) for a in ours),
+        resent_emails=sum(
+            len(mailbox.message_ids.get(a, [])) - len(set(mailbox.message_ids.get(a, [])))
+            for a in ours
+        ),
         duplicate_workspaces=sum(max(0, row["n"] - 1) for row in workspaces),
         missing_workspaces=int(missing_workspaces),
         rate_limited=sum(stats.get("rate_limited", {}).values()),
