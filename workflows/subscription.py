@@ -434,6 +434,10 @@ class SubscriptionWorkflow:
             "start_to_close_timeout": min(policies.STRIPE_READ["start_to_close_timeout"], budget),
             "schedule_to_close_timeout": budget,
             "retry_policy": policies.STRIPE_READ["retry_policy"],
+            # The read holds the workflow's lock (a hand-over waits behind it): a read
+            # whose worker died is retried after the heartbeat timeout, not after its
+            # start-to-close.
+            "heartbeat_timeout": policies.HEARTBEAT_TIMEOUT,
         }
 
     async def _read_invoice(self, invoice_id: str) -> InvoiceSnapshot:
