@@ -42,6 +42,9 @@ from tests.support.harness import (  # re-exported: tests may import them from h
 from tests.support.stack import Stack
 from workflows import search_attributes
 
+# The `chromium` and `browser` fixtures of the browser tests.
+pytest_plugins = ["tests.support.browser"]
+
 __all__ = [
     "ADMIN_KEY", "CLIENT_KEY", "STRIPE_TEST_KEY", "WEBHOOK_SECRETS", "auth",
     "make_api_settings", "make_worker_settings", "open_app_client", "temporal_address",

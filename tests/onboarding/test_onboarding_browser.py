@@ -4,7 +4,6 @@ return URL → `account.updated` → completed (issue 17, item 2)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,32 +11,14 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.onboarding.conftest import Served, serve_onboarding
+from tests.support.browser import CHROMIUM_ARGS
 from tests.support.stack import Stack
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
 async def served(stack: Stack, db_pool: asyncpg.Pool) -> Any:
     async with serve_onboarding(stack, db_pool, webhooks=True, poll_seconds=60) as served:
         yield served
-
-
-@pytest.fixture
-def chromium() -> str:
-    """Debian's Chromium; a missing browser fails the test, it is never downloaded."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium", pytrace=False)
-    return str(CHROMIUM)
 
 
 async def test_onboarding_in_a_browser_completes(served: Served, chromium: str) -> None:

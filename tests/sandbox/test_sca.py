@@ -20,7 +20,6 @@ from tests.sandbox.helpers import (
     sandbox_events,
     types_about,
 )
-from tests.sandbox.test_hosted_pages_browser import browser, chromium  # noqa: F401
 
 AUTH_CARD = "pm_card_authenticationRequired"
 HOUR = 3600
@@ -192,7 +191,7 @@ def test_hosted_page_authenticates(client: stripe.StripeClient, ctl: httpx.Clien
 
 
 async def test_hosted_page_in_chromium_authenticates_or_fails(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     client: stripe.StripeClient,
     ctl: httpx.Client,
     receiver: Receiver,

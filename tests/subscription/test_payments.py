@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
@@ -29,28 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CARD = "pm_card_visa"
 AUTH_CARD = "pm_card_authenticationRequired"
 DECLINING_CARD = "pm_card_chargeDeclined"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-
-@pytest.fixture
-def chromium() -> str:
-    """Debian's Chromium; a missing browser fails the test, it is never downloaded."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-    return str(CHROMIUM)
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def test_no_test_card_in_production_code() -> None:
