@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sandbox.errors import StripeError, bad_param
 from sandbox.jsontypes import Obj
 
-STATUSES = (400, 402, 429, 500, 503)
+STATUSES = (400, 401, 402, 403, 429, 500, 503)
 
 
 @dataclass
@@ -115,6 +115,19 @@ class Fault:
             )
         if self.status == 400:
             return StripeError(400, "invalid_request_error", "Injected bad request" + note)
+        if self.status == 401:
+            # What Stripe answers a revoked or rotated-away key (`stripe` raises
+            # AuthenticationError).
+            return StripeError(
+                401, "invalid_request_error", "Invalid API Key provided: sk_test_****" + note
+            )
+        if self.status == 403:
+            # A restricted key without the permission (`stripe` raises PermissionError).
+            return StripeError(
+                403,
+                "invalid_request_error",
+                "The provided key does not have the required permissions for this endpoint." + note,
+            )
         if self.status == 402:
             return StripeError(
                 402,

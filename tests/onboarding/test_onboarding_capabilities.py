@@ -165,14 +165,22 @@ async def test_capabilities_under_review_do_not_complete_onboarding(
     assert [t.status for t in final.tokens] == ["completed"]
 
 
+@pytest.mark.parametrize(
+    ("refusal", "error_type"),
+    [
+        (400, errors.STRIPE_INVALID_REQUEST),
+        (401, errors.STRIPE_AUTHENTICATION),  # a key rotated away
+        (403, errors.STRIPE_AUTHENTICATION),  # a restricted key without the permission
+    ],
+)
 async def test_stripe_refusing_every_read_for_minutes_leaves_onboarding_pending_until_it_answers(
-    onboarding: SkippingOnboarding, db_pool: asyncpg.Pool
+    onboarding: SkippingOnboarding, db_pool: asyncpg.Pool, refusal: int, error_type: str
 ) -> None:
     opened = await onboarding.open_link()
-    # From now on Stripe refuses every account read (a 400 is never retried by the
-    # read's own policy, so only the workflow's backoff brings it back).
+    # From now on Stripe refuses every account read (never retried by the read's own
+    # policy, so only the workflow's backoff brings it back).
     fault = await onboarding.sandbox.add_fault(
-        path=f"^/v1/accounts/{opened.account_id}$", method="GET", status=400
+        path=f"^/v1/accounts/{opened.account_id}$", method="GET", status=refusal
     )
     try:
         finished = await onboarding.sandbox.http.post(
@@ -192,7 +200,7 @@ async def test_stripe_refusing_every_read_for_minutes_leaves_onboarding_pending_
         stuck = await onboarding.status()
         assert stuck.stuck is not None
         assert stuck.stuck.step == "retrieve_connect_account"
-        assert stuck.stuck.error_type == errors.STRIPE_INVALID_REQUEST
+        assert stuck.stuck.error_type == error_type
         assert stuck.stuck.failures >= 4
         assert stuck.stuck.next_attempt_at > stuck.stuck.since
         # The state is kept: the token is still in progress, nothing was recorded.
@@ -207,4 +215,7 @@ async def test_stripe_refusing_every_read_for_minutes_leaves_onboarding_pending_
     assert final.stuck is None
     assert [t.status for t in final.tokens] == ["completed"]
     assert await _token_status(db_pool, onboarding.token_id) == "completed"
-    await record_history(onboarding.env.client, onboarding.handle.id, "onboarding_refused_reads")
+    if refusal == 400:
+        await record_history(
+            onboarding.env.client, onboarding.handle.id, "onboarding_refused_reads"
+        )

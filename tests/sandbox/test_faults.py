@@ -253,3 +253,24 @@ def test_saved_fault_options_are_checked(ctl: httpx.Client) -> None:
         response = ctl.post("/faults", json={"path": "^/v1/", **spec})
         assert response.status_code == 400, spec
         assert response.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"), [(401, stripe.AuthenticationError), (403, stripe.PermissionError)]
+)
+def test_a_refused_key_is_answered_as_stripe_does(
+    client: stripe.StripeClient, ctl: httpx.Client, status: int, raised: type[stripe.StripeError]
+) -> None:
+    """A rotated (401) or under-permitted (403) key: `stripe` raises the error classes
+    onramp's gateway treats as permanent for the call (and its workflows as "keep the
+    work pending")."""
+    customer = client.v1.customers.create(params={"email": f"k{status}@example.com"})
+    fault = ctl.post(
+        "/faults",
+        json={"path": f"^/v1/customers/{customer.id}$", "method": "GET", "status": status},
+    ).json()["id"]
+    with pytest.raises(raised) as refused:
+        client.v1.customers.retrieve(customer.id)
+    assert refused.value.http_status == status
+    assert ctl.delete(f"/faults/{fault}").status_code == 200
+    assert client.v1.customers.retrieve(customer.id).id == customer.id
