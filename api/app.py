@@ -9,6 +9,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from api import metrics
+from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
     admin_tier,
@@ -51,17 +52,37 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             await app.state.pool.close()
 
+    docs_url, redoc_url = ("/docs", "/redoc") if settings.api_docs_enabled else (None, None)
     app = FastAPI(
         title="onramp",
         version="1",
         summary="Durable customer lifecycle for platforms that bill with Stripe",
         lifespan=lifespan,
+        # The schema is the clients' contract and always served; the interactive pages
+        # only where configured (`onramp dev`).
+        docs_url=docs_url,
+        redoc_url=redoc_url,
+        # Starlette's trailing-slash redirect builds its Location from the request's Host
+        # header; a path with a stray slash is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # The last added runs first: security headers on every answer, then timing (refused
+    # requests are counted too), then the limits, before any route work.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        # The webhook counts its own 1 MiB while streaming (with its rejection metrics).
+        own_limit_paths={route.path for route in webhook_ingress.router.routes},
+    )
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths={path for path in (docs_url, redoc_url) if path},
+    )
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    if settings.api_metrics_enabled:
+        app.include_router(metrics.router)
     app.include_router(admin_webhooks.router)
     app.include_router(users.router)
     app.include_router(onboarding_routes.router)
