@@ -335,3 +335,46 @@ async def test_docs_and_metrics_exposure_follow_the_settings(api_settings: ApiSe
         assert docs.status_code == 200
         assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
         assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_the_set_password_form_works_in_a_browser_under_its_policy(
+    api_settings: ApiSettings, db_pool: asyncpg.Pool
+) -> None:
+    """The policy allows the page's own script and nothing else: the form still sets the
+    password in a real Chromium, and no CSP violation is reported."""
+    from playwright.async_api import async_playwright
+
+    from tests.onboarding.test_onboarding_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium", pytrace=False)
+    token = await _issue_set_password_token(db_pool)
+    violations: list[str] = []
+    async with serve_app(create_app(api_settings)) as base_url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page()
+            page.on(
+                "console",
+                lambda message: (
+                    violations.append(message.text)
+                    if "Content Security Policy" in message.text
+                    else None
+                ),
+            )
+            await page.goto(f"{base_url}/v1/portal/set-password?token={token}")
+            await page.fill("input[name=password]", "a-long-enough-password-42")
+            await page.click("#submit")
+            # A selector, not a script: the policy forbids eval (Playwright's too).
+            await page.wait_for_selector("#result:not(:empty)")
+            result = await page.text_content("#result")
+        finally:
+            await browser.close()
+    assert result == "Your password is set.", result
+    assert violations == []
+    stored = await db_pool.fetchval(
+        "SELECT state FROM password_tokens WHERE token_hash = $1", hash_token(token)
+    )
+    assert stored == "used"
