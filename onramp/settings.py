@@ -256,8 +256,7 @@ class ApiSettings(CommonSettings, StripeSettings):
     def _webhook_secrets_or_opt_out(self) -> Self:
         if self.stripe_webhooks_disabled and self.stripe_webhook_secrets:
             raise ValueError(
-                "STRIPE_WEBHOOKS_DISABLED=true but STRIPE_WEBHOOK_SECRETS is set: "
-                "unset one of them"
+                "STRIPE_WEBHOOKS_DISABLED=true but STRIPE_WEBHOOK_SECRETS is set: unset one of them"
             )
         if not self.stripe_webhooks_disabled and not self.stripe_webhook_secrets:
             raise ValueError(

@@ -38,6 +38,7 @@ from workflows.contracts import (
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
 
+
 class SignupRequest(BaseModel):
     # Checked and normalised by email-validator; stored lower-cased (users.normalize_email)
     # so that one mailbox is one user whatever the case it is typed in.

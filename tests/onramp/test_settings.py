@@ -149,8 +149,7 @@ def test_a_deployment_without_webhooks_says_so_explicitly(
     [
         # The same key with two scopes: the last one used to win, silently.
         (
-            "client-key-0123456789:client,admin-key-0123456789:admin,"
-            "client-key-0123456789:admin",
+            "client-key-0123456789:client,admin-key-0123456789:admin,client-key-0123456789:admin",
             "entries 1 and 3 are the same key",
         ),
         ("client-key-0123456789:client, client-key-0123456789:client", "same key"),
