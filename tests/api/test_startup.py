@@ -112,3 +112,14 @@ async def test_the_worker_names_an_unreachable_postgres_and_exits(
     assert f"onramp worker: cannot reach Postgres at 127.0.0.1:{port} (DATABASE_URL)" in output
     assert "Traceback" not in output
     assert "secret-password" not in output
+
+
+async def test_migrate_names_an_unreachable_postgres_and_exits() -> None:
+    port = _closed_port()
+    code, output = await _run(
+        [str(Path(sys.executable).parent / "onramp"), "migrate"],
+        _environment(DATABASE_URL=f"postgresql://onramp:secret-password@127.0.0.1:{port}/o"),
+    )
+    assert code == 1, output
+    assert f"onramp migrate: cannot reach Postgres at 127.0.0.1:{port} (DATABASE_URL)" in output
+    assert "Traceback" not in output and "secret-password" not in output
