@@ -29,6 +29,7 @@ from onramp.settings import ApiSettings
 from onramp.tokens import hash_token
 from tests.support.api_server import serve_app
 from tests.support.harness import ADMIN_KEY, WEBHOOK_SECRETS, auth, open_app_client
+from tests.support.stack import Stack
 from tests.webhooks.events import event_body, sign, stripe_id
 
 WEBHOOK = "/v1/webhooks/stripe"
@@ -99,11 +100,8 @@ async def test_signup_refuses_what_email_validator_refuses(
     assert _assert_error(response, 422, "validation_error")["message"].startswith("email: ")
 
 
-async def test_signup_stores_the_normalised_address(stack: object) -> None:
+async def test_signup_stores_the_normalised_address(stack: Stack) -> None:
     """The domain as the library normalises it (lower case, IDNA), one user per mailbox."""
-    from tests.support.stack import Stack
-
-    assert isinstance(stack, Stack)
     local = f"Sam.{uuid.uuid4().hex[:8]}"
     response = await stack.api.post(
         "/v1/users",
@@ -254,7 +252,7 @@ async def test_a_signature_dated_far_in_the_future_is_refused(
     # A clock a little ahead (within the 300 s tolerance) is still accepted.
     soon = int(time.time()) + 60
     accepted = await app_client.post(WEBHOOK, content=body, headers=_signed(body, soon))
-    assert accepted.status_code != 400, accepted.text
+    assert accepted.status_code == 200, accepted.text
 
 
 # --- headers, redirects, exposure ----------------------------------------------------------
