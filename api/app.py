@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from api import metrics
+from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
     admin_tier,
@@ -23,6 +28,7 @@ from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
 from api.temporal_gateway import TemporalGateway
 from api.webhooks import ingress as webhook_ingress
+from onramp import startup
 from onramp.db import create_pool
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
@@ -37,6 +43,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     if settings is None:
         settings = load_settings(ApiSettings)
         configure_logging(settings.log_level)
+        _wait_for_postgres(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,17 +58,39 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             await app.state.pool.close()
 
+    docs_url, redoc_url = ("/docs", "/redoc") if settings.api_docs_enabled else (None, None)
     app = FastAPI(
         title="onramp",
         version="1",
         summary="Durable customer lifecycle for platforms that bill with Stripe",
         lifespan=lifespan,
+        # The schema is the clients' contract and always served; the interactive pages
+        # only where configured (`onramp dev`).
+        docs_url=docs_url,
+        redoc_url=redoc_url,
+        # Starlette's trailing-slash redirect builds its Location from the request's Host
+        # header; a path with a stray slash is a 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # The last added runs first: security headers on every answer, then timing (refused
+    # requests are counted too), then the limits, before any route work.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        # The webhook counts its own 1 MiB while streaming (with its rejection metrics).
+        own_limit_paths={
+            route.path for route in webhook_ingress.router.routes if isinstance(route, APIRoute)
+        },
+    )
     app.add_middleware(metrics.RequestMetricsMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths={path for path in (docs_url, redoc_url) if path},
+    )
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    if settings.api_metrics_enabled:
+        app.include_router(metrics.router)
     app.include_router(admin_webhooks.router)
     app.include_router(users.router)
     app.include_router(onboarding_routes.router)
@@ -72,3 +101,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(admin_workflows.router)
     app.include_router(webhook_ingress.router)
     return app
+
+
+def _wait_for_postgres(settings: ApiSettings) -> None:
+    """Before uvicorn starts the app: Postgres reachable, or one line and exit(1).
+
+    Checked here rather than in the lifespan, where a failure ends in uvicorn's
+    traceback. Temporal is not waited for: the API connects to it lazily and serves
+    what needs only Postgres (status reads, the webhook inbox) while it is away.
+    uvicorn calls the factory inside its event loop, hence the check's own thread.
+    """
+    check = startup.check_postgres(
+        settings.database_url.get_secret_value(), settings.startup_wait_seconds
+    )
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        try:
+            executor.submit(asyncio.run, check).result()
+        except startup.StartupFailed as failure:
+            print(f"onramp api: {failure}", file=sys.stderr, flush=True)  # noqa: T201
+            raise SystemExit(1) from None

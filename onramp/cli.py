@@ -16,6 +16,7 @@ import sys
 
 from onramp.logging import configure_logging
 from onramp.settings import CommonSettings, load_settings
+from onramp.startup import StartupFailed, check_postgres
 
 
 def _exec_module(module: str, *args: str) -> None:
@@ -66,7 +67,18 @@ def _cmd_migrate(_: argparse.Namespace) -> None:
 
     settings = load_settings(_MigrateSettings)
     configure_logging(settings.log_level)
-    applied = asyncio.run(apply_migrations(settings.database_url.get_secret_value()))
+    dsn = settings.database_url.get_secret_value()
+
+    async def migrate() -> list[str]:
+        # An unreachable database: retried for STARTUP_WAIT_SECONDS, then one line.
+        await check_postgres(dsn, settings.startup_wait_seconds)
+        return await apply_migrations(dsn)
+
+    try:
+        applied = asyncio.run(migrate())
+    except StartupFailed as failure:
+        print(f"onramp migrate: {failure}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
 

@@ -44,6 +44,9 @@ DEV_DEFAULTS: dict[str, str] = {
     "ONRAMP_SANDBOX_PORT": "12111",
     "ONRAMP_SMTP_PORT": "1025",
     "LOG_LEVEL": "INFO",
+    # Production serves neither the interactive docs nor (optionally) metrics publicly.
+    "API_DOCS_ENABLED": "true",
+    "API_METRICS_ENABLED": "true",
 }
 
 

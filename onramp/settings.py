@@ -52,6 +52,28 @@ def parse_api_keys(raw: str) -> list[ApiKey]:
         keys.append(ApiKey(key=SecretStr(key), scope=scope, name=name))
     if not keys:
         raise ValueError("at least one key is required")
+    return check_distinct_keys(keys)
+
+
+def check_distinct_keys(keys: list[ApiKey]) -> list[ApiKey]:
+    """Refuse a key listed twice (whatever its scopes: the last would silently win) and
+    two keys with one name (audits and idempotency records name the caller by it)."""
+    seen_keys: dict[str, int] = {}
+    seen_names: dict[str, int] = {}
+    for position, entry in enumerate(keys, start=1):
+        secret = entry.key.get_secret_value()
+        if secret in seen_keys:
+            raise ValueError(
+                f"entries {seen_keys[secret]} and {position} are the same key: "
+                "list each key once, with one scope"
+            )
+        if entry.name in seen_names:
+            raise ValueError(
+                f"entries {seen_names[entry.name]} and {position} have the same name "
+                f"{entry.name!r}: each key needs its own name"
+            )
+        seen_keys[secret] = position
+        seen_names[entry.name] = position
     return keys
 
 
@@ -98,6 +120,13 @@ class CommonSettings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "onramp"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    startup_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="how long a process retries an unreachable Postgres (the worker: and "
+        "Temporal) at start before it exits with one line naming the setting",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -145,7 +174,23 @@ class ApiSettings(CommonSettings, StripeSettings):
     )
     stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="comma list of whsec_… signing secrets (platform, Connect, rotation)",
+        description="comma list of whsec_… signing secrets (platform, Connect, rotation); "
+        "required unless STRIPE_WEBHOOKS_DISABLED=true",
+    )
+    stripe_webhooks_disabled: bool = Field(
+        default=False,
+        description="a deployment that receives no Stripe webhooks (workflows re-read "
+        "Stripe on their own); without it, the API refuses to start with no secret",
+    )
+    api_docs_enabled: bool = Field(
+        default=False,
+        description="serve the interactive docs (/docs, /redoc); /openapi.json is always "
+        "served (`onramp dev` turns the docs on)",
+    )
+    api_metrics_enabled: bool = Field(
+        default=True,
+        description="serve Prometheus metrics at /metrics (the inbox-lag and poller alerts "
+        "read them); turn off where the API's port is public and nothing scrapes it",
     )
     onramp_public_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -201,6 +246,25 @@ class ApiSettings(CommonSettings, StripeSettings):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("onramp_api_keys")
+    @classmethod
+    def _distinct_keys(cls, value: list[ApiKey]) -> list[ApiKey]:
+        return check_distinct_keys(value)
+
+    @model_validator(mode="after")
+    def _webhook_secrets_or_opt_out(self) -> Self:
+        if self.stripe_webhooks_disabled and self.stripe_webhook_secrets:
+            raise ValueError(
+                "STRIPE_WEBHOOKS_DISABLED=true but STRIPE_WEBHOOK_SECRETS is set: unset one of them"
+            )
+        if not self.stripe_webhooks_disabled and not self.stripe_webhook_secrets:
+            raise ValueError(
+                "STRIPE_WEBHOOK_SECRETS is not set, so every Stripe webhook would be "
+                "refused: set the endpoints' whsec_… secrets, or STRIPE_WEBHOOKS_DISABLED=true "
+                "for a deployment without webhooks"
+            )
+        return self
 
     @field_validator("stripe_webhook_secrets", mode="before")
     @classmethod
@@ -390,11 +454,12 @@ def describe_validation_error(error: ValidationError) -> str:
     """One line per invalid setting, named as the environment variable is."""
     lines = []
     for problem in error.errors():
-        name = ".".join(str(part) for part in problem["loc"]).upper() or "settings"
+        name = ".".join(str(part) for part in problem["loc"]).upper()
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "missing":
             message = "is required but not set"
-        lines.append(f"  {name}: {message}")
+        # A check across settings has no single location; its message names them.
+        lines.append(f"  {name}: {message}" if name else f"  {message}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

@@ -20,11 +20,13 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from onramp import startup
 from onramp.db import create_pool
 from onramp.logging import configure_logging, log_event
 from onramp.settings import WorkerSettings, load_settings
@@ -49,10 +51,24 @@ async def run(settings: WorkerSettings) -> None:
                 metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)
             )
         )
-    client = await connect_temporal(
-        settings.temporal_address, settings.temporal_namespace, runtime=runtime
+    # Unreachable at start: retried for STARTUP_WAIT_SECONDS, then one line (main()).
+    client = await startup.reach(
+        "Temporal",
+        "TEMPORAL_ADDRESS",
+        settings.temporal_address,
+        lambda: connect_temporal(
+            settings.temporal_address, settings.temporal_namespace, runtime=runtime
+        ),
+        settings.startup_wait_seconds,
     )
-    pool = await create_pool(settings.database_url.get_secret_value())
+    dsn = settings.database_url.get_secret_value()
+    pool = await startup.reach(
+        "Postgres",
+        "DATABASE_URL",
+        startup.postgres_address(dsn),
+        lambda: create_pool(dsn),
+        settings.startup_wait_seconds,
+    )
     dependencies = WorkerDependencies.build(settings, pool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,4 +111,8 @@ async def stop_within(worker: Worker, deadline: timedelta) -> None:
 def main() -> None:
     settings = load_settings(WorkerSettings)
     configure_logging(settings.log_level)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except startup.StartupFailed as failure:
+        print(f"onramp worker: {failure}", file=sys.stderr, flush=True)  # noqa: T201
+        raise SystemExit(1) from None

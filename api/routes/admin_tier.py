@@ -17,6 +17,7 @@ from api.auth import AdminKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES
 from api.idempotency import Answer, run_once
+from api.input_text import SafeText
 from api.routes.subscriptions import (
     CHANGE_RESPONSES,
     SubscriptionResponse,
@@ -32,8 +33,9 @@ router = APIRouter(prefix="/v1/admin/users", tags=["admin"], responses=ERROR_RES
 
 class TierOverrideBody(BaseModel):
     tier: Tier
-    # Not blank, and no NUL character: Postgres text cannot hold one.
-    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    # Not blank; no control, zero-width or bidi-override character (NUL included:
+    # Postgres text cannot hold one), since the audit shows it to people.
+    reason: SafeText = Field(min_length=1, max_length=500, pattern=r"^.*\S.*$")
 
 
 @router.put(

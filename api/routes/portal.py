@@ -8,6 +8,8 @@ the password reaches Temporal, a log or the database in the clear.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.deps import Pool
+from api.edge import html_policy
 from api.errors import ApiError, ErrorResponse, json_error_response
 from onramp import checkout
 from onramp.checkout import SetPasswordOutcome
@@ -25,6 +28,29 @@ from onramp.tokens import hash_token
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
 _TOKEN = Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")
+
+_ACTION = "/v1/portal/set-password"
+
+# The page's one script, inline (a single request, nothing to cache) and allowed by its
+# hash in the page's Content-Security-Policy, so no other inline script could run.
+_SCRIPT = """
+document.getElementById("set-password").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await fetch("{action}", {
+    method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({token: form.get("token"), password: form.get("password")}),
+  });
+  const result = document.getElementById("result");
+  if (response.status === 204) { result.textContent = "Your password is set."; return; }
+  const body = await response.json().catch(() => ({}));
+  result.textContent = (body.error && body.error.message) || "Something went wrong.";
+});
+""".replace("{action}", _ACTION)
+_POLICY = html_policy(
+    script_hashes=[base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()]
+)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Set your password</title>
@@ -39,21 +65,7 @@ _PAGE = """<!doctype html>
   <button type="submit" id="submit">Set password</button>
 </form>
 <p id="result" role="status"></p>
-<script>
-document.getElementById("set-password").addEventListener("submit", async (event) => {{
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const response = await fetch("{action}", {{
-    method: "POST",
-    headers: {{"Content-Type": "application/json"}},
-    body: JSON.stringify({{token: form.get("token"), password: form.get("password")}}),
-  }});
-  const result = document.getElementById("result");
-  if (response.status === 204) {{ result.textContent = "Your password is set."; return; }}
-  const body = await response.json().catch(() => ({{}}));
-  result.textContent = (body.error && body.error.message) || "Something went wrong.";
-}});
-</script>
+<script>{script}</script>
 </body></html>
 """
 
@@ -93,11 +105,11 @@ async def set_password_page(
     if outcome is SetPasswordOutcome.GONE:
         raise _gone()
     page = _PAGE.format(
-        token=html.escape(token, quote=True),
-        min_length=MIN_PASSWORD_LENGTH,
-        action="/v1/portal/set-password",
+        token=html.escape(token, quote=True), min_length=MIN_PASSWORD_LENGTH, script=_SCRIPT
     )
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        page, headers={"Cache-Control": "no-store", "Content-Security-Policy": _POLICY}
+    )
 
 
 @router.post(

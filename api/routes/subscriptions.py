@@ -133,7 +133,7 @@ class UpgradeBody(BaseModel):
     billing_cycle: BillingCycle = "monthly"
     payment_method: str | None = Field(
         default=None,
-        pattern=r"^pm_\w+$",
+        pattern=r"^pm_[A-Za-z0-9_]+$",
         description="a payment method the platform collected; required for a new "
         "subscription (without one: 409 with the Checkout next action), optional for a "
         "price change (which otherwise charges the subscription's own payment method)",
@@ -146,7 +146,7 @@ class DowngradeBody(BaseModel):
 
 
 class PaymentMethodBody(BaseModel):
-    payment_method: str = Field(pattern=r"^pm_\w+$")
+    payment_method: str = Field(pattern=r"^pm_[A-Za-z0-9_]+$")
 
 
 async def subscription_response(db: asyncpg.Pool, user_id: str) -> SubscriptionResponse:

@@ -8,7 +8,6 @@ with a status URL when it takes longer. The answer is read from Postgres.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -25,6 +24,7 @@ from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
+from api.input_text import EmailAddress, SafeText
 from api.temporal_gateway import TemporalUnavailable
 from onramp import users
 from workflows import errors, search_attributes
@@ -38,24 +38,18 @@ from workflows.contracts import (
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
 
-# No NUL character either: Postgres text cannot hold one.
-_EMAIL = re.compile(r"^[^@\s\x00]{1,64}@[^@\s\x00]+\.[^@\s\x00]{2,}$")
-
 
 class SignupRequest(BaseModel):
-    email: str = Field(
-        max_length=254, examples=["sam@example.com"], json_schema_extra={"format": "email"}
-    )
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    # Checked and normalised by email-validator; stored lower-cased (users.normalize_email)
+    # so that one mailbox is one user whatever the case it is typed in.
+    email: EmailAddress
+    username: SafeText = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     payouts: bool = Field(default=False, description="the user will receive payouts (Connect)")
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        normalized = users.normalize_email(value)
-        if not _EMAIL.match(normalized):
-            raise ValueError("must be an email address")
-        return normalized
+        return users.normalize_email(value)
 
 
 class UserResponse(BaseModel):

@@ -11,8 +11,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
+from api.json_limits import nesting_depth
 from onramp.webhook_inbox import NewInboxEvent
 from workflows.contracts import StripeEventSignal
 
@@ -25,12 +26,22 @@ class EventData(BaseModel):
     object: dict[str, Any]
 
 
+# Deeper than any Stripe object nests (a handful of levels), far below where Python's
+# recursive JSON parser and the objects it builds become the cost.
+MAX_EVENT_DEPTH = 64
+
+# The last second a datetime (and Postgres' timestamptz, comfortably) can hold.
+LATEST_TIMESTAMP = 253_402_300_799
+
+
 class StripeEvent(BaseModel):
     """The envelope of a Stripe (v1, snapshot) event."""
 
     id: str = Field(pattern=r"^evt_[A-Za-z0-9_]+$", max_length=255)
     type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", max_length=255)
-    created: int = Field(ge=0)
+    # Unix seconds, an integer as Stripe sends it: `1e20` (a float) or a year past 9999
+    # cannot become a datetime.
+    created: StrictInt = Field(ge=0, le=LATEST_TIMESTAMP)
     livemode: bool
     account: str | None = Field(default=None, pattern=r"^acct_[A-Za-z0-9]+$", max_length=255)
     api_version: str | None = Field(default=None, max_length=64)
@@ -79,9 +90,11 @@ def decode_body(raw_body: bytes) -> str:
 
 def parse_event(text: str) -> StripeEvent:
     """Parse a verified body; raise :class:`InvalidEvent` with a client-safe message."""
+    if nesting_depth(text) > MAX_EVENT_DEPTH:
+        raise InvalidEvent(f"Webhook body nests deeper than {MAX_EVENT_DEPTH} levels")
     try:
         document = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise InvalidEvent("Webhook body is not valid JSON") from error
     if not isinstance(document, dict) or document.get("object", "event") != "event":
         raise InvalidEvent("Webhook body is not a Stripe event")

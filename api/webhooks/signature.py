@@ -7,6 +7,7 @@ accepted by one route (SPEC 4). The `stripe` library does the cryptography.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -15,12 +16,18 @@ import stripe
 TOLERANCE_SECONDS = 300
 
 SignatureProblem = Literal[
-    "missing_header", "malformed_header", "no_match", "stale_timestamp", "no_secrets_configured"
+    "missing_header",
+    "malformed_header",
+    "no_match",
+    "stale_timestamp",
+    "future_timestamp",
+    "no_secrets_configured",
 ]
 
 # How bad each problem is as a diagnosis: a stale timestamp means a secret matched (a
 # replay or a skewed clock); a malformed header matched nothing at all.
 _PRECEDENCE: dict[SignatureProblem, int] = {
+    "future_timestamp": 3,
     "stale_timestamp": 3,
     "no_match": 2,
     "malformed_header": 1,
@@ -64,5 +71,18 @@ def verify_signature(
             if _PRECEDENCE[problem] > _PRECEDENCE[worst]:
                 worst = problem
             continue
+        if _signed_at(header) > time.time() + tolerance:
+            # The library bounds only the past; a timestamp beyond the tolerance ahead
+            # would keep the signed request replayable until that time comes.
+            raise InvalidSignature("future_timestamp")
         return
     raise InvalidSignature(worst)
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` of a header the library has just verified (so it has one, an integer)."""
+    for item in header.split(","):
+        name, _, value = item.partition("=")
+        if name == "t":
+            return int(value)
+    raise InvalidSignature("malformed_header")  # pragma: no cover - verified above

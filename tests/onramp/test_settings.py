@@ -102,3 +102,99 @@ def test_test_clocks_need_a_test_key(monkeypatch: pytest.MonkeyPatch) -> None:
     message = describe_validation_error(caught.value)
     assert "STRIPE_TEST_CLOCKS=true needs a test-mode key" in message
     assert "abc123" not in message
+
+
+def _api_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1/db")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_abc123")
+    monkeypatch.setenv("ONRAMP_API_KEYS", "client-key-0123456789:client")
+    monkeypatch.setenv("ONRAMP_TOKEN_SECRET", "a-token-secret-of-at-least-32-chars!")
+    for name in ("STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOKS_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _explained(caught: pytest.ExceptionInfo[ValidationError]) -> str:
+    return describe_validation_error(caught.value)
+
+
+def test_the_api_refuses_to_start_without_a_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finding: the API started without a secret, and then answered every webhook 400."""
+    _api_environment(monkeypatch)
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings()
+    message = _explained(caught)
+    assert "STRIPE_WEBHOOK_SECRETS is not set" in message
+    assert "STRIPE_WEBHOOKS_DISABLED=true" in message
+    assert len(message.splitlines()) == 2  # the heading and one line
+
+
+def test_a_deployment_without_webhooks_says_so_explicitly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _api_environment(monkeypatch)
+    monkeypatch.setenv("STRIPE_WEBHOOKS_DISABLED", "true")
+    assert ApiSettings().stripe_webhook_secrets == []
+    # Both at once is a contradiction, not a choice.
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRETS", "whsec_one")
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings()
+    assert "unset one of them" in _explained(caught)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # The same key with two scopes: the last one used to win, silently.
+        (
+            "client-key-0123456789:client,admin-key-0123456789:admin,client-key-0123456789:admin",
+            "entries 1 and 3 are the same key",
+        ),
+        ("client-key-0123456789:client, client-key-0123456789:client", "same key"),
+        (
+            "client-key-0123456789:client:ops,admin-key-0123456789:admin:ops",
+            "entries 1 and 2 have the same name 'ops'",
+        ),
+    ],
+)
+def test_duplicate_api_keys_are_refused(
+    monkeypatch: pytest.MonkeyPatch, raw: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_api_keys(raw)
+    _api_environment(monkeypatch)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRETS", "whsec_one")
+    monkeypatch.setenv("ONRAMP_API_KEYS", raw)
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings()
+    explained = _explained(caught)
+    assert f"ONRAMP_API_KEYS: {message}" in explained or message in explained
+    assert "client-key-0123456789" not in explained  # the key itself is never shown
+
+
+def test_duplicate_keys_are_refused_when_settings_are_built_in_code() -> None:
+    keys = parse_api_keys("client-key-0123456789:client")
+    with pytest.raises(ValidationError, match="same key"):
+        ApiSettings.model_validate(
+            {
+                "database_url": "postgresql://u:p@127.0.0.1/db",
+                "temporal_address": "127.0.0.1:7233",
+                "stripe_secret_key": "sk_test_abc123",
+                "onramp_api_keys": [*keys, keys[0].model_copy(update={"scope": "admin"})],
+                "stripe_webhook_secrets": ["whsec_one"],
+                "onramp_token_secret": "a-token-secret-of-at-least-32-chars!",
+            }
+        )
+
+
+def test_docs_are_off_and_metrics_on_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    _api_environment(monkeypatch)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRETS", "whsec_one")
+    settings = ApiSettings()
+    assert (settings.api_docs_enabled, settings.api_metrics_enabled) == (False, True)
+    monkeypatch.setenv("API_DOCS_ENABLED", "true")
+    monkeypatch.setenv("API_METRICS_ENABLED", "false")
+    settings = ApiSettings()
+    assert (settings.api_docs_enabled, settings.api_metrics_enabled) == (True, False)
