@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from playwright.async_api import Browser
 
 from api.app import create_app
 from onramp import checkout
@@ -336,24 +337,15 @@ async def test_docs_and_metrics_exposure_follow_the_settings(api_settings: ApiSe
 
 
 async def test_the_set_password_form_works_in_a_browser_under_its_policy(
-    api_settings: ApiSettings, db_pool: asyncpg.Pool
+    api_settings: ApiSettings, db_pool: asyncpg.Pool, browser: Browser
 ) -> None:
     """The policy allows the page's own script and nothing else: the form still sets the
     password in a real Chromium, and no CSP violation is reported."""
-    from playwright.async_api import async_playwright
-
-    from tests.onboarding.test_onboarding_browser import CHROMIUM, CHROMIUM_ARGS
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium", pytrace=False)
     token = await _issue_set_password_token(db_pool)
     violations: list[str] = []
-    async with serve_app(create_app(api_settings)) as base_url, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+    async with serve_app(create_app(api_settings)) as base_url:
+        page = await browser.new_page()
         try:
-            page = await browser.new_page()
             page.on(
                 "console",
                 lambda message: (
@@ -369,7 +361,7 @@ async def test_the_set_password_form_works_in_a_browser_under_its_policy(
             await page.wait_for_selector("#result:not(:empty)")
             result = await page.text_content("#result")
         finally:
-            await browser.close()
+            await page.close()
     assert result == "Your password is set.", result
     assert violations == []
     stored = await db_pool.fetchval(
