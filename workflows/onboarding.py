@@ -264,7 +264,9 @@ class OnboardingWorkflow:
                 # Not finished yet: the user may be back on Stripe's pages any moment,
                 # so polling starts over (the run loop picks up the new deadline).
                 self._restart_polling()
-                self._wake = True
+            # Either way the run loop looks again: a completed onboarding ends the run now
+            # instead of at its next timer.
+            self._wake = True
         return self.status()
 
     # --- the run ------------------------------------------------------------------------

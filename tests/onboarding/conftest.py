@@ -96,9 +96,16 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serve_onboarding(
-    stack: Stack, pool: asyncpg.Pool, *, webhooks: bool, poll_seconds: float
+    stack: Stack,
+    pool: asyncpg.Pool,
+    *,
+    webhooks: bool,
+    poll_seconds: float,
+    overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
-    settings = stack.settings.model_copy(update={"onboarding_poll_seconds": poll_seconds})
+    settings = stack.settings.model_copy(
+        update={"onboarding_poll_seconds": poll_seconds, **(overrides or {})}
+    )
     app = create_app(settings)
     async with serve_app(app) as base_url:
         app.state.settings = settings.model_copy(update={"onramp_public_url": base_url})
@@ -180,6 +187,7 @@ async def skipping_onboarding(
     task_queue: str,
     *,
     capabilities: str = "card_payments,transfers",
+    continue_after: int = 200,
 ) -> AsyncIterator[SkippingOnboarding]:
     user_id = str(uuid.uuid4())
     email = f"skip-{user_id[:8]}@example.com"
@@ -199,7 +207,9 @@ async def skipping_onboarding(
     ):
         handle = await env.client.start_workflow(
             ONBOARDING_WORKFLOW,
-            OnboardingWorkflowInput(user_id=user_id, poll_seconds=60),
+            OnboardingWorkflowInput(
+                user_id=user_id, poll_seconds=60, continue_after=continue_after
+            ),
             id=onboarding_workflow_id(user_id),
             task_queue=task_queue,
             result_type=OnboardingWorkflowStatus,
