@@ -19,9 +19,16 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from api.errors import ApiError
+from api.errors import ApiError, ErrorResponse
 
 WINDOW_SECONDS = 60.0
+
+# The OpenAPI entry of the 429 these routes may answer.
+RATE_LIMITED_RESPONSE: dict[str, object] = {
+    "model": ErrorResponse,
+    "description": "Too many requests for this link or from this address; see Retry-After",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+}
 
 
 class WindowCounter:

@@ -164,6 +164,7 @@ def _update_error(cause: BaseException | None) -> ApiError:
     responses={
         303: {"description": "To the platform's success page"},
         404: {"model": ErrorResponse},
+        429: token_limits.RATE_LIMITED_RESPONSE,
     },
 )
 async def checkout_return(

@@ -59,6 +59,7 @@ from workflows.contracts import (
 router = APIRouter(tags=["onboarding"])
 
 _GONE = ("expired", "revoked", "completed")
+RATE_LIMITED = token_limits.RATE_LIMITED_RESPONSE
 
 # The `state` of Stripe's redirects is a derived token (base64url, tokens.derive_token).
 _STATE = Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
@@ -312,6 +313,7 @@ async def _open_link(
         422: VALIDATION_ERROR_RESPONSE,
         502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
         503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+        429: RATE_LIMITED,
     },
 )
 async def open_onboarding_link(
@@ -356,6 +358,7 @@ async def _by_state(pool: Pool, state: str) -> FoundToken:
         422: VALIDATION_ERROR_RESPONSE,
         502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
         503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+        429: RATE_LIMITED,
     },
 )
 async def connect_refresh(
@@ -386,6 +389,7 @@ async def connect_refresh(
         404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
         410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
         422: VALIDATION_ERROR_RESPONSE,
+        429: RATE_LIMITED,
     },
 )
 async def connect_return(
