@@ -73,13 +73,20 @@ class BillingActivities:
     @activity.defn
     async def record_invoice(self, request: RecordInvoiceInput) -> None:
         try:
-            await billing.upsert_invoice(self.pool, request.user_id, request.invoice)
+            mirrored = await billing.upsert_invoice(self.pool, request.user_id, request.invoice)
         except PERMANENT_DB_ERRORS as error:
             raise ApplicationError(
                 f"invoice {request.invoice.invoice_id} not mirrored: {error}",
                 type=errors.BILLING_WRITE_FAILED,
                 non_retryable=True,
             ) from None
+        if not mirrored:
+            # The mirror row is another user's: it never changes owner (SPEC 10).
+            log_event(
+                logger, "STRIPE_OWNERSHIP_MISMATCH", user_id=request.user_id,
+                object_id=request.invoice.invoice_id, customer_id=request.invoice.customer_id,
+                where="invoice_mirror",
+            )  # fmt: skip
 
     @activity.defn
     async def open_checkout(self, request: UserRef) -> OpenCheckoutCheck:

@@ -6,6 +6,7 @@ Tokens are derived here from their ids (SPEC 3.0), so neither a token nor its li
 
 from __future__ import annotations
 
+import base64
 import logging
 
 import asyncpg
@@ -69,10 +70,23 @@ class OnboardingActivities:
     async def mark_onboarding_token_in_progress(
         self, request: MarkTokenInProgressInput
     ) -> OnboardingTokenStatus:
-        """Status, state and expiry in one statement; `ONBOARDING_TOKEN_GONE` if not open."""
-        state = tokens.derive_token(self.token_secret, tokens.CONNECT_STATE, request.token_id)
+        """Status, the state's digest, expiry and the sealed link in one statement;
+        `ONBOARDING_TOKEN_GONE` if not open."""
+        state_hash = tokens.derive_token_hash(
+            self.token_secret, tokens.CONNECT_STATE, request.token_id
+        )
+        sealed = (
+            base64.urlsafe_b64decode(request.sealed_link.encode("ascii"))
+            if request.sealed_link is not None
+            else None
+        )
         previous = await onboarding.mark_in_progress(
-            self.pool, request.token_id, state, request.expires_at
+            self.pool,
+            request.token_id,
+            state_hash,
+            request.expires_at,
+            sealed,
+            request.link_expires_at,
         )
         if previous is None:
             raise ApplicationError(

@@ -43,9 +43,10 @@ def _id(value: Any) -> str | None:
 
 def session_snapshot(session: Any) -> CheckoutSessionSnapshot:
     subscription = session.subscription
-    subscription_status = invoice_status = None
+    subscription_status = invoice_status = subscription_customer = None
     if subscription is not None and not isinstance(subscription, str):
         subscription_status = getattr(subscription, "status", None)
+        subscription_customer = _id(getattr(subscription, "customer", None))
         invoice = getattr(subscription, "latest_invoice", None)
         if invoice is not None and not isinstance(invoice, str):
             invoice_status = getattr(invoice, "status", None)
@@ -58,6 +59,7 @@ def session_snapshot(session: Any) -> CheckoutSessionSnapshot:
         customer_id=_id(session.customer),
         subscription_status=subscription_status,
         invoice_status=invoice_status,
+        subscription_customer_id=subscription_customer,
     )
 
 

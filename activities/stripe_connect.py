@@ -2,7 +2,8 @@
 
 Each open of the service's link is its own operation: the account link is created with
 the key `<workflow id>/<update id>/account_link` (SPEC 3.0). The refresh and return
-URLs carry the token's `state`, derived here so it never enters workflow history.
+URLs carry the token's `state`, derived here so it never enters workflow history; the
+link itself (a bearer secret) leaves this activity sealed (`tokens.seal_text`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class StripeConnectActivities:
             token_id=request.token_id, workflow_id=request.workflow_id,
         )  # fmt: skip
         return AccountLinkResult(
-            url=link.url, expires_at=datetime.fromtimestamp(link.expires_at, tz=UTC)
+            sealed_url=tokens.seal_text(self.token_secret, request.token_id, link.url),
+            expires_at=datetime.fromtimestamp(link.expires_at, tz=UTC),
         )
 
     @activity.defn

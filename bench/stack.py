@@ -191,6 +191,9 @@ class BenchStack:
             "ONRAMP_PUBLIC_URL": self.api_url,
             "SMTP_URL": f"smtp://127.0.0.1:{self.smtp_port}",
             "LOG_LEVEL": "WARNING",
+            # Every simulated user comes from this one loopback address: the per-address
+            # limit of the token routes would otherwise throttle the load itself.
+            "ADDRESS_ROUTE_LIMIT_PER_MINUTE": "1000000",
         }
         await self._start_sandbox()
         await self._start_smtp_sink()

@@ -141,8 +141,10 @@ async def has_open_checkout(db: asyncpg.Pool | asyncpg.Connection, user_id: str)
     return found
 
 
-async def upsert_invoice(pool: asyncpg.Pool, user_id: str, invoice: InvoiceSnapshot) -> None:
-    await pool.execute(
+async def upsert_invoice(pool: asyncpg.Pool, user_id: str, invoice: InvoiceSnapshot) -> bool:
+    """Mirror a re-read invoice for its user. An invoice row never changes owner: when
+    the row belongs to another user nothing is written and the answer is False."""
+    mirrored = await pool.fetchval(
         """
         INSERT INTO invoices (
             stripe_invoice_id, user_id, stripe_subscription_id, number, status, currency,
@@ -157,6 +159,8 @@ async def upsert_invoice(pool: asyncpg.Pool, user_id: str, invoice: InvoiceSnaps
             period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
             hosted_invoice_url = EXCLUDED.hosted_invoice_url,
             invoice_pdf = EXCLUDED.invoice_pdf, updated_at = now()
+        WHERE invoices.user_id = EXCLUDED.user_id
+        RETURNING true
         """,
         invoice.invoice_id,
         user_id,
@@ -174,6 +178,7 @@ async def upsert_invoice(pool: asyncpg.Pool, user_id: str, invoice: InvoiceSnaps
         invoice.invoice_pdf,
         invoice.created,
     )
+    return mirrored is not None
 
 
 async def list_invoices(

@@ -20,20 +20,23 @@ from workflows.contracts import (
 
 _ROW_COLUMNS = """
     id::text AS token_id, user_id::text AS user_id, status, expires_at,
-    state IS NOT NULL AS has_state
+    state_sha256 IS NOT NULL AS has_state
 """
 
 Db = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 class FoundToken(BaseModel):
-    """A token as the API finds it by hash or by state."""
+    """A token as the API finds it by its hash or its state's hash, with the sealed
+    account link handed out last (reused while it stays fresh)."""
 
     token_id: str
     user_id: str
     status: OnboardingTokenStatus
     expires_at: datetime
     expired_by_clock: bool
+    link_sealed: bytes | None = None
+    link_fresh_seconds: float | None = None
 
 
 class OnboardingView(BaseModel):
@@ -77,7 +80,9 @@ async def insert_token(
         if inserted is not None:
             await connection.execute(
                 """
-                UPDATE onboarding_tokens SET status = 'revoked', updated_at = now()
+                UPDATE onboarding_tokens
+                SET status = 'revoked', link_sealed = NULL, link_expires_at = NULL,
+                    updated_at = now()
                 WHERE user_id = $1 AND id <> $2 AND status = 'pending'
                 """,
                 user_id,
@@ -107,7 +112,8 @@ async def open_token_ids(db: Db, user_id: str) -> list[OnboardingTokenRecord]:
 
 _FIND = """
     SELECT id::text AS token_id, user_id::text AS user_id, status, expires_at,
-           expires_at <= now() AS expired_by_clock
+           expires_at <= now() AS expired_by_clock, link_sealed,
+           EXTRACT(EPOCH FROM link_expires_at - now())::float8 AS link_fresh_seconds
     FROM onboarding_tokens
 """
 
@@ -117,15 +123,21 @@ async def find_by_hash(db: Db, token_hash: str) -> FoundToken | None:
     return FoundToken.model_validate(dict(row)) if row else None
 
 
-async def find_by_state(db: Db, state: str) -> FoundToken | None:
-    row = await db.fetchrow(_FIND + " WHERE state = $1", state)
+async def find_by_state_hash(db: Db, state_sha256: str) -> FoundToken | None:
+    row = await db.fetchrow(_FIND + " WHERE state_sha256 = $1", state_sha256)
     return FoundToken.model_validate(dict(row)) if row else None
 
 
 async def mark_in_progress(
-    db: Db, token_id: str, state: str, expires_at: datetime
+    db: Db,
+    token_id: str,
+    state_sha256: str,
+    expires_at: datetime,
+    link_sealed: bytes | None = None,
+    link_expires_at: datetime | None = None,
 ) -> OnboardingTokenStatus | None:
-    """Move an open token to `in_progress` with its state and expiry, in one statement.
+    """Move an open token to `in_progress` with its state's digest and expiry, and the
+    sealed account link just created, in one statement.
 
     The state is set at the first move and kept afterwards. Returns the status the
     token had before (None when it was not open any more: nothing changed).
@@ -137,14 +149,19 @@ async def mark_in_progress(
             WHERE id = $1 AND status IN ('pending', 'in_progress') FOR UPDATE
         )
         UPDATE onboarding_tokens AS t
-        SET status = 'in_progress', state = COALESCE(t.state, $2), expires_at = $3,
-            started_at = COALESCE(t.started_at, now()), updated_at = now()
+        SET status = 'in_progress', state_sha256 = COALESCE(t.state_sha256, $2),
+            expires_at = $3, started_at = COALESCE(t.started_at, now()),
+            link_sealed = COALESCE($4, t.link_sealed),
+            link_expires_at = CASE WHEN $4::bytea IS NULL THEN t.link_expires_at ELSE $5 END,
+            updated_at = now()
         FROM before WHERE t.id = before.id
         RETURNING before.status
         """,
         token_id,
-        state,
+        state_sha256,
         expires_at,
+        link_sealed,
+        link_expires_at,
     )
     return previous
 
@@ -153,7 +170,8 @@ async def expire_token(db: Db, token_id: str) -> bool:
     """`pending`/`in_progress` → `expired` (the workflow's timer decides when)."""
     result: str = await db.execute(
         """
-        UPDATE onboarding_tokens SET status = 'expired', updated_at = now()
+        UPDATE onboarding_tokens
+        SET status = 'expired', link_sealed = NULL, link_expires_at = NULL, updated_at = now()
         WHERE id = $1 AND status IN ('pending', 'in_progress')
         """,
         token_id,
@@ -208,7 +226,8 @@ async def record_account_status(
         rows = await connection.fetch(
             """
             UPDATE onboarding_tokens
-            SET status = 'completed', completed_at = now(), updated_at = now()
+            SET status = 'completed', completed_at = now(), updated_at = now(),
+                link_sealed = NULL, link_expires_at = NULL
             WHERE user_id = $1 AND status = 'in_progress'
             RETURNING id::text
             """,

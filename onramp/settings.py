@@ -227,6 +227,17 @@ class ApiSettings(CommonSettings, StripeSettings):
     onboarding_link_wait_seconds: float = Field(
         default=30.0, gt=0, le=120, description="how long GET /v1/onboard waits for a link"
     )
+    # Unauthenticated token routes (onboard, connect refresh/return, checkout return):
+    # counted in each API process, so N replicas allow N times these (docs/ONBOARDING.md).
+    token_route_limit_per_minute: int = Field(
+        default=20, ge=1, description="requests per minute per token, state or session"
+    )
+    address_route_limit_per_minute: int = Field(
+        default=300, ge=1, description="requests per minute per client address"
+    )
+    checkout_return_reread_seconds: float = Field(
+        default=5.0, ge=0, description="a session's return re-reads it at most this often"
+    )
 
     # --- Checkout (issue 16) ---
     checkout_success_url: str | None = Field(

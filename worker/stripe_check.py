@@ -32,6 +32,7 @@ from activities.stripe_billing import StripeBillingActivities
 from activities.stripe_checkout import StripeCheckoutActivities
 from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
+from onramp import tokens
 from onramp.settings import StripeSettings, describe_validation_error, stripe_key_is_live
 from onramp.stripe_client import build_stripe_client
 from workflows.contracts import (
@@ -117,10 +118,10 @@ class StripeCheck:
         self.email = f"onramp-check+{self.run_id}@example.com"
         self.environment = ActivityEnvironment()
         self.customer_activities = StripeCustomerActivities(client)
-        # The account link's `state` is derived from this secret; any value will do here.
-        self.connect_activities = StripeConnectActivities(
-            client, SecretStr(secrets.token_urlsafe(32))
-        )
+        # The account link's `state` is derived from this secret (and the link sealed
+        # under it); any value will do here.
+        self.token_secret = SecretStr(secrets.token_urlsafe(32))
+        self.connect_activities = StripeConnectActivities(client, self.token_secret)
         self.checkout_activities = StripeCheckoutActivities(client)
         self.billing_activities = StripeBillingActivities(client)
         self.made = Made()
@@ -220,8 +221,9 @@ class StripeCheck:
                 operation_id="account-link",
             ),
         )
-        if not link.url.startswith(("https://", "http://")):
-            raise CheckFailed(f"the link is not a URL: {link.url!r}")
+        url = tokens.unseal_text(self.token_secret, self.run_id, link.sealed_url) or ""
+        if not url.startswith(("https://", "http://")):
+            raise CheckFailed("the sealed link does not open to a URL")
         return f"expires {link.expires_at:%H:%M:%S} UTC"
 
     async def create_catalog(self) -> str:

@@ -105,6 +105,9 @@ class CheckoutWorkflow:
         self._config: CheckoutConfig | None = None
         self._status = CheckoutStatus(user_id=request.user_id)
         self._session: CheckoutSessionSnapshot | None = None
+        # The Stripe customer saved for the user when the session was created: a re-read
+        # session (and its subscription) is applied only when it is this customer's.
+        self._customer_id: str | None = None
         self._async_failed: set[str] = set()
         self._wake = False
         # Paid or ending: no further `start_checkout` in this run.
@@ -321,6 +324,7 @@ class CheckoutWorkflow:
             )
             raise
         self._session = session
+        self._customer_id = customer.stripe_id
         self._status.session_id = session.session_id
         self._status.tier = request.tier
         self._status.billing_cycle = request.billing_cycle
@@ -413,6 +417,8 @@ class CheckoutWorkflow:
         assert self._session is not None
         if snapshot.session_id != self._session.session_id:
             return "open"
+        if not self._owned(snapshot):
+            return "open"
         self._session = snapshot
         if snapshot.status == "expired":
             await self._record_payment("unpaid", outcome="expired", session_status="expired")
@@ -431,6 +437,29 @@ class CheckoutWorkflow:
         if self._status.payment_state != "confirming":
             await self._record_payment("confirming", session_status="complete")
         return "confirming"
+
+    def _owned(self, snapshot: CheckoutSessionSnapshot) -> bool:
+        """Ownership (SPEC 10): the session and its subscription belong to the customer
+        saved for the user; anything else is logged (ids only) and ignored."""
+        saved = self._customer_id or (self._session.customer_id if self._session else None)
+        foreign = [
+            customer
+            for customer in (snapshot.customer_id, snapshot.subscription_customer_id)
+            if customer is not None and customer != saved
+        ]
+        if not foreign:
+            return True
+        workflow.logger.warning(
+            "STRIPE_OWNERSHIP_MISMATCH",
+            extra={
+                "user_id": self._user_id,
+                "object_id": snapshot.session_id,
+                "subscription_id": snapshot.subscription_id,
+                "customer_id": foreign[0],
+                "saved_customer_id": saved,
+            },
+        )
+        return False
 
     async def _record_payment(
         self,

@@ -188,6 +188,14 @@ class OnboardingWorkflowInput(BaseModel):
     # first interval; each quiet re-read doubles it up to `poll_max_seconds`).
     poll_seconds: float = 60.0
     poll_max_seconds: float = 4 * 3600.0
+    # A run continues-as-new after this many handled updates and signals (and whenever
+    # the server suggests it), so opens and events never grow one history without end.
+    continue_after: int = 200
+    # Set by continue-as-new only: what one run hands to the next (open tokens are
+    # re-read from Postgres).
+    account_id: str | None = None
+    applied_event_ids: list[str] = Field(default_factory=list)
+    recheck: bool = False
 
 
 class SubscriptionWorkflowInput(BaseModel):
@@ -223,10 +231,15 @@ class IssueOnboardingTokenResult(BaseModel):
 class OpenOnboardingLinkInput(BaseModel):
     token_id: str
     public_url: str = Field(description="base URL of the service (refresh/return URLs)")
+    # Stripe's refresh_url: the last link was visited or expired, so never reuse it.
+    new_link: bool = False
 
 
 class OpenOnboardingLinkResult(BaseModel):
-    url: str
+    """The account link, sealed (`onramp.tokens.seal_text`): an account link is a bearer
+    secret, so it travels through history only in a form the API alone can open."""
+
+    sealed_url: str
     expires_at: datetime
     account_id: str
 
@@ -256,6 +269,9 @@ class TokenRef(BaseModel):
 class MarkTokenInProgressInput(BaseModel):
     token_id: str
     expires_at: datetime
+    # The account link just created, sealed, kept for reuse until `link_expires_at`.
+    sealed_link: str | None = None
+    link_expires_at: datetime | None = None
 
 
 class CreateAccountLinkInput(BaseModel):
@@ -269,7 +285,7 @@ class CreateAccountLinkInput(BaseModel):
 
 
 class AccountLinkResult(BaseModel):
-    url: str
+    sealed_url: str
     expires_at: datetime
 
 
@@ -350,6 +366,8 @@ class OnboardingWorkflowStatus(BaseModel):
     stuck: StuckStep | None = None
     next_poll_at: datetime | None = None
     poll_interval_seconds: float | None = None
+    # Updates and signals this run handled (it continues-as-new at `continue_after`).
+    handled: int = 0
 
 
 # --- Subscription lifecycle (`subscription-<user>`, SPEC 3.4) ----------------------------
@@ -751,6 +769,8 @@ class CheckoutSessionSnapshot(BaseModel):
     # its delayed payment failed; the subscription and its first invoice do.
     subscription_status: str | None = None
     invoice_status: str | None = None
+    # The expanded subscription's customer: ownership is checked on both (SPEC 10).
+    subscription_customer_id: str | None = None
 
 
 class PaidSubscriptionCheck(BaseModel):

@@ -93,12 +93,20 @@ READ_RETRY_FIRST = timedelta(minutes=1)
 READ_RETRY_MAX = timedelta(minutes=30)
 _OPEN: tuple[OnboardingTokenStatus, ...] = ("pending", "in_progress")
 _MAX_EVENT_IDS = 500
+# An account link handed out within its life is handed out again instead of asking
+# Stripe for another, while it has at least this long left (Stripe's links last about
+# five minutes; the user needs a moment to follow the redirect).
+LINK_REUSE_MARGIN = timedelta(seconds=60)
 
 
 @dataclass
 class _Token:
     status: OnboardingTokenStatus
     expires_at: datetime
+    # The last account link of this token, sealed (never the URL itself), and its end.
+    sealed_link: str | None = None
+    link_expires_at: datetime | None = None
+    account_id: str | None = None
 
 
 @workflow.defn(name=ONBOARDING_WORKFLOW)
@@ -106,15 +114,18 @@ class OnboardingWorkflow:
     @workflow.init
     def __init__(self, request: OnboardingWorkflowInput) -> None:
         self._user_id = request.user_id
+        self._continue_after = max(request.continue_after, 1)
+        self._handled = 0
         self._poll_first = timedelta(seconds=request.poll_seconds)
         self._poll_max = max(timedelta(seconds=request.poll_max_seconds), self._poll_first)
         self._poll = self._poll_first
         self._stuck: StuckStep | None = None
         self._tokens: dict[str, _Token] = {}
-        self._account_id: str | None = None
-        self._applied_events: list[str] = []
+        # Carried across continue-as-new; the open tokens are re-read from Postgres.
+        self._account_id: str | None = request.account_id
+        self._applied_events: list[str] = list(request.applied_event_ids)
         self._snapshot: ConnectAccountSnapshot | None = None
-        self._recheck = False
+        self._recheck = request.recheck
         self._wake = False
         self._next_poll: datetime | None = None
         self._lock = asyncio.Lock()
@@ -135,6 +146,7 @@ class OnboardingWorkflow:
             stuck=self._stuck,
             next_poll_at=self._next_poll,
             poll_interval_seconds=self._poll.total_seconds() if self._next_poll else None,
+            handled=self._handled,
         )
 
     @workflow.signal(name=STRIPE_EVENT_SIGNAL)
@@ -142,6 +154,7 @@ class OnboardingWorkflow:
         """A trigger only: the account is re-read before anything is recorded."""
         if event.event_id in self._applied_events:
             return
+        self._handled += 1
         self._applied_events.append(event.event_id)
         del self._applied_events[:-_MAX_EVENT_IDS]
         if event.type.startswith("account."):
@@ -151,6 +164,7 @@ class OnboardingWorkflow:
 
     @workflow.update(name=ISSUE_ONBOARDING_TOKEN_UPDATE)
     async def issue_token(self, request: IssueOnboardingTokenInput) -> IssueOnboardingTokenResult:
+        self._handled += 1
         async with self._lock:
             record: OnboardingTokenRecord = await database_step(
                 OnboardingActivities.insert_onboarding_token,
@@ -175,8 +189,12 @@ class OnboardingWorkflow:
     async def open_link(self, request: OpenOnboardingLinkInput) -> OpenOnboardingLinkResult:
         update = workflow.current_update_info()
         operation_id = update.id if update is not None else str(workflow.uuid4())
+        self._handled += 1
         async with self._lock:
             record = await self._open_token(request.token_id)
+            reused = self._fresh_link(request.token_id, forced_new=request.new_link)
+            if reused is not None:
+                return reused
             try:
                 account = await asyncio.wait_for(
                     ensure_connect_account(self._user_id), LINK_BUDGET.total_seconds()
@@ -209,22 +227,34 @@ class OnboardingWorkflow:
                 await database_step(
                     OnboardingActivities.mark_onboarding_token_in_progress,
                     MarkTokenInProgressInput(
-                        token_id=request.token_id, expires_at=record.expires_at
+                        token_id=request.token_id,
+                        expires_at=record.expires_at,
+                        sealed_link=link.sealed_url,
+                        link_expires_at=link.expires_at,
                     ),
                 )
             except ActivityError as error:
                 raise _passthrough(error) from None
-            self._tokens[request.token_id] = _Token("in_progress", record.expires_at)
+            self._tokens[request.token_id] = _Token(
+                "in_progress",
+                record.expires_at,
+                sealed_link=link.sealed_url,
+                link_expires_at=link.expires_at,
+                account_id=account.stripe_id,
+            )
             # The user is on Stripe's pages now: polling starts over at its shortest.
             self._restart_polling()
             self._wake = True
             return OpenOnboardingLinkResult(
-                url=link.url, expires_at=link.expires_at, account_id=account.stripe_id
+                sealed_url=link.sealed_url,
+                expires_at=link.expires_at,
+                account_id=account.stripe_id,
             )
 
     @workflow.update(name=ONBOARDING_RETURNED_UPDATE)
     async def account_returned(self, request: OnboardingReturnedInput) -> OnboardingWorkflowStatus:
         """The user came back from Stripe: "left or finished", so re-read the account now."""
+        self._handled += 1
         async with self._lock:
             await database_step(
                 OnboardingActivities.record_onboarding_return, TokenRef(token_id=request.token_id)
@@ -234,7 +264,9 @@ class OnboardingWorkflow:
                 # Not finished yet: the user may be back on Stripe's pages any moment,
                 # so polling starts over (the run loop picks up the new deadline).
                 self._restart_polling()
-                self._wake = True
+            # Either way the run loop looks again: a completed onboarding ends the run now
+            # instead of at its next timer.
+            self._wake = True
         return self.status()
 
     # --- the run ------------------------------------------------------------------------
@@ -267,6 +299,19 @@ class OnboardingWorkflow:
                 if not self._open() and not self._recheck and self._stuck is None:
                     return self.status()
                 continue
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    OnboardingWorkflowInput(
+                        user_id=self._user_id,
+                        poll_seconds=self._poll_first.total_seconds(),
+                        poll_max_seconds=self._poll_max.total_seconds(),
+                        continue_after=self._continue_after,
+                        account_id=self._account_id,
+                        applied_event_ids=list(self._applied_events),
+                        recheck=self._recheck,
+                    )
+                )
             deadlines = [t.expires_at for t in self._tokens.values() if t.status in _OPEN]
             if self._next_poll is not None:
                 deadlines.append(self._next_poll)
@@ -277,9 +322,37 @@ class OnboardingWorkflow:
                 continue
             self._wake = False
             with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(lambda: self._wake or self._recheck, timeout=wait)
+                await workflow.wait_condition(
+                    lambda: self._wake or self._recheck or self._should_continue_as_new(),
+                    timeout=wait,
+                )
 
     # --- steps --------------------------------------------------------------------------
+
+    def _should_continue_as_new(self) -> bool:
+        return (
+            self._handled >= self._continue_after or workflow.info().is_continue_as_new_suggested()
+        )
+
+    def _fresh_link(self, token_id: str, *, forced_new: bool) -> OpenOnboardingLinkResult | None:
+        """The token's last account link while it has time left, so repeated opens cost
+        neither a Stripe call nor a history of their own. Stripe's refresh_url (the link
+        was visited or expired at Stripe) always asks for a new one."""
+        token = self._tokens.get(token_id)
+        if (
+            forced_new
+            or token is None
+            or token.sealed_link is None
+            or token.link_expires_at is None
+            or token.account_id is None
+            or token.link_expires_at - workflow.now() < LINK_REUSE_MARGIN
+        ):
+            return None
+        return OpenOnboardingLinkResult(
+            sealed_url=token.sealed_link,
+            expires_at=token.link_expires_at,
+            account_id=token.account_id,
+        )
 
     def _open(self) -> list[str]:
         return [token_id for token_id, t in self._tokens.items() if t.status in _OPEN]
@@ -371,6 +444,17 @@ class OnboardingWorkflow:
         # The result is typed by the passed-through activity module; rebuild it as this
         # (sandboxed) module's model before nesting it in other models.
         snapshot = ConnectAccountSnapshot.model_validate(read.model_dump())
+        if snapshot.account_id != self._account_id:
+            # Ownership (SPEC 10): only the account saved for the user is applied.
+            workflow.logger.warning(
+                "STRIPE_OWNERSHIP_MISMATCH",
+                extra={
+                    "user_id": self._user_id,
+                    "object_id": snapshot.account_id,
+                    "saved_account_id": self._account_id,
+                },
+            )
+            return True
         self._snapshot = snapshot
         result: RecordAccountStatusResult = await database_step(
             OnboardingActivities.record_connect_account_status,

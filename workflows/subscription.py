@@ -410,8 +410,10 @@ class SubscriptionWorkflow:
             self._state.stripe_customer_id = user.stripe_customer_id
         if owns(self._state, customer_id):
             return True
+        # Recorded (a warning with ids only) and ignored: a validly signed event cannot
+        # move another customer's invoice or subscription onto this user.
         workflow.logger.warning(
-            "SUBSCRIPTION_OBJECT_NOT_OWNED",
+            "STRIPE_OWNERSHIP_MISMATCH",
             extra={
                 "user_id": self._state.user_id,
                 "object_id": object_id,

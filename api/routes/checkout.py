@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from temporalio.client import (
@@ -23,6 +23,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from api import token_limits
 from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
@@ -163,17 +164,25 @@ def _update_error(cause: BaseException | None) -> ApiError:
     responses={
         303: {"description": "To the platform's success page"},
         404: {"model": ErrorResponse},
+        429: token_limits.RATE_LIMITED_RESPONSE,
     },
 )
 async def checkout_return(
+    request: Request,
     session_id: Annotated[str, Query(min_length=3, max_length=255, pattern=r"^cs_\w+$")],
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
 ) -> RedirectResponse:
+    token_limits.check(request, "checkout_return", session_id)
     user_id = await checkout.user_of_session(pool, session_id)
     if user_id is None:
         raise ApiError(404, "checkout_not_found", "No checkout has this session")
+    target = settings.checkout_success_url or f"{settings.onramp_public_url}/"
+    # One re-read per session every few seconds: a reload storm costs no Stripe calls
+    # and no history beyond that (the workflow also re-reads on its own timer).
+    if not token_limits.reread_due(request, session_id, settings.checkout_return_reread_seconds):
+        return RedirectResponse(target, status_code=303)
     try:
         client = await temporal.client()
         await client.get_workflow_handle(checkout_workflow_id(user_id)).signal(
@@ -185,7 +194,6 @@ async def checkout_return(
         # An ended checkout (NOT_FOUND) has nothing to re-read; an unreachable Temporal
         # is caught up by the workflow's own reconciliation. Either way the user moves on.
         pass
-    target = settings.checkout_success_url or f"{settings.onramp_public_url}/"
     return RedirectResponse(target, status_code=303)
 
 

@@ -30,6 +30,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from api import token_limits
 from api.auth import ClientKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
@@ -58,6 +59,7 @@ from workflows.contracts import (
 router = APIRouter(tags=["onboarding"])
 
 _GONE = ("expired", "revoked", "completed")
+RATE_LIMITED = token_limits.RATE_LIMITED_RESPONSE
 
 # The `state` of Stripe's redirects is a derived token (base64url, tokens.derive_token).
 _STATE = Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
@@ -243,23 +245,61 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
+# A stored account link is handed out again while it has this long left (Stripe's links
+# last about five minutes); the workflow applies the same margin (LINK_REUSE_MARGIN).
+LINK_REUSE_SECONDS = 60.0
+
+
+def _link_response(request: Request, url: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse(OnboardingLinkResponse(url=url).model_dump())
+    return RedirectResponse(url, status_code=303)
+
+
+def _stored_link(found: FoundToken, settings: Settings) -> str | None:
+    """The token's last account link, unsealed, while it is fresh enough to reuse: a
+    repeated open then costs one Postgres read, no Stripe call and no history."""
+    if (
+        found.status != "in_progress"
+        or found.link_sealed is None
+        or found.link_fresh_seconds is None
+        or found.link_fresh_seconds < LINK_REUSE_SECONDS
+    ):
+        return None
+    return tokens.unseal(settings.onramp_token_secret, found.token_id, found.link_sealed)
+
+
 async def _open_link(
-    found: FoundToken, request: Request, settings: Settings, temporal: Temporal
+    found: FoundToken,
+    request: Request,
+    settings: Settings,
+    temporal: Temporal,
+    *,
+    new_link: bool = False,
 ) -> Response:
     result: OpenOnboardingLinkResult = await _update_with_start(
         temporal,
         settings,
         found.user_id,
         OPEN_ONBOARDING_LINK_UPDATE,
-        OpenOnboardingLinkInput(token_id=found.token_id, public_url=settings.onramp_public_url),
+        OpenOnboardingLinkInput(
+            token_id=found.token_id, public_url=settings.onramp_public_url, new_link=new_link
+        ),
         OpenOnboardingLinkResult,
         # Each open is its own operation (and Stripe idempotency key).
         update_id=f"open/{uuid.uuid4()}",
         wait_seconds=settings.onboarding_link_wait_seconds,
     )
-    if _wants_json(request):
-        return JSONResponse(OnboardingLinkResponse(url=result.url).model_dump())
-    return RedirectResponse(result.url, status_code=303)
+    url = tokens.unseal_text(settings.onramp_token_secret, found.token_id, result.sealed_url)
+    if url is None:
+        # Sealed under another ONRAMP_TOKEN_SECRET (a rotation mid-flight): ask again.
+        raise ApiError(
+            503,
+            "onboarding_busy",
+            "Onboarding link not ready; try again",
+            headers={"Retry-After": "2"},
+        )
+    return _link_response(request, url)
 
 
 @router.get(
@@ -273,6 +313,7 @@ async def _open_link(
         422: VALIDATION_ERROR_RESPONSE,
         502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
         503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+        429: RATE_LIMITED,
     },
 )
 async def open_onboarding_link(
@@ -282,17 +323,22 @@ async def open_onboarding_link(
     temporal: Temporal,
     token: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> Response:
+    token_limits.check(request, "onboard", token)
     found = await onboarding.find_by_hash(pool, tokens.hash_token(token))
     if found is None:
         raise ApiError(404, "token_not_found", "Unknown onboarding link")
     if found.status in _GONE or found.expired_by_clock:
         status = found.status if found.status in _GONE else "expired"
         raise ApiError(410, "token_gone", f"This onboarding link is {status}")
+    stored = _stored_link(found, settings)
+    if stored is not None:
+        return _link_response(request, stored)
     return await _open_link(found, request, settings, temporal)
 
 
 async def _by_state(pool: Pool, state: str) -> FoundToken:
-    found = await onboarding.find_by_state(pool, state)
+    # Postgres keeps only the state's digest (SPEC 10: nothing stored opens anything).
+    found = await onboarding.find_by_state_hash(pool, tokens.hash_token(state))
     if found is None:
         raise ApiError(400, "invalid_state", "Unknown onboarding state")
     if found.status in ("expired", "revoked") or found.expired_by_clock:
@@ -312,6 +358,7 @@ async def _by_state(pool: Pool, state: str) -> FoundToken:
         422: VALIDATION_ERROR_RESPONSE,
         502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
         503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
+        429: RATE_LIMITED,
     },
 )
 async def connect_refresh(
@@ -321,10 +368,12 @@ async def connect_refresh(
     temporal: Temporal,
     state: Annotated[str, _STATE],
 ) -> Response:
+    token_limits.check(request, "connect_refresh", state)
     found = await _by_state(pool, state)
     if found.status == "completed":
         raise ApiError(400, "invalid_state", "This onboarding is already complete")
-    return await _open_link(found, request, settings, temporal)
+    # Stripe sends the user here when the last link was visited or expired: a new one.
+    return await _open_link(found, request, settings, temporal, new_link=True)
 
 
 @router.get(
@@ -340,6 +389,7 @@ async def connect_refresh(
         404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
         410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
         422: VALIDATION_ERROR_RESPONSE,
+        429: RATE_LIMITED,
     },
 )
 async def connect_return(
@@ -349,25 +399,10 @@ async def connect_return(
     temporal: Temporal,
     state: Annotated[str, _STATE],
 ) -> Response:
+    token_limits.check(request, "connect_return", state)
     found = await _by_state(pool, state)
-    complete = False
-    try:
-        status: OnboardingWorkflowStatus = await _update_with_start(
-            temporal,
-            settings,
-            found.user_id,
-            ONBOARDING_RETURNED_UPDATE,
-            OnboardingReturnedInput(token_id=found.token_id),
-            OnboardingWorkflowStatus,
-            update_id=f"return/{uuid.uuid4()}",
-            wait_seconds=settings.onboarding_link_wait_seconds,
-        )
-        snapshot = status.last_snapshot
-        complete = snapshot is not None and snapshot.onboarding_complete
-    except ApiError as error:
-        # The user is done with Stripe either way; polling and webhooks catch up.
-        if error.status not in (502, 503):
-            raise
+    # A completed onboarding has nothing left to re-read: its state starts no run.
+    complete = found.status == "completed" or await _asked_to_reread(found, settings, temporal)
     if settings.onboarding_return_url:
         return RedirectResponse(settings.onboarding_return_url, status_code=303)
     if _wants_json(request):
@@ -380,3 +415,25 @@ async def connect_return(
     return HTMLResponse(
         f"<!doctype html><title>Onboarding</title><h1>Thank you</h1><p>{html.escape(message)}</p>"
     )
+
+
+async def _asked_to_reread(found: FoundToken, settings: Settings, temporal: Temporal) -> bool:
+    """Ask the workflow to re-read the account now; True when it found it complete."""
+    try:
+        status: OnboardingWorkflowStatus = await _update_with_start(
+            temporal,
+            settings,
+            found.user_id,
+            ONBOARDING_RETURNED_UPDATE,
+            OnboardingReturnedInput(token_id=found.token_id),
+            OnboardingWorkflowStatus,
+            update_id=f"return/{uuid.uuid4()}",
+            wait_seconds=settings.onboarding_link_wait_seconds,
+        )
+    except ApiError as error:
+        # The user is done with Stripe either way; polling and webhooks catch up.
+        if error.status not in (502, 503):
+            raise
+        return False
+    snapshot = status.last_snapshot
+    return snapshot is not None and snapshot.onboarding_complete

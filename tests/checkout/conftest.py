@@ -280,13 +280,14 @@ def checkout_stack(
         reconcile_after: float = 60.0,
         worker: bool = True,
         reread_attempts: int = 5,
+        api_overrides: dict[str, Any] | None = None,
     ) -> AsyncIterator[CheckoutStack]:
         address = temporal_address(temporal_env)
         control = SandboxControl(sandbox_url)
         await control.clear_faults()
         settings = make_api_settings(
             database_url, address, task_queue, checkout_success_url=SUCCESS_PAGE
-        )
+        ).model_copy(update=api_overrides or {})
         async with serve_app(create_app(settings)) as api_url:
             worker_settings = make_worker_settings(
                 database_url, address, task_queue, stripe_api_base=sandbox_url

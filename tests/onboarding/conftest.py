@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -96,9 +97,16 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serve_onboarding(
-    stack: Stack, pool: asyncpg.Pool, *, webhooks: bool, poll_seconds: float
+    stack: Stack,
+    pool: asyncpg.Pool,
+    *,
+    webhooks: bool,
+    poll_seconds: float,
+    overrides: dict[str, Any] | None = None,
 ) -> AsyncIterator[Served]:
-    settings = stack.settings.model_copy(update={"onboarding_poll_seconds": poll_seconds})
+    settings = stack.settings.model_copy(
+        update={"onboarding_poll_seconds": poll_seconds, **(overrides or {})}
+    )
     app = create_app(settings)
     async with serve_app(app) as base_url:
         app.state.settings = settings.model_copy(update={"onramp_public_url": base_url})
@@ -180,6 +188,7 @@ async def skipping_onboarding(
     task_queue: str,
     *,
     capabilities: str = "card_payments,transfers",
+    continue_after: int = 200,
 ) -> AsyncIterator[SkippingOnboarding]:
     user_id = str(uuid.uuid4())
     email = f"skip-{user_id[:8]}@example.com"
@@ -199,7 +208,9 @@ async def skipping_onboarding(
     ):
         handle = await env.client.start_workflow(
             ONBOARDING_WORKFLOW,
-            OnboardingWorkflowInput(user_id=user_id, poll_seconds=60),
+            OnboardingWorkflowInput(
+                user_id=user_id, poll_seconds=60, continue_after=continue_after
+            ),
             id=onboarding_workflow_id(user_id),
             task_queue=task_queue,
             result_type=OnboardingWorkflowStatus,
@@ -213,4 +224,8 @@ async def skipping_onboarding(
         try:
             yield SkippingOnboarding(env, handle, sandbox, user_id, token_id)
         finally:
+            # A run left open without its worker holds a workflow task the time-skipping
+            # server waits for, so later tests could not skip time: end it here.
+            with contextlib.suppress(RPCError):
+                await env.client.get_workflow_handle(handle.id).terminate("test over")
             await sandbox.aclose()

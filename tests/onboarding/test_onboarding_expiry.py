@@ -80,7 +80,7 @@ async def test_unused_token_expires_after_its_lifetime_and_the_link_answers_410(
     row = await db_pool.fetchrow("SELECT * FROM onboarding_tokens WHERE id = $1", token_id)
     assert row is not None
     assert row["status"] == "expired"
-    assert row["state"] is None
+    assert row["state_sha256"] is None and row["link_sealed"] is None
     assert row["token_hash"] == tokens.hash_token(token)
     assert issued.expires_at - row["created_at"] > timedelta(days=6)
 

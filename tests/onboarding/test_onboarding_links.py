@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
+from onramp import tokens
 from tests.onboarding.conftest import Served, serve_onboarding
 from tests.support.harness import auth
 from tests.support.histories import activity_executions, record_history
@@ -53,7 +54,7 @@ async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Ser
     assert failed.json()["error"]["code"] == "stripe_unavailable"
     row = await served.token_row(user_id)
     assert row["status"] == "pending"
-    assert row["state"] is None and row["started_at"] is None
+    assert row["state_sha256"] is None and row["started_at"] is None
 
     await served.stack.sandbox.clear_faults()
     opened = await _open(served, _token(issued))
@@ -63,7 +64,9 @@ async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Ser
     assert location.startswith(f"{served.stack.sandbox.base_url}/_sandbox/pages/connect/")
     row = await served.token_row(user_id)
     assert row["status"] == "in_progress"
-    assert row["state"] and row["expires_at"] is not None and row["started_at"] is not None
+    assert row["state_sha256"] and row["expires_at"] is not None and row["started_at"] is not None
+    # The link handed out is kept sealed for reuse, never in the clear.
+    assert row["link_sealed"] and location.encode() not in row["link_sealed"]
     assert len(await _accounts(served, email)) == 1
     # The token itself is stored nowhere in the clear.
     assert issued["token"] not in json.dumps({k: str(v) for k, v in dict(row).items()})
@@ -132,7 +135,7 @@ async def test_completion_is_detected_by_polling_without_webhooks(
         assert received == 0  # no webhook reached the API: polling found it
 
 
-async def test_ten_concurrent_opens_make_one_account_and_one_transition(
+async def test_ten_concurrent_opens_make_one_account_one_link_and_one_transition(
     served: Served, temporal_client: Client
 ) -> None:
     user_id, email = await served.signup()
@@ -151,14 +154,25 @@ async def test_ten_concurrent_opens_make_one_account_and_one_transition(
             assert answer.json()["error"]["code"] in ("onboarding_busy", "temporal_unavailable")
             assert "Retry-After" in answer.headers
     assert urls, "no open succeeded"
-    assert len(set(urls)) == len(urls)
+    # The first open's link is handed to every later one while it is fresh.
+    assert len(set(urls)) == 1
     assert all("/_sandbox/pages/connect/" in url for url in urls)
     assert len(await _accounts(served, email)) == 1
     row = await served.token_row(user_id)
     assert row["status"] == "in_progress"
     transitions = await _previous_statuses(temporal_client, user_id)
-    assert transitions.count("pending") == 1
-    assert len(transitions) == len(urls)
+    assert transitions == ["pending"]
+    assert len(await _account_link_creates(served, user_id)) == 1
+
+
+async def _account_link_creates(served: Served, user_id: str) -> list[dict[str, Any]]:
+    """The sandbox's log of account links created for this user's workflow."""
+    return [
+        entry
+        for entry in await served.stack.sandbox.requests()
+        if entry["path"].startswith("/v1/account_links")
+        and (entry["idempotency_key"] or "").startswith(onboarding_workflow_id(user_id))
+    ]
 
 
 async def _previous_statuses(client: Client, user_id: str) -> list[str]:
@@ -167,33 +181,50 @@ async def _previous_statuses(client: Client, user_id: str) -> list[str]:
     return [result for name, result in executions if name == "mark_onboarding_token_in_progress"]
 
 
-async def test_reopening_gives_a_fresh_link_and_keeps_the_token_in_progress(
+async def test_reopening_reuses_the_fresh_link_and_refresh_makes_a_new_one(
     served: Served,
 ) -> None:
     user_id, email = await served.signup(payouts=True)
     issued = await served.issue(user_id)
     first = await _open(served, _token(issued), json_answer=True)
     assert first.status_code == 200, first.text
-    state = (await served.token_row(user_id))["state"]
+    row = await served.token_row(user_id)
+    state = _state_of(served, row)
+    assert row["state_sha256"] == tokens.hash_token(state)
     # The user visits Stripe's page, then closes the tab.
     visited = await served.stack.sandbox.http.get(urlparse(first.json()["url"]).path)
     assert visited.status_code == 200
 
     second = await _open(served, _token(issued), json_answer=True)
 
+    # Within the link's life the same link comes back (no Stripe call); Stripe sends a
+    # visited link's user to refresh_url, which makes a new one.
     assert second.status_code == 200, second.text
-    assert second.json()["url"] != first.json()["url"]
-    row = await served.token_row(user_id)
-    assert row["status"] == "in_progress"
-    assert row["state"] == state  # kept for the token's life
-    assert len(await _accounts(served, email)) == 1
+    assert second.json()["url"] == first.json()["url"]
+    assert len(await _account_link_creates(served, user_id)) == 1
+    again = await served.stack.sandbox.http.get(urlparse(second.json()["url"]).path)
+    assert again.status_code == 303
+    assert again.headers["location"].endswith(f"/v1/connect/refresh?state={state}")
 
-    # Stripe's refresh_url (a visited link) gives yet another fresh link.
     refreshed = await served.http.get("/v1/connect/refresh", params={"state": state})
     assert refreshed.status_code == 303, refreshed.text
-    assert refreshed.headers["location"] not in (first.json()["url"], second.json()["url"])
+    assert refreshed.headers["location"] != first.json()["url"]
+    assert len(await _account_link_creates(served, user_id)) == 2
+    row = await served.token_row(user_id)
+    assert row["status"] == "in_progress"
+    assert row["state_sha256"] == tokens.hash_token(state)  # kept for the token's life
+    assert len(await _accounts(served, email)) == 1
+    # The next open hands out the refreshed link.
+    third = await _open(served, _token(issued), json_answer=True)
+    assert third.json()["url"] == refreshed.headers["location"]
     bad = await served.http.get("/v1/connect/refresh", params={"state": "nope"})
     assert bad.status_code == 400
+
+
+def _state_of(served: Served, row: asyncpg.Record) -> str:
+    """The Connect state of a token (derived from its id: Postgres has only its digest)."""
+    secret = served.stack.settings.onramp_token_secret
+    return tokens.derive_token(secret, tokens.CONNECT_STATE, str(row["id"]))
 
 
 async def test_account_updated_after_completion_updates_the_flags(served: Served) -> None:
