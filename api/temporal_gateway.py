@@ -75,6 +75,16 @@ class WorkflowNotFound(Exception):
     """No open run has this workflow id."""
 
 
+def _collect_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Mark the start's outcome as seen. When the update is given up at the deadline,
+    the SDK stores the cancellation on the start operation's handle future, which
+    nobody awaits; asyncio would log "Future exception was never retrieved" for
+    every such answer."""
+    future = getattr(start, "_workflow_handle", None)
+    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+        future.exception()
+
+
 class TemporalGateway:
     """Hands out one shared Temporal client, connecting lazily, and makes every call."""
 
@@ -199,14 +209,17 @@ class TemporalGateway:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=search_attributes.user_id_attributes(user_id),
             )
-            result: ResultT = await client.execute_update_with_start_workflow(
-                update.name,
-                argument,
-                id=update_id,
-                start_workflow_operation=start,
-                result_type=update.result,
-                rpc_timeout=rpc_timeout,
-            )
+            try:
+                result: ResultT = await client.execute_update_with_start_workflow(
+                    update.name,
+                    argument,
+                    id=update_id,
+                    start_workflow_operation=start,
+                    result_type=update.result,
+                    rpc_timeout=rpc_timeout,
+                )
+            finally:
+                _collect_start_error(start)
             return result
 
         return await self._call(what, deadline, update_with_start)
