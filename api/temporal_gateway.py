@@ -66,7 +66,7 @@ class OperationPending(TemporalUnavailable):
     def __init__(self, what: str, deadline: Deadline) -> None:
         super().__init__(
             f"{what[0].upper()}{what[1:]} did not finish within {deadline.seconds:g} s and "
-            "goes on; retry (with the same Idempotency-Key) for its answer",
+            "may still complete; retry (with the same Idempotency-Key) for its answer",
             code="operation_pending",
         )
 
