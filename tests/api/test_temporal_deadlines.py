@@ -113,13 +113,16 @@ class Api:
         answer = await _until_answered(self.signup(email, uuid.uuid4().hex))
         assert answer.status_code in (201, 202), answer.text
         user_id: str = answer.json()["id"]
+        await self.wait_active(user_id)
+        return user_id
+
+    async def wait_active(self, user_id: str) -> None:
         deadline = time.monotonic() + 60
         while (await self.client.get(f"/v1/users/{user_id}", headers=auth())).json().get(
             "status"
         ) != "active":
             assert time.monotonic() < deadline, f"user {user_id} never became active"
             await asyncio.sleep(0.2)
-        return user_id
 
 
 @pytest.fixture
@@ -201,7 +204,12 @@ async def test_a_frozen_temporal_answers_503_in_time_and_the_same_key_answers_la
 
                 signed_up = await _until_answered(requests["signup"])
                 assert signed_up.status_code in (201, 202), signed_up.text
-                assert signed_up.json()["email"] == email if signed_up.status_code == 201 else True
+                await api.wait_active(signed_up.json()["id"])
+                # Once the signup has finished, the same request answers the user.
+                again = await requests["signup"]()
+                assert again.status_code == 201, again.text
+                assert again.json()["id"] == signed_up.json()["id"]
+                assert again.json()["email"] == email
                 started = await _until_answered(requests["checkout"])
                 assert started.status_code == 201, started.text
                 assert started.json()["checkout_session_id"].startswith("cs_")
