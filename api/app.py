@@ -7,12 +7,12 @@ import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api import metrics
+from api.deps import open_pool, temporal_gateway
 from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
@@ -26,10 +26,8 @@ from api.routes import (
 )
 from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
-from api.temporal_gateway import TemporalGateway
 from api.webhooks import ingress as webhook_ingress
 from onramp import startup
-from onramp.db import create_pool
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
 
@@ -47,12 +45,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(settings.database_url.get_secret_value())
-        app.state.temporal = TemporalGateway(
-            settings.temporal_address,
-            settings.temporal_namespace,
-            timedelta(seconds=settings.temporal_rpc_timeout_seconds),
-        )
+        app.state.pool = await open_pool(settings)
+        app.state.temporal = temporal_gateway(settings)
         try:
             yield
         finally:

@@ -2,21 +2,28 @@
 
 The same key with the same body returns the first answer instead of doing the work
 twice; the same key with another body (or on another route) is a 422; the same key
-while the first request still runs waits a little for it, then answers 409. Records
-live 24 h in Postgres, because Temporal's update-id deduplication ends at
-continue-as-new. Answers of 5xx and 202 are not final and not kept, so a retry after an
-outage (or after "still working") asks again.
+while the first request still runs waits for it within the request's own deadline,
+then answers 409 with Retry-After. Records live 24 h in Postgres, because Temporal's
+update-id deduplication ends at continue-as-new. Answers of 5xx and 202 are not final
+and not kept, so a retry after an outage (or after "still working") asks again — and,
+the key naming the workflow and update ids, reaches the same operation in Temporal and
+answers with its outcome.
 
-A request claims its key ("running") before it runs and writes its outcome after
-(the answer, or the claim removed). When Postgres goes away in between, the outcome is
-written in the background as soon as Postgres is back (`_settle`), so the key is not
-held "running" until the abandoned-claim takeover two minutes later — the client's
-retries would get 409 all that time (found by bench/restarts.py).
+A request claims its key ("running") before it runs and writes its outcome after (the
+answer, or the claim removed). Every claim carries a random claim id (kept in
+`response_body` while running) and every outcome is written only over its own claim,
+so a late write — one Postgres took after its request gave up — never touches a newer
+claim. When Postgres goes away in between, the outcome is written in the background as
+soon as Postgres is back (`_settle`), so the key is not held "running" until the
+abandoned-claim takeover (found by bench/restarts.py: retried signups got 409 for two
+minutes). Every request ends by its deadline, so a claim older than the deadline (plus
+a margin for its Postgres writes) belongs to a request that died: it is taken over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -29,17 +36,22 @@ from typing import Any
 import asyncpg
 from fastapi.responses import JSONResponse
 
+from api.deadlines import Deadline
 from api.errors import ApiError
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
 
-# A record still "running" after this long belongs to a request that died mid-way
-# (a crashed API process); another request with the same key may take it over.
-ABANDONED_AFTER_SECONDS = 120.0
+# A running claim older than its route's deadline plus this belongs to a request that
+# died mid-way (a crashed API process): a live one has answered by its deadline and
+# written its outcome within a few bounded Postgres writes after it.
+TAKEOVER_MARGIN_SECONDS = 15.0
 # How long an outcome that Postgres could not take is retried in the background; past
-# it (Postgres away for longer), the takeover above frees the key. Shorter than the
-# takeover, so a late background write never removes a retry's fresh claim.
+# it (Postgres away for longer), the takeover above frees the key.
 SETTLE_WITHIN_SECONDS = 60.0
+# A claim whose INSERT timed out may still be applied when a hung Postgres resumes
+# (the statement waits in the server's socket buffer): its removal runs once more
+# this long after Postgres first answers again.
+LATE_CLAIM_RECHECK_SECONDS = 2.0
 _settling: set[asyncio.Task[None]] = set()
 logger = logging.getLogger(__name__)
 _KEY_NAMESPACE = uuid.UUID("5c1f3a52-8a0e-4c3e-9d8a-6f6e72616d70")
@@ -61,6 +73,13 @@ def stable_id(client_name: str, key: str) -> str:
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{client_name}:{key}"))
 
 
+@dataclass(frozen=True)
+class _Claim:
+    client_name: str
+    key: str
+    claim_id: str
+
+
 async def run_once(
     pool: asyncpg.Pool,
     *,
@@ -69,40 +88,53 @@ async def run_once(
     route: str,
     body: Any,
     handler: Callable[[], Awaitable[Answer]],
-    wait_for_running: float = 10.0,
+    deadline: Deadline,
 ) -> JSONResponse:
-    """Run `handler` once per (client, key); replay its answer to repeats."""
+    """Run `handler` once per (client, key); replay its answer to repeats.
+
+    `deadline` is the request's: a repeat that finds the first request still running
+    waits for it until then (and the handler spends the same deadline).
+    """
     if key is None:
         answer = await handler()
         return JSONResponse(answer.body, status_code=answer.status)
     if not 1 <= len(key) <= 255:
         raise ApiError(422, "validation_error", "Idempotency-Key must be 1 to 255 characters")
     digest = request_hash(route, body)
-    deadline = time.monotonic() + wait_for_running
     while True:
-        claimed = await pool.fetchval(
-            """
-            INSERT INTO api_idempotency_keys (client_name, idempotency_key, route, request_hash)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (client_name, idempotency_key) DO UPDATE
-                SET route = EXCLUDED.route, request_hash = EXCLUDED.request_hash,
-                    state = 'running', response_status = NULL, response_body = NULL,
-                    created_at = now(), expires_at = now() + interval '24 hours'
-                WHERE api_idempotency_keys.expires_at < now()
-                   OR (api_idempotency_keys.state = 'running'
-                       AND api_idempotency_keys.request_hash = EXCLUDED.request_hash
-                       AND api_idempotency_keys.created_at
-                           < now() - make_interval(secs => $5))
-            RETURNING true
-            """,
-            client_name,
-            key,
-            route,
-            digest,
-            ABANDONED_AFTER_SECONDS,
-        )
+        claim = _Claim(client_name, key, uuid.uuid4().hex)
+        try:
+            claimed = await pool.fetchval(
+                """
+                INSERT INTO api_idempotency_keys
+                    (client_name, idempotency_key, route, request_hash, response_body)
+                VALUES ($1, $2, $3, $4, $6::jsonb)
+                ON CONFLICT (client_name, idempotency_key) DO UPDATE
+                    SET route = EXCLUDED.route, request_hash = EXCLUDED.request_hash,
+                        state = 'running', response_status = NULL,
+                        response_body = EXCLUDED.response_body,
+                        created_at = now(), expires_at = now() + interval '24 hours'
+                    WHERE api_idempotency_keys.expires_at < now()
+                       OR (api_idempotency_keys.state = 'running'
+                           AND api_idempotency_keys.request_hash = EXCLUDED.request_hash
+                           AND api_idempotency_keys.created_at
+                               < now() - make_interval(secs => $5))
+                RETURNING true
+                """,
+                client_name,
+                key,
+                route,
+                digest,
+                deadline.seconds + TAKEOVER_MARGIN_SECONDS,
+                json.dumps({"claim": claim.claim_id}),
+            )
+        except DATABASE_UNAVAILABLE_ERRORS:
+            # Whether the claim was taken is unknown: remove it, if it was, once
+            # Postgres answers again, so the client's retry is not told 409.
+            _settle_in_background(functools.partial(_forget, pool, claim), recheck=True)
+            raise
         if claimed:
-            return await _run_and_record(pool, client_name, key, handler)
+            return await _run_and_record(pool, claim, handler)
         record = await pool.fetchrow(
             """
             SELECT route, request_hash, state, response_status, response_body
@@ -125,36 +157,37 @@ async def run_once(
                 status_code=record["response_status"],
                 headers={"Idempotent-Replayed": "true"},
             )
-        if time.monotonic() >= deadline:
+        if deadline.expired:
             raise ApiError(
                 409,
                 "request_in_progress",
                 "A request with this Idempotency-Key is still in progress; retry later",
+                headers={"Retry-After": "1"},
             )
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(min(0.1, deadline.remaining()))
 
 
 async def _run_and_record(
-    pool: asyncpg.Pool, client_name: str, key: str, handler: Callable[[], Awaitable[Answer]]
+    pool: asyncpg.Pool, claim: _Claim, handler: Callable[[], Awaitable[Answer]]
 ) -> JSONResponse:
     try:
         answer = await handler()
     except ApiError as error:
         if error.status >= 500:
-            await _settle(lambda: _forget(pool, client_name, key))
+            await _settle(lambda: _forget(pool, claim))
         else:
             body = {"error": {"code": error.code, "message": error.message}, **error.extra}
             final = Answer(error.status, body)
-            await _settle(lambda: _record(pool, client_name, key, final))
+            await _settle(lambda: _record(pool, claim, final))
         raise
     except BaseException:
-        await _settle(lambda: _forget(pool, client_name, key))
+        await _settle(lambda: _forget(pool, claim))
         raise
     if answer.status >= 500 or answer.status == 202:
         # Not final: a retry must look again (it reaches the same entity by its id).
-        await _settle(lambda: _forget(pool, client_name, key))
+        await _settle(lambda: _forget(pool, claim))
     else:
-        await _settle(lambda: _record(pool, client_name, key, answer))
+        await _settle(lambda: _record(pool, claim, answer))
     return JSONResponse(answer.body, status_code=answer.status)
 
 
@@ -164,13 +197,17 @@ async def _settle(write: Callable[[], Awaitable[None]]) -> None:
     try:
         await write()
     except DATABASE_UNAVAILABLE_ERRORS:
-        task = asyncio.create_task(_settle_later(write))
-        _settling.add(task)
-        task.add_done_callback(_settling.discard)
+        _settle_in_background(write)
         raise
 
 
-async def _settle_later(write: Callable[[], Awaitable[None]]) -> None:
+def _settle_in_background(write: Callable[[], Awaitable[None]], *, recheck: bool = False) -> None:
+    task = asyncio.create_task(_settle_later(write, recheck=recheck))
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+async def _settle_later(write: Callable[[], Awaitable[None]], *, recheck: bool) -> None:
     deadline = time.monotonic() + SETTLE_WITHIN_SECONDS
     pause = 0.2
     reason = "Postgres unavailable"
@@ -178,6 +215,10 @@ async def _settle_later(write: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(pause)
         try:
             await write()
+            if recheck:
+                recheck = False
+                pause = LATE_CLAIM_RECHECK_SECONDS
+                continue
         except DATABASE_UNAVAILABLE_ERRORS:
             pause = min(pause * 2, 2.0)
             continue
@@ -191,23 +232,30 @@ async def _settle_later(write: Callable[[], Awaitable[None]]) -> None:
     )  # fmt: skip
 
 
-async def _record(pool: asyncpg.Pool, client_name: str, key: str, answer: Answer) -> None:
+async def _record(pool: asyncpg.Pool, claim: _Claim, answer: Answer) -> None:
     await pool.execute(
         """
         UPDATE api_idempotency_keys
-        SET state = 'completed', response_status = $3, response_body = $4::jsonb
+        SET state = 'completed', response_status = $4, response_body = $5::jsonb
         WHERE client_name = $1 AND idempotency_key = $2
+          AND state = 'running' AND response_body ->> 'claim' = $3
         """,
-        client_name,
-        key,
+        claim.client_name,
+        claim.key,
+        claim.claim_id,
         answer.status,
         json.dumps(answer.body, default=str),
     )
 
 
-async def _forget(pool: asyncpg.Pool, client_name: str, key: str) -> None:
+async def _forget(pool: asyncpg.Pool, claim: _Claim) -> None:
     await pool.execute(
-        "DELETE FROM api_idempotency_keys WHERE client_name = $1 AND idempotency_key = $2",
-        client_name,
-        key,
+        """
+        DELETE FROM api_idempotency_keys
+        WHERE client_name = $1 AND idempotency_key = $2
+          AND state = 'running' AND response_body ->> 'claim' = $3
+        """,
+        claim.client_name,
+        claim.key,
+        claim.claim_id,
     )

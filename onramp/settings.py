@@ -248,6 +248,21 @@ class ApiSettings(CommonSettings, StripeSettings):
         default=30.0, gt=0, le=120, description="how long POST /v1/checkout waits for Stripe"
     )
 
+    # --- Postgres deadlines: a hung database answers 503 within seconds ---
+    database_statement_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="longest statement of a request (Postgres statement_timeout; the "
+        "client gives up 0.5 s later)",
+    )
+    database_acquire_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="longest wait for a pooled Postgres connection, connecting included",
+    )
+
     @field_validator("onramp_token_secret")
     @classmethod
     def _api_token_secret(cls, value: SecretStr) -> SecretStr:

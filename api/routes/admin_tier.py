@@ -22,11 +22,13 @@ from api.routes.subscriptions import (
     CHANGE_RESPONSES,
     SubscriptionResponse,
     run_update,
+    subscription_deadline,
     subscription_response,
     update_id_for,
 )
 from api.user_guard import require_active_user
-from workflows.contracts import ADMIN_OVERRIDE_UPDATE, AdminOverrideRequest, Tier
+from workflows import calls
+from workflows.contracts import AdminOverrideRequest, Tier
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -54,12 +56,15 @@ async def override_tier(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     uid = str(user_id)
+    deadline = subscription_deadline(settings)
 
     async def handler() -> Answer:
         await require_active_user(pool, uid)
         request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
         update_id = update_id_for(key.name, idempotency_key)
-        await run_update(temporal, settings, uid, ADMIN_OVERRIDE_UPDATE, request, update_id)
+        await run_update(
+            temporal, settings, uid, calls.ADMIN_OVERRIDE, request, update_id, deadline
+        )
         return Answer(200, (await subscription_response(pool, uid)).model_dump(mode="json"))
 
     return await run_once(
@@ -69,5 +74,5 @@ async def override_tier(
         route="PUT /v1/admin/users/{user_id}/tier",
         body={"user_id": uid, **body.model_dump()},
         handler=handler,
-        wait_for_running=settings.subscription_update_wait_seconds + 5,
+        deadline=deadline,
     )

@@ -7,18 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AdminKey
 from api.deps import Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
-from api.temporal_gateway import TemporalUnavailable
-from workflows import errors
-from workflows.contracts import (
-    RETRY_PROVISIONING_UPDATE,
-    RetryProvisioningRequest,
-    RetryProvisioningResult,
-)
+from api.temporal_gateway import WorkflowNotFound
+from workflows import calls, errors
+from workflows.contracts import RetryProvisioningRequest, RetryProvisioningResult
 
 router = APIRouter(prefix="/v1/admin/workflows", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -30,7 +25,10 @@ router = APIRouter(prefix="/v1/admin/workflows", tags=["admin"], responses=ERROR
     responses={
         404: {"model": ErrorResponse, "description": "No running checkout workflow"},
         409: {"model": ErrorResponse, "description": "Provisioning has not failed"},
-        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+        503: {
+            "model": ErrorResponse,
+            "description": "Temporal unreachable or no answer in time; with Retry-After",
+        },
     },
 )
 async def retry_provisioning(
@@ -39,24 +37,17 @@ async def retry_provisioning(
     temporal: Temporal,
 ) -> RetryProvisioningResult:
     try:
-        client = await temporal.client()
-        result: RetryProvisioningResult = await client.get_workflow_handle(
-            workflow_id
-        ).execute_update(
-            RETRY_PROVISIONING_UPDATE,
+        return await temporal.update(
+            calls.RETRY_PROVISIONING,
             RetryProvisioningRequest(who=key.name),
-            result_type=RetryProvisioningResult,
-            rpc_timeout=temporal.rpc_timeout,
+            workflow_id=workflow_id,
+            deadline=temporal.quick_deadline(),
+            what="the provisioning retry",
         )
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == errors.PROVISIONING_NOT_FAILED:
             raise ApiError(409, "provisioning_not_failed", cause.message) from None
         raise ApiError(409, "retry_refused", str(cause or error)) from None
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise ApiError(404, "workflow_not_found", f"No running {workflow_id}") from None
-        raise ApiError(503, "temporal_unavailable", f"Cannot reach Temporal: {error}") from None
-    except TemporalUnavailable as error:
-        raise ApiError(503, "temporal_unavailable", str(error)) from None
-    return result
+    except WorkflowNotFound:
+        raise ApiError(404, "workflow_not_found", f"No running {workflow_id}") from None

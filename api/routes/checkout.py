@@ -9,34 +9,28 @@ worker down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from api import token_limits
 from api.auth import ClientKey
+from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
-from api.temporal_gateway import TemporalUnavailable
+from api.temporal_gateway import TemporalUnavailable, WorkflowNotFound
 from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
-from workflows import errors
+from workflows import calls, errors
 from workflows.contracts import (
-    CHECKOUT_RETURN_SIGNAL,
-    CHECKOUT_WORKFLOW,
-    START_CHECKOUT_UPDATE,
     BillingCycle,
     CheckoutReturnSignal,
     CheckoutStarted,
@@ -67,7 +61,12 @@ class CheckoutRequest(BaseModel):
         404: {"model": ErrorResponse, "description": "Unknown user"},
         409: {"model": ErrorResponse, "description": "A live subscription, or signing up"},
         502: {"model": ErrorResponse, "description": "Stripe failed; nothing was kept"},
-        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+        503: {
+            "model": ErrorResponse,
+            "description": "Temporal unreachable, or the checkout not created within "
+            "CHECKOUT_WAIT_SECONDS (`operation_pending`: it goes on; retry with the same "
+            "Idempotency-Key for its answer); with Retry-After",
+        },
     },
 )
 async def start_checkout(
@@ -79,6 +78,7 @@ async def start_checkout(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Any:
     user_id = str(request.user_id)
+    deadline = Deadline.after(settings.checkout_wait_seconds)
     update_id = (
         stable_id(key.name, f"checkout:{idempotency_key}") if idempotency_key else str(uuid.uuid4())
     )
@@ -88,7 +88,7 @@ async def start_checkout(
         blocking = await checkout.blocking_subscription(pool, user_id)
         if blocking is not None:
             raise _subscription_exists(blocking)
-        started = await _start(user_id, request, update_id, settings, temporal)
+        started = await _start(user_id, request, update_id, settings, temporal, deadline)
         return Answer(201, started.model_dump())
 
     return await run_once(
@@ -98,7 +98,7 @@ async def start_checkout(
         route="POST /v1/checkout",
         body=request.model_dump(mode="json"),
         handler=handler,
-        wait_for_running=settings.checkout_wait_seconds + 5,
+        deadline=deadline,
     )
 
 
@@ -114,34 +114,28 @@ async def _start(
     update_id: str,
     settings: Settings,
     temporal: Temporal,
+    deadline: Deadline,
 ) -> CheckoutStarted:
     argument = StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle)
     for _ in range(_CLOSING_RETRIES):
         try:
             return await temporal.update_with_start(
-                workflow=CHECKOUT_WORKFLOW,
+                calls.START_CHECKOUT,
+                argument,
                 start_input=CheckoutWorkflowInput(user_id=user_id),
                 workflow_id=checkout_workflow_id(user_id),
                 user_id=user_id,
                 task_queue=settings.temporal_task_queue,
-                update=START_CHECKOUT_UPDATE,
-                argument=argument,
                 update_id=update_id,
-                result_type=CheckoutStarted,
-                wait=timedelta(seconds=settings.checkout_wait_seconds),
+                deadline=deadline,
+                what="the checkout",
             )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == errors.CHECKOUT_CLOSED:
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(min(0.25, deadline.remaining()))
                 continue
             raise _update_error(cause) from None
-        except WorkflowUpdateRPCTimeoutOrCancelledError:
-            raise ApiError(
-                503, "checkout_pending", "The checkout is still being created; retry"
-            ) from None
-        except (TemporalUnavailable, RPCError) as error:
-            raise ApiError(503, "temporal_unavailable", f"Cannot reach Temporal: {error}") from None
     raise ApiError(409, "checkout_closing", "The previous checkout is ending; retry shortly")
 
 
@@ -183,17 +177,14 @@ async def checkout_return(
     # and no history beyond that (the workflow also re-reads on its own timer).
     if not token_limits.reread_due(request, session_id, settings.checkout_return_reread_seconds):
         return RedirectResponse(target, status_code=303)
-    try:
-        client = await temporal.client()
-        await client.get_workflow_handle(checkout_workflow_id(user_id)).signal(
-            CHECKOUT_RETURN_SIGNAL,
+    # An ended checkout has nothing to re-read; an unreachable Temporal is caught up by
+    # the workflow's own reconciliation. Either way the user moves on.
+    with contextlib.suppress(WorkflowNotFound, TemporalUnavailable):
+        await temporal.signal(
+            calls.CHECKOUT_RETURNED,
             CheckoutReturnSignal(session_id=session_id),
-            rpc_timeout=temporal.rpc_timeout,
+            workflow_id=checkout_workflow_id(user_id),
         )
-    except (RPCError, TemporalUnavailable):
-        # An ended checkout (NOT_FOUND) has nothing to re-read; an unreachable Temporal
-        # is caught up by the workflow's own reconciliation. Either way the user moves on.
-        pass
     return RedirectResponse(target, status_code=303)
 
 

@@ -12,47 +12,34 @@ The API never calls Stripe: it reads Postgres and talks to Temporal.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from temporalio.client import (
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from api import token_limits
 from api.auth import ClientKey
+from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import stable_id
-from api.temporal_gateway import TemporalUnavailable
 from api.user_guard import require_active_user
 from onramp import onboarding, tokens
 from onramp.onboarding import FoundToken
-from workflows import errors, search_attributes
+from workflows import calls, errors
+from workflows.calls import UpdateRef
 from workflows.contracts import (
-    ISSUE_ONBOARDING_TOKEN_UPDATE,
-    ONBOARDING_RETURNED_UPDATE,
-    ONBOARDING_WORKFLOW,
-    OPEN_ONBOARDING_LINK_UPDATE,
     IssueOnboardingTokenInput,
-    IssueOnboardingTokenResult,
     OnboardingReturnedInput,
     OnboardingTokenStatus,
     OnboardingWorkflowInput,
-    OnboardingWorkflowStatus,
     OpenOnboardingLinkInput,
-    OpenOnboardingLinkResult,
     onboarding_workflow_id,
 )
 
@@ -92,56 +79,37 @@ class OnboardingStatusResponse(BaseModel):
     updated_at: datetime | None
 
 
+ArgT = TypeVar("ArgT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+
 async def _update_with_start(
     temporal: Temporal,
     settings: Settings,
     user_id: str,
-    update: str,
-    arg: BaseModel,
-    result_type: type[Any],
+    update: UpdateRef[OnboardingWorkflowInput, ArgT, ResultT],
+    arg: ArgT,
     *,
     update_id: str,
-    wait_seconds: float,
-) -> Any:
-    """Run one update on `onboarding-<user>`, starting the workflow if no run is open."""
-    workflow_id = onboarding_workflow_id(user_id)
+) -> ResultT:
+    """Run one update on `onboarding-<user>`, starting the workflow if no run is open,
+    within ONBOARDING_LINK_WAIT_SECONDS (else 503 with Retry-After, from the gateway)."""
     try:
-        client = await temporal.client()
-        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            ONBOARDING_WORKFLOW,
-            OnboardingWorkflowInput(user_id=user_id, poll_seconds=settings.onboarding_poll_seconds),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes.user_id_attributes(user_id),
-        )
-        return await asyncio.wait_for(
-            client.execute_update_with_start_workflow(
-                update,
-                arg,
-                start_workflow_operation=operation,
-                id=update_id,
-                result_type=result_type,
-                rpc_timeout=timedelta(seconds=wait_seconds),
+        return await temporal.update_with_start(
+            update,
+            arg,
+            start_input=OnboardingWorkflowInput(
+                user_id=user_id, poll_seconds=settings.onboarding_poll_seconds
             ),
-            timeout=wait_seconds,
+            workflow_id=onboarding_workflow_id(user_id),
+            user_id=user_id,
+            task_queue=settings.temporal_task_queue,
+            update_id=update_id,
+            deadline=Deadline.after(settings.onboarding_link_wait_seconds),
+            what="onboarding",
         )
     except WorkflowUpdateFailedError as failure:
         raise _update_error(failure) from None
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        raise ApiError(
-            503,
-            "onboarding_busy",
-            "Onboarding did not answer in time; try again",
-            headers={"Retry-After": "2"},
-        ) from None
-    except (TemporalUnavailable, RPCError) as error:
-        raise ApiError(
-            503,
-            "temporal_unavailable",
-            f"Onboarding is unavailable: {error}",
-            headers={"Retry-After": "2"},
-        ) from None
 
 
 def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
@@ -190,19 +158,17 @@ async def create_onboarding_token(
         if idempotency_key
         else tokens.new_token_id()
     )
-    result: IssueOnboardingTokenResult = await _update_with_start(
+    result = await _update_with_start(
         temporal,
         settings,
         str(user_id),
-        ISSUE_ONBOARDING_TOKEN_UPDATE,
+        calls.ISSUE_ONBOARDING_TOKEN,
         IssueOnboardingTokenInput(
             token_id=token_id,
             ttl_seconds=settings.onboarding_token_ttl_seconds,
             poll_seconds=settings.onboarding_poll_seconds,
         ),
-        IssueOnboardingTokenResult,
         update_id=f"issue/{token_id}",
-        wait_seconds=settings.onboarding_link_wait_seconds,
     )
     token = tokens.derive_token(secret, tokens.CONNECT_ONBOARDING, result.token_id)
     return OnboardingTokenResponse(
@@ -277,18 +243,16 @@ async def _open_link(
     *,
     new_link: bool = False,
 ) -> Response:
-    result: OpenOnboardingLinkResult = await _update_with_start(
+    result = await _update_with_start(
         temporal,
         settings,
         found.user_id,
-        OPEN_ONBOARDING_LINK_UPDATE,
+        calls.OPEN_ONBOARDING_LINK,
         OpenOnboardingLinkInput(
             token_id=found.token_id, public_url=settings.onramp_public_url, new_link=new_link
         ),
-        OpenOnboardingLinkResult,
         # Each open is its own operation (and Stripe idempotency key).
         update_id=f"open/{uuid.uuid4()}",
-        wait_seconds=settings.onboarding_link_wait_seconds,
     )
     url = tokens.unseal_text(settings.onramp_token_secret, found.token_id, result.sealed_url)
     if url is None:
@@ -420,15 +384,13 @@ async def connect_return(
 async def _asked_to_reread(found: FoundToken, settings: Settings, temporal: Temporal) -> bool:
     """Ask the workflow to re-read the account now; True when it found it complete."""
     try:
-        status: OnboardingWorkflowStatus = await _update_with_start(
+        status = await _update_with_start(
             temporal,
             settings,
             found.user_id,
-            ONBOARDING_RETURNED_UPDATE,
+            calls.ONBOARDING_RETURNED,
             OnboardingReturnedInput(token_id=found.token_id),
-            OnboardingWorkflowStatus,
             update_id=f"return/{uuid.uuid4()}",
-            wait_seconds=settings.onboarding_link_wait_seconds,
         )
     except ApiError as error:
         # The user is done with Stripe either way; polling and webhooks catch up.

@@ -15,46 +15,39 @@ gets 409 `payment_method_required` with `next_action: {"type": "checkout", ...}`
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 
 from api.auth import ClientKey
+from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
-from api.temporal_gateway import TemporalGateway, TemporalUnavailable
+from api.temporal_gateway import TemporalGateway
 from api.user_guard import require_active_user
 from onramp import billing
 from onramp.settings import ApiSettings
-from workflows import errors
+from workflows import calls, errors
+from workflows.calls import UpdateRef
 from workflows.contracts import (
-    CANCEL_UPDATE,
-    DOWNGRADE_UPDATE,
-    REACTIVATE_UPDATE,
-    SUBSCRIPTION_WORKFLOW,
-    UPDATE_PAYMENT_METHOD_UPDATE,
-    UPGRADE_UPDATE,
     BillingCycle,
     DowngradeRequest,
     EmptyRequest,
     PaymentMethodRequest,
-    SubscriptionView,
     SubscriptionWorkflowInput,
     Tier,
     UpgradeRequest,
     subscription_workflow_id,
 )
+
+ArgT = TypeVar("ArgT", bound=BaseModel)
 
 router = APIRouter(prefix="/v1/users", tags=["subscriptions"], responses=ERROR_RESPONSES)
 
@@ -71,7 +64,12 @@ CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "customer",
     },
     502: {"model": ErrorResponse, "description": "Stripe or the database failed the change"},
-    503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Temporal unreachable, or the change not done within "
+        "SUBSCRIPTION_UPDATE_WAIT_SECONDS (`operation_pending`: it goes on; retry with the "
+        "same Idempotency-Key for its answer); with Retry-After",
+    },
 }
 
 
@@ -220,34 +218,30 @@ async def run_update(
     temporal: TemporalGateway,
     settings: ApiSettings,
     user_id: str,
-    update: str,
-    argument: Any,
+    update: UpdateRef[SubscriptionWorkflowInput, ArgT, Any],
+    argument: ArgT,
     update_id: str,
+    deadline: Deadline,
 ) -> None:
     """Update-with-start on `subscription-<user>`; returns once the update completed."""
     try:
         await temporal.update_with_start(
-            workflow=SUBSCRIPTION_WORKFLOW,
+            update,
+            argument,
             start_input=SubscriptionWorkflowInput(user_id=user_id),
             workflow_id=subscription_workflow_id(user_id),
             user_id=user_id,
             task_queue=settings.temporal_task_queue,
-            update=update,
-            argument=argument,
             update_id=update_id,
-            result_type=SubscriptionView,
-            wait=timedelta(seconds=settings.subscription_update_wait_seconds),
+            deadline=deadline,
+            what="the subscription change",
         )
     except WorkflowUpdateFailedError as error:
         raise update_error(error, user_id, argument) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise ApiError(
-            503,
-            "subscription_change_pending",
-            "The change is still running; retry with the same Idempotency-Key",
-        ) from None
-    except (TemporalUnavailable, RPCError) as error:
-        raise ApiError(503, "temporal_unavailable", f"Cannot reach Temporal: {error}") from None
+
+
+def subscription_deadline(settings: ApiSettings) -> Deadline:
+    return Deadline.after(settings.subscription_update_wait_seconds)
 
 
 def update_id_for(client_name: str, idempotency_key: str | None) -> str:
@@ -262,19 +256,19 @@ async def _change(
     idempotency_key: str | None,
     route: str,
     body: dict[str, Any],
-    update: str,
-    argument: BaseModel,
+    update: UpdateRef[SubscriptionWorkflowInput, ArgT, Any],
+    argument: ArgT,
     settings: ApiSettings,
     pool: asyncpg.Pool,
     temporal: TemporalGateway,
 ) -> JSONResponse:
     uid = str(user_id)
+    deadline = subscription_deadline(settings)
 
     async def handler() -> Answer:
         await require_active_user(pool, uid)
-        await run_update(
-            temporal, settings, uid, update, argument, update_id_for(key_name, idempotency_key)
-        )
+        update_id = update_id_for(key_name, idempotency_key)
+        await run_update(temporal, settings, uid, update, argument, update_id, deadline)
         answer = await subscription_response(pool, uid)
         # Accepted, not done: the change waits for the customer's authentication.
         status = 202 if answer.payment_state == "requires_action" else 200
@@ -287,7 +281,7 @@ async def _change(
         route=route,
         body={"user_id": uid, **body},
         handler=handler,
-        wait_for_running=settings.subscription_update_wait_seconds + 5,
+        deadline=deadline,
     )
 
 
@@ -321,7 +315,7 @@ async def upgrade(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/upgrade", body=body.model_dump(),
-        update=UPGRADE_UPDATE, argument=UpgradeRequest(**body.model_dump()),
+        update=calls.UPGRADE, argument=UpgradeRequest(**body.model_dump()),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -344,7 +338,7 @@ async def downgrade(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/downgrade", body=body.model_dump(),
-        update=DOWNGRADE_UPDATE, argument=DowngradeRequest(**body.model_dump()),
+        update=calls.DOWNGRADE, argument=DowngradeRequest(**body.model_dump()),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -366,7 +360,7 @@ async def cancel(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/cancel", body={},
-        update=CANCEL_UPDATE, argument=EmptyRequest(),
+        update=calls.CANCEL, argument=EmptyRequest(),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -388,7 +382,7 @@ async def reactivate(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/reactivate", body={},
-        update=REACTIVATE_UPDATE, argument=EmptyRequest(),
+        update=calls.REACTIVATE, argument=EmptyRequest(),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -411,7 +405,7 @@ async def update_payment_method(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="PUT /v1/users/{user_id}/subscription/payment-method", body=body.model_dump(),
-        update=UPDATE_PAYMENT_METHOD_UPDATE,
+        update=calls.UPDATE_PAYMENT_METHOD,
         argument=PaymentMethodRequest(payment_method=body.payment_method),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip

@@ -2,39 +2,32 @@
 
 Signup runs as the workflow `signup-<user id>`; this route starts it (or finds it, for
 a retried request) and waits a few seconds for its result: 201 with the user, or 202
-with a status URL when it takes longer. The answer is read from Postgres.
+with a status URL when it takes longer (the workflow has started, so it goes on). A
+start Temporal does not confirm in time is a 503 with Retry-After; the retry with the
+same Idempotency-Key names the same user and workflow. The answer is read from Postgres.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import ClientKey
+from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.input_text import EmailAddress, SafeText
-from api.temporal_gateway import TemporalUnavailable
+from api.temporal_gateway import OperationPending, WorkflowNotFound
 from onramp import users
-from workflows import errors, search_attributes
-from workflows.contracts import (
-    SIGNUP_WORKFLOW,
-    SignupInput,
-    SignupResult,
-    UserRecord,
-    signup_workflow_id,
-)
+from workflows import calls, errors
+from workflows.contracts import SignupInput, UserRecord, signup_workflow_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
 
@@ -93,7 +86,11 @@ def _user_response(user: UserRecord) -> UserResponse:
         400: MALFORMED_BODY_RESPONSE,
         409: {"model": ErrorResponse, "description": "Email taken, or same key in flight"},
         502: {"model": ErrorResponse, "description": "Signup failed and was undone"},
-        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+        503: {
+            "model": ErrorResponse,
+            "description": "Temporal unreachable or did not confirm the start in time "
+            "(retry with the same Idempotency-Key); with Retry-After",
+        },
     },
 )
 async def sign_up(
@@ -105,12 +102,21 @@ async def sign_up(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     user_id = stable_id(key.name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+    # A 202 needs the start confirmed, so the start may take the RPC timeout even when
+    # the configured wait for the result is shorter.
+    answer_by = Deadline.after(settings.signup_wait_seconds)
+    deadline = Deadline.after(
+        max(settings.signup_wait_seconds, settings.temporal_rpc_timeout_seconds)
+    )
 
     async def handler() -> Answer:
         existing = await users.get_user_by_email(pool, request.email)
         if existing is not None and existing.user_id != user_id:
             raise ApiError(409, "email_taken", "A user with this email already exists")
-        return await _run_signup(request, user_id, settings, temporal, pool)
+        if existing is not None and existing.status == "active":
+            # A retry of a signup that finished after its first request gave up.
+            return Answer(201, _user_response(existing).model_dump())
+        return await _run_signup(request, user_id, settings, temporal, pool, deadline, answer_by)
 
     return await run_once(
         pool,
@@ -119,40 +125,38 @@ async def sign_up(
         route="POST /v1/users",
         body=request.model_dump(),
         handler=handler,
-        wait_for_running=settings.signup_wait_seconds + 5,
+        deadline=deadline,
     )
 
 
 async def _run_signup(
-    request: SignupRequest, user_id: str, settings: Settings, temporal: Temporal, pool: Pool
+    request: SignupRequest,
+    user_id: str,
+    settings: Settings,
+    temporal: Temporal,
+    pool: Pool,
+    deadline: Deadline,
+    answer_by: Deadline,
 ) -> Answer:
     workflow_id = signup_workflow_id(user_id)
+    handle = await temporal.start_workflow(
+        calls.SIGNUP,
+        SignupInput(
+            user_id=user_id,
+            email=request.email,
+            username=request.username,
+            payouts=request.payouts,
+            stripe_customer=settings.signup_stripe_customer,
+        ),
+        workflow_id=workflow_id,
+        user_id=user_id,
+        task_queue=settings.temporal_task_queue,
+        deadline=deadline,
+        what="the signup",
+    )
     try:
-        client = await temporal.client()
-        handle = await client.start_workflow(
-            SIGNUP_WORKFLOW,
-            SignupInput(
-                user_id=user_id,
-                email=request.email,
-                username=request.username,
-                payouts=request.payouts,
-                stripe_customer=settings.signup_stripe_customer,
-            ),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes.user_id_attributes(user_id),
-            result_type=SignupResult,
-            rpc_timeout=temporal.rpc_timeout,
-        )
-    except (TemporalUnavailable, RPCError) as error:
-        raise ApiError(503, "temporal_unavailable", f"Cannot start the signup: {error}") from None
-    try:
-        await asyncio.wait_for(
-            handle.result(rpc_timeout=timedelta(seconds=settings.signup_wait_seconds + 5)),
-            timeout=settings.signup_wait_seconds,
-        )
-    except TimeoutError:
+        await temporal.result(handle, deadline=answer_by, what="the signup")
+    except OperationPending:
         pending = SignupPending(
             id=user_id,
             status="signing_up",
@@ -162,8 +166,6 @@ async def _run_signup(
         return Answer(202, pending.model_dump())
     except WorkflowFailureError as failure:
         raise _signup_error(failure) from None
-    except RPCError as error:
-        raise ApiError(503, "temporal_unavailable", f"Signup status unknown: {error}") from None
     user = await users.get_user(pool, user_id)
     if user is None:  # pragma: no cover - the workflow completed, so the row exists
         raise ApiError(502, "signup_failed", "Signup finished but the user is missing")
@@ -189,7 +191,7 @@ def _signup_error(failure: WorkflowFailureError) -> ApiError:
             "description": "Signup accepted, profile not written yet (worker busy or down)",
         },
         404: {"model": ErrorResponse},
-        503: {"model": ErrorResponse, "description": "Temporal unreachable"},
+        503: {"model": ErrorResponse, "description": "Temporal unreachable; with Retry-After"},
     },
 )
 async def get_user(
@@ -214,14 +216,7 @@ async def get_user(
 
 async def _signup_running(temporal: Temporal, user_id: str) -> bool:
     try:
-        client = await temporal.client()
-        description = await client.get_workflow_handle(signup_workflow_id(user_id)).describe(
-            rpc_timeout=temporal.rpc_timeout
-        )
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise ApiError(503, "temporal_unavailable", f"Cannot read the signup: {error}") from None
-    except TemporalUnavailable as error:
-        raise ApiError(503, "temporal_unavailable", f"Cannot read the signup: {error}") from None
+        description = await temporal.describe(signup_workflow_id(user_id))
+    except WorkflowNotFound:
+        return False
     return description.status == WorkflowExecutionStatus.RUNNING

@@ -151,7 +151,7 @@ async def test_ten_concurrent_opens_make_one_account_one_link_and_one_transition
         if answer.status_code == 200:
             urls.append(answer.json()["url"])
         else:
-            assert answer.json()["error"]["code"] in ("onboarding_busy", "temporal_unavailable")
+            assert answer.json()["error"]["code"] in ("operation_pending", "temporal_unavailable")
             assert "Retry-After" in answer.headers
     assert urls, "no open succeeded"
     # The first open's link is handed to every later one while it is fresh.
