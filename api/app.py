@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api import metrics
 from api.errors import install_error_handlers
 from api.routes import (
+    admin_system,
     admin_tier,
     admin_webhooks,
     admin_workflows,
@@ -21,8 +22,10 @@ from api.routes import (
 )
 from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
+from api.system import SystemMonitor
 from api.temporal_gateway import TemporalGateway
 from api.webhooks import ingress as webhook_ingress
+from api.webhooks.dispatch import Dispatcher, InboxDispatcher
 from onramp.db import create_pool
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
@@ -46,9 +49,31 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.temporal_namespace,
             timedelta(seconds=settings.temporal_rpc_timeout_seconds),
         )
+        # Stripe's events are acknowledged once stored; this process's dispatcher hands
+        # them to Temporal afterwards (several API processes share the inbox safely).
+        app.state.inbox_dispatcher = None
+        if settings.webhook_dispatcher_enabled:
+            app.state.inbox_dispatcher = InboxDispatcher(
+                Dispatcher(
+                    app.state.pool,
+                    app.state.temporal,
+                    task_queue=settings.temporal_task_queue,
+                    livemode=settings.stripe_livemode,
+                    via="dispatcher",
+                    lease_seconds=settings.webhook_dispatch_lease_seconds,
+                    retry_max_seconds=settings.webhook_dispatch_retry_max_seconds,
+                ),
+                poll_seconds=settings.webhook_dispatch_poll_seconds,
+            )
+            app.state.inbox_dispatcher.start()
+        monitor = SystemMonitor(settings, app.state.pool, app.state.temporal)
+        monitor.start()
         try:
             yield
         finally:
+            await monitor.stop()
+            if app.state.inbox_dispatcher is not None:
+                await app.state.inbox_dispatcher.stop()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -70,5 +95,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(checkout_routes.router)
     app.include_router(portal.router)
     app.include_router(admin_workflows.router)
+    app.include_router(admin_system.router)
     app.include_router(webhook_ingress.router)
     return app
