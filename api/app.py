@@ -64,6 +64,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                     retry_max_seconds=settings.webhook_dispatch_retry_max_seconds,
                 ),
                 poll_seconds=settings.webhook_dispatch_poll_seconds,
+                max_in_flight=settings.webhook_dispatch_concurrency,
             )
             app.state.inbox_dispatcher.start()
         monitor = SystemMonitor(settings, app.state.pool, app.state.temporal)

@@ -175,6 +175,13 @@ class ApiSettings(CommonSettings, StripeSettings):
     webhook_dispatch_retry_max_seconds: float = Field(
         default=10.0, gt=0, le=600, description="cap of the backoff while Temporal is down"
     )
+    webhook_dispatch_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Temporal calls one dispatcher makes at once (bounded so a burst of "
+        "webhooks is answered first and dispatched as the process has room)",
+    )
     system_check_interval_seconds: float = Field(
         default=10.0, gt=0, le=300, description="refresh of the system metrics (pollers, lag)"
     )

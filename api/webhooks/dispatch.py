@@ -447,7 +447,7 @@ class InboxDispatcher:
     """
 
     def __init__(
-        self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0, max_in_flight: int = 64
+        self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0, max_in_flight: int = 8
     ) -> None:
         self.dispatcher = dispatcher
         self.poll_seconds = poll_seconds

@@ -39,7 +39,7 @@ def _dispatcher(pool: asyncpg.Pool, settings: ApiSettings) -> InboxDispatcher:
     dispatcher = Dispatcher(
         pool, gateway, task_queue=settings.temporal_task_queue, livemode=False, via="dispatcher"
     )
-    return InboxDispatcher(dispatcher, poll_seconds=0.05)
+    return InboxDispatcher(dispatcher, poll_seconds=0.05, max_in_flight=16)
 
 
 async def _store(db: asyncpg.Pool, body: bytes) -> str:
@@ -208,3 +208,74 @@ async def test_a_woken_dispatcher_sends_at_once_without_waiting_for_its_poll(
         )
     handle = receivers.get_workflow_handle(f"subscription-{user_id}")
     assert await handle.query(SubscriptionReceiver.signals_received) == 1
+
+
+async def test_webhooks_and_status_reads_answer_while_temporal_hangs(
+    database_url: str, db_pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """Ten concurrent deliveries while Temporal accepts connections and never answers:
+    each is acknowledged, and status reads answer while the dispatcher's calls still
+    hang (before, each delivery held one of the pool's ten connections and a row lock
+    for the whole call, and the reads waited behind them)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    silent = server.sockets[0].getsockname()[1]
+    settings = make_api_settings(
+        database_url,
+        f"127.0.0.1:{silent}",
+        task_queue,
+        temporal_rpc_timeout_seconds=20.0,
+        webhook_dispatch_concurrency=16,
+    )
+    customers = [stripe_id("cus") for _ in range(10)]
+    users = [await create_user(db_pool, customer=customer) for customer in customers]
+    bodies = [
+        event_body("invoice.paid", {"id": stripe_id("in"), "customer": customer})
+        for customer in customers
+    ]
+    ids = [parse_event(body.decode()).id for body in bodies]
+    try:
+        async with (
+            serve_app(create_app(settings)) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            async with asyncio.timeout(15):  # a hang guard, not a measurement
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            "/v1/webhooks/stripe",
+                            content=body,
+                            headers=sign(body, WEBHOOK_SECRETS[0]),
+                        )
+                        for body in bodies
+                    )
+                )
+                assert [answer.status_code for answer in answers] == [200] * 10
+                # The dispatcher has claimed them and its calls are hanging now.
+                await eventually(
+                    lambda: _statuses(db_pool, ids),
+                    lambda found: all(attempts == 1 for _, attempts in found.values()),
+                    seconds=10,
+                )
+                reads = await asyncio.gather(
+                    *(
+                        http.get(f"/v1/users/{user_id}/setup-status", headers=auth())
+                        for user_id in users * 3
+                    )
+                )
+            assert {read.status_code for read in reads} == {200}
+            rows = await db_pool.fetch(
+                "SELECT status, last_error FROM webhook_events WHERE event_id = ANY($1::text[])",
+                ids,
+            )
+            # Still in flight: no outcome written yet, so the reads did not wait for them.
+            assert {(row["status"], row["last_error"]) for row in rows} == {("pending", None)}
+    finally:
+        server.close()
+        await db_pool.execute(
+            "UPDATE webhook_events SET status = 'ignored' WHERE event_id = ANY($1::text[])", ids
+        )
