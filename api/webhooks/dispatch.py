@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import asyncpg
@@ -446,12 +446,24 @@ class InboxDispatcher:
     process stored, and rows whose dispatcher died.
     """
 
+    # While deliveries keep arriving (one within BUSY_WINDOW_SECONDS), the dispatcher
+    # sends one event at a time, at most one every BUSY_CLAIM_INTERVAL_SECONDS:
+    # answering Stripe comes first, the burst is dispatched at full concurrency as soon
+    # as it ends. Once the oldest waiting event is BUSY_MAX_LAG_SECONDS old, it stops
+    # yielding, so a long busy stretch can never starve dispatch.
+    BUSY_WINDOW_SECONDS = 0.25
+    BUSY_CLAIM_INTERVAL_SECONDS = 0.1
+    BUSY_MAX_LAG_SECONDS = 20.0
+
     def __init__(
         self, dispatcher: Dispatcher, *, poll_seconds: float = 1.0, max_in_flight: int = 8
     ) -> None:
         self.dispatcher = dispatcher
         self.poll_seconds = poll_seconds
         self.max_in_flight = max_in_flight
+        self._last_arrival = float("-inf")
+        self._last_claim = float("-inf")
+        self._oldest_claimed_age = 0.0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[DispatchResult]] = set()
         # The last task of each workflow id: the next row of that workflow waits for it.
@@ -459,7 +471,20 @@ class InboxDispatcher:
         self._loop_task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
+        """A new event was stored in this process: look for due rows now."""
+        self._last_arrival = time.monotonic()
         self._wake.set()
+
+    def _busy(self) -> bool:
+        arriving = time.monotonic() - self._last_arrival < self.BUSY_WINDOW_SECONDS
+        return arriving and self._oldest_claimed_age < self.BUSY_MAX_LAG_SECONDS
+
+    def _capacity(self) -> int:
+        in_flight = len(self._tasks)
+        if self._busy():
+            recently = time.monotonic() - self._last_claim < self.BUSY_CLAIM_INTERVAL_SECONDS
+            return 0 if in_flight or recently else 1
+        return self.max_in_flight - in_flight
 
     def start(self) -> None:
         if self._loop_task is None:
@@ -481,15 +506,20 @@ class InboxDispatcher:
 
     async def run_once(self) -> int:
         """Claim what is due now and start dispatching it; the number of rows claimed."""
-        capacity = self.max_in_flight - len(self._tasks)
+        capacity = self._capacity()
         if capacity <= 0:
             return 0
         lease_id = uuid.uuid4()
+        self._last_claim = time.monotonic()
         rows = await webhook_inbox.claim_due(
             self.dispatcher.pool,
             lease_id=lease_id,
             lease_seconds=self.dispatcher.lease_seconds,
             limit=capacity,
+        )
+        now = datetime.now(UTC)
+        self._oldest_claimed_age = max(
+            ((now - row.received_at).total_seconds() for row in rows), default=0.0
         )
         for row in rows:
             # A database error here leaves the rest leased: claimed again once it ends.
@@ -553,7 +583,12 @@ class InboxDispatcher:
                 )
                 claimed = 0
                 await asyncio.sleep(self.poll_seconds)
-            if claimed and len(self._tasks) < self.max_in_flight:
+            if claimed and self._capacity() > 0:
                 continue  # more may be due
+            # Woken by a new event or a finished call; a burst that ends with calls still
+            # in flight is picked up by the poll, at full concurrency again.
+            timeout = self.poll_seconds
+            if self._tasks or time.monotonic() - self._last_arrival < self.BUSY_WINDOW_SECONDS:
+                timeout = min(timeout, self.BUSY_CLAIM_INTERVAL_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
