@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-# outcome: dispatched | duplicate | ignored | orphaned | failed | unavailable | busy
+# outcome: dispatched | duplicate | ignored | orphaned | failed | unavailable | busy |
+# deferred (handed back: its lease could have ended mid-call)
 WEBHOOK_EVENTS = Counter(
     "onramp_webhook_events_total",
     "Verified Stripe events by type and what became of them",
