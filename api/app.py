@@ -16,6 +16,7 @@ from api.deps import open_pool, temporal_gateway
 from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
 from api.routes import (
+    admin_system,
     admin_tier,
     admin_webhooks,
     admin_workflows,
@@ -26,7 +27,9 @@ from api.routes import (
 )
 from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
+from api.system import SystemMonitor
 from api.webhooks import ingress as webhook_ingress
+from api.webhooks.dispatch import Dispatcher, InboxDispatcher
 from onramp import startup
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
@@ -47,9 +50,32 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = await open_pool(settings)
         app.state.temporal = temporal_gateway(settings)
+        # Stripe's events are acknowledged once stored; this process's dispatcher hands
+        # them to Temporal afterwards (several API processes share the inbox safely).
+        app.state.inbox_dispatcher = None
+        if settings.webhook_dispatcher_enabled:
+            app.state.inbox_dispatcher = InboxDispatcher(
+                Dispatcher(
+                    app.state.pool,
+                    app.state.temporal,
+                    task_queue=settings.temporal_task_queue,
+                    livemode=settings.stripe_livemode,
+                    via="dispatcher",
+                    lease_seconds=settings.webhook_dispatch_lease_seconds,
+                    retry_max_seconds=settings.webhook_dispatch_retry_max_seconds,
+                ),
+                poll_seconds=settings.webhook_dispatch_poll_seconds,
+                max_in_flight=settings.webhook_dispatch_concurrency,
+            )
+            app.state.inbox_dispatcher.start()
+        monitor = SystemMonitor(settings, app.state.pool, app.state.temporal)
+        monitor.start()
         try:
             yield
         finally:
+            await monitor.stop()
+            if app.state.inbox_dispatcher is not None:
+                await app.state.inbox_dispatcher.stop()
             await app.state.pool.close()
 
     docs_url, redoc_url = ("/docs", "/redoc") if settings.api_docs_enabled else (None, None)
@@ -93,6 +119,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(checkout_routes.router)
     app.include_router(portal.router)
     app.include_router(admin_workflows.router)
+    app.include_router(admin_system.router)
     app.include_router(webhook_ingress.router)
     return app
 

@@ -1,17 +1,26 @@
-"""Prometheus metrics of the API: request latency by route template, and `/metrics`."""
+"""Prometheus metrics of the API: request latency by route template, the system gauges
+operators alert on, and `/metrics`."""
 
 from __future__ import annotations
 
 import time
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
     "onramp_api_request_seconds",
     "API request latency by method, route template and status",
     ["method", "route", "status"],
+)
+
+# Refreshed by `api.system.SystemMonitor`; 0 also while Temporal is unreachable. Alert on
+# `max by (queue, type) (onramp_worker_pollers) == 0` (the poller that was never deployed).
+WORKER_POLLERS = Gauge(
+    "onramp_worker_pollers",
+    "Worker pollers seen on a task queue in the last ~70 s, by task type",
+    ["queue", "type"],
 )
 
 router = APIRouter(tags=["operations"])

@@ -321,16 +321,21 @@ class BenchStack:
         )
 
     async def wait_ready(self, seconds: float = 90) -> None:
-        """Until /readyz answers 200 (Postgres, Temporal and a polling worker)."""
+        """Until the API is ready (`/readyz`: Postgres) and the system status says
+        Temporal answers and a worker polls (`/v1/admin/system`)."""
         deadline = time.monotonic() + seconds
         last = "no answer"
-        async with httpx.AsyncClient(timeout=5) as client:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(timeout=15) as client:
             while time.monotonic() < deadline:
                 try:
-                    response = await client.get(f"{self.api_url}/readyz")
-                    if response.status_code == 200:
-                        return
-                    last = response.text
+                    ready = await client.get(f"{self.api_url}/readyz")
+                    system = await client.get(f"{self.api_url}/v1/admin/system", headers=headers)
+                    if ready.status_code == 200 and system.status_code == 200:
+                        components = system.json()["components"]
+                        if all(components[name]["ok"] for name in ("temporal", "worker")):
+                            return
+                    last = f"{ready.text} {system.text}"
                 except httpx.HTTPError as error:
                     last = str(error)
                 await asyncio.sleep(0.5)

@@ -145,8 +145,27 @@ def _wait_until_ready(api_url: str, children: list[ChildProcess], timeout: float
         try:
             response = httpx.get(f"{api_url}/readyz", timeout=5)
             if response.status_code == 200:
-                return "ready"
-            last = response.json().get("error", {}).get("message", response.text)
+                # /readyz is the API's own (Postgres); the stack is ready once the system
+                # status also sees Temporal and a polling worker (the dev admin key; a
+                # configured key of your own skips this check).
+                system = httpx.get(
+                    f"{api_url}/v1/admin/system",
+                    headers={"Authorization": f"Bearer {DEV_ADMIN_KEY}"},
+                    timeout=15,
+                )
+                if system.status_code != 200:
+                    return "ready"
+                components = system.json()["components"]
+                missing = [
+                    f"{name}: {components[name]['reason']}"
+                    for name in ("temporal", "worker")
+                    if not components[name]["ok"]
+                ]
+                if not missing:
+                    return "ready"
+                last = "; ".join(missing)
+            else:
+                last = response.json().get("error", {}).get("message", response.text)
         except httpx.HTTPError as error:
             last = str(error)
         time.sleep(0.5)
@@ -300,7 +319,8 @@ def run_dev_stack() -> int:
                     reported.add(child.name)
                     print(
                         f"onramp dev: {child.name} exited with code {code}; the rest keeps "
-                        "running (/readyz reports what is missing). Ctrl-C stops everything.",
+                        "running (GET /v1/admin/system reports what is missing). "
+                        "Ctrl-C stops everything.",
                         flush=True,
                     )
             time.sleep(0.5)

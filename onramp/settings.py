@@ -206,6 +206,37 @@ class ApiSettings(CommonSettings, StripeSettings):
     )
     readiness_poller_max_age_seconds: float = Field(default=70.0, gt=0)
 
+    # --- Webhook inbox dispatcher and system status (the API acknowledges once stored) ---
+    webhook_dispatcher_enabled: bool = Field(
+        default=True,
+        description="run the inbox dispatcher in this API process (safe in several)",
+    )
+    webhook_dispatch_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often the dispatcher looks for due events"
+    )
+    webhook_dispatch_lease_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="how long a claimed event is reserved"
+    )
+    webhook_dispatch_retry_max_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="cap of the backoff while Temporal is down"
+    )
+    webhook_dispatch_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Temporal calls one dispatcher makes at once (bounded so a burst of "
+        "webhooks is answered first and dispatched as the process has room)",
+    )
+    system_check_interval_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="refresh of the system metrics (pollers, lag)"
+    )
+    system_inbox_lag_alert_seconds: float = Field(
+        default=120.0, gt=0, description="inbox lag at which GET /v1/admin/system says not ok"
+    )
+    system_stuck_after_seconds: float = Field(
+        default=1800.0, gt=0, description="a paid checkout not provisioned after this is stuck"
+    )
+
     # --- Subscriptions (issue 15) ---
     subscription_update_wait_seconds: float = Field(
         default=30.0, gt=0, le=300, description="how long a plan-change route waits for Stripe"

@@ -1,14 +1,18 @@
 """The Stripe webhook inbox: plain SQL over `webhook_events`, and the user lookups the
 webhook router needs.
 
-Every verified event is stored here before it is dispatched (SPEC 2, 4). A dispatch
-holds the row's lock (`SELECT … FOR UPDATE` in a transaction) from the moment it claims
-the row until its outcome is written, so two deliveries of one event never both
-dispatch it: the second waits, then finds the row final.
+Every verified event is stored here before Stripe gets its 200 (SPEC 2, 4, 10); the
+dispatchers hand it to its workflow afterwards. A dispatcher *claims* rows with a lease
+in one short statement (`FOR UPDATE SKIP LOCKED`, committed at once), makes the Temporal
+call without holding a lock or a connection, then writes the outcome only if the lease
+is still its own (`lease_id`). So two dispatchers never dispatch one event twice while a
+lease lasts, and a dispatcher that died mid-call leaves the row to another one once its
+lease has run out.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -26,6 +30,11 @@ _ROW_COLUMNS = """
     event_id, type, livemode, account, api_version, created, received_at, raw_body,
     status, status_reason, attempts, last_error, user_id::text AS user_id,
     target_workflow_id, dispatched_at
+"""
+_ROW_COLUMNS_OF_W = """
+    w.event_id, w.type, w.livemode, w.account, w.api_version, w.created, w.received_at,
+    w.raw_body, w.status, w.status_reason, w.attempts, w.last_error,
+    w.user_id::text AS user_id, w.target_workflow_id, w.dispatched_at
 """
 
 # A connection taken from the pool (`pool.acquire()`) or a plain one.
@@ -69,15 +78,19 @@ class InboxRow(BaseModel):
         return self.status in FINAL_STATUSES
 
 
-async def store_event(db: Db, event: NewInboxEvent) -> bool:
-    """Store the event as `pending`; False when its id was already stored (a duplicate)."""
-    inserted = await db.fetchval(
+async def store_event(db: Db, event: NewInboxEvent) -> tuple[bool, InboxStatus]:
+    """Store the event as `pending`, due at once.
+
+    Returns (stored now, its status): (False, the stored status) when its id was already
+    there (a duplicate delivery).
+    """
+    status: InboxStatus | None = await db.fetchval(
         """
         INSERT INTO webhook_events (event_id, type, livemode, account, api_version, created,
                                     raw_body)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (event_id) DO NOTHING
-        RETURNING true
+        RETURNING status
         """,
         event.event_id,
         event.type,
@@ -87,7 +100,12 @@ async def store_event(db: Db, event: NewInboxEvent) -> bool:
         event.created,
         event.raw_body,
     )
-    return bool(inserted)
+    if status is not None:
+        return True, status
+    stored: InboxStatus = await db.fetchval(
+        "SELECT status FROM webhook_events WHERE event_id = $1", event.event_id
+    )
+    return False, stored
 
 
 async def get_event(db: Db, event_id: str) -> InboxRow | None:
@@ -98,27 +116,88 @@ async def get_event(db: Db, event_id: str) -> InboxRow | None:
     return InboxRow.model_validate(dict(row)) if row else None
 
 
-async def lock_event(connection: Connection, event_id: str) -> InboxRow | None:
-    """Lock the row until the caller's transaction ends (call inside a transaction)."""
-    row = await connection.fetchrow(
-        f"SELECT {_ROW_COLUMNS} FROM webhook_events WHERE event_id = $1 FOR UPDATE",  # noqa: S608
+async def claim_due(
+    db: Db, *, lease_id: uuid.UUID, lease_seconds: float, limit: int
+) -> list[InboxRow]:
+    """Lease up to `limit` pending rows that are due (oldest first) and count the attempt.
+
+    One statement, so one short transaction: rows another dispatcher holds are skipped,
+    not waited for, and nothing stays locked once it returns.
+    """
+    rows = await db.fetch(
+        f"""
+        WITH due AS (
+            SELECT event_id FROM webhook_events
+            WHERE status = 'pending' AND next_attempt_at <= now()
+              AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY received_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE webhook_events AS w
+        SET lease_until = now() + make_interval(secs => $2), lease_id = $1,
+            attempts = w.attempts + 1
+        FROM due WHERE w.event_id = due.event_id
+        RETURNING {_ROW_COLUMNS_OF_W}
+        """,  # noqa: S608
+        lease_id,
+        lease_seconds,
+        limit,
+    )
+    claimed = [InboxRow.model_validate(dict(row)) for row in rows]
+    return sorted(claimed, key=lambda row: (row.received_at, row.event_id))
+
+
+async def claim_event(
+    db: Db,
+    event_id: str,
+    statuses: Sequence[Literal["pending", "failed"]],
+    *,
+    lease_id: uuid.UUID,
+    lease_seconds: float,
+) -> InboxRow | None:
+    """Lease one row for an operator's replay, whatever its backoff says; None when it is
+    final, unknown, not in `statuses`, or leased by a dispatcher right now."""
+    row = await db.fetchrow(
+        f"""
+        WITH one AS (
+            SELECT event_id FROM webhook_events
+            WHERE event_id = $1 AND status = ANY($4::text[])
+              AND (lease_until IS NULL OR lease_until < now())
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE webhook_events AS w
+        SET lease_until = now() + make_interval(secs => $3), lease_id = $2,
+            attempts = w.attempts + 1
+        FROM one WHERE w.event_id = one.event_id
+        RETURNING {_ROW_COLUMNS_OF_W}
+        """,  # noqa: S608
         event_id,
+        lease_id,
+        lease_seconds,
+        list(statuses),
     )
     return InboxRow.model_validate(dict(row)) if row else None
 
 
-async def mark_dispatched(db: Db, event_id: str, *, user_id: str | None, workflow_id: str) -> None:
-    await db.execute(
+async def mark_dispatched(
+    db: Db, event_id: str, *, lease_id: uuid.UUID, user_id: str | None, workflow_id: str
+) -> bool:
+    """Record the dispatch; False when the lease was lost meanwhile (nothing written)."""
+    done = await db.fetchval(
         """
         UPDATE webhook_events
-        SET status = 'dispatched', status_reason = NULL, attempts = attempts + 1,
-            user_id = $2, target_workflow_id = $3, dispatched_at = now()
-        WHERE event_id = $1
+        SET status = 'dispatched', status_reason = NULL, user_id = $3,
+            target_workflow_id = $4, dispatched_at = now(), lease_until = NULL, lease_id = NULL
+        WHERE event_id = $1 AND lease_id = $2
+        RETURNING true
         """,
         event_id,
+        lease_id,
         user_id,
         workflow_id,
     )
+    return bool(done)
 
 
 async def mark_settled(
@@ -127,25 +206,27 @@ async def mark_settled(
     status: Literal["ignored", "orphaned"],
     reason: str,
     *,
+    lease_id: uuid.UUID,
     user_id: str | None = None,
     workflow_id: str | None = None,
-    attempted: bool = False,
-) -> None:
-    """Record that the event will never be dispatched, and why."""
-    await db.execute(
+) -> bool:
+    """Record that the event will never be dispatched, and why (False: lease lost)."""
+    done = await db.fetchval(
         """
         UPDATE webhook_events
-        SET status = $2, status_reason = $3, user_id = $4, target_workflow_id = $5,
-            attempts = attempts + $6::int
-        WHERE event_id = $1
+        SET status = $3, status_reason = $4, user_id = $5, target_workflow_id = $6,
+            lease_until = NULL, lease_id = NULL
+        WHERE event_id = $1 AND lease_id = $2
+        RETURNING true
         """,
         event_id,
+        lease_id,
         status,
         reason,
         user_id,
         workflow_id,
-        1 if attempted else 0,
     )
+    return bool(done)
 
 
 async def record_failure(
@@ -153,28 +234,80 @@ async def record_failure(
     event_id: str,
     error: str,
     *,
+    lease_id: uuid.UUID,
     permanent: bool,
+    retry_in_seconds: float,
     user_id: str | None,
     workflow_id: str | None,
-) -> InboxStatus:
-    """Count a failed attempt and return the status it leaves. A transient failure
-    (Temporal unreachable) keeps the status (`pending` stays `pending`); a permanent one
-    marks the row `failed`."""
-    status: InboxStatus = await db.fetchval(
+) -> InboxStatus | None:
+    """Record a failed attempt and return the status it leaves (None: lease lost).
+
+    A transient failure (Temporal unreachable) keeps the status (`pending` stays
+    `pending`) and makes the row due again in `retry_in_seconds`; a permanent one marks
+    it `failed` (an operator replays it).
+    """
+    status: InboxStatus | None = await db.fetchval(
         """
         UPDATE webhook_events
-        SET status = CASE WHEN $3 THEN 'failed' ELSE status END,
-            attempts = attempts + 1, last_error = $2, user_id = $4, target_workflow_id = $5
-        WHERE event_id = $1
+        SET status = CASE WHEN $4 THEN 'failed' ELSE status END,
+            last_error = $3, user_id = $6, target_workflow_id = $7,
+            next_attempt_at = now() + make_interval(secs => $5),
+            lease_until = NULL, lease_id = NULL
+        WHERE event_id = $1 AND lease_id = $2
         RETURNING status
         """,
         event_id,
+        lease_id,
         error[:2000],
         permanent,
+        retry_in_seconds,
         user_id,
         workflow_id,
     )
     return status
+
+
+async def release_lease(db: Db, event_id: str, *, lease_id: uuid.UUID) -> None:
+    """Give a claimed row back untouched (due at once), e.g. when the dispatcher stops."""
+    await db.execute(
+        """
+        UPDATE webhook_events SET lease_until = NULL, lease_id = NULL, attempts = attempts - 1
+        WHERE event_id = $1 AND lease_id = $2
+        """,
+        event_id,
+        lease_id,
+    )
+
+
+async def inbox_lag_seconds(db: Db) -> float:
+    """Age of the oldest event not yet dispatched (`pending`), 0 when there is none."""
+    lag: float = await db.fetchval(
+        """
+        SELECT coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8
+        FROM webhook_events WHERE status = 'pending'
+        """
+    )
+    return max(lag, 0.0)
+
+
+class InboxCounts(BaseModel):
+    pending: int
+    failed: int
+    oldest_pending_seconds: float
+
+
+async def inbox_counts(db: Db) -> InboxCounts:
+    row = await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               coalesce(extract(epoch FROM now() - min(received_at)
+                        FILTER (WHERE status = 'pending')), 0)::float8 AS oldest_pending_seconds
+        FROM webhook_events WHERE status IN ('pending', 'failed')
+        """
+    )
+    assert row is not None
+    return InboxCounts.model_validate(dict(row))
 
 
 async def list_replayable(

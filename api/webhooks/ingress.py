@@ -1,9 +1,11 @@
-"""`POST /v1/webhooks/stripe`: read, verify, store, dispatch, answer (SPEC 4).
+"""`POST /v1/webhooks/stripe`: read, verify, store, answer (SPEC 4, 10).
 
-Stripe retries anything but a 2xx for days, so the answer says exactly one thing: 200
-when the event is stored and settled (dispatched, a duplicate, ignored or orphaned),
-400/413 when it never will be accepted, 503 when it is stored but not yet handed to its
-workflow (Stripe's retry, or `onramp webhooks replay`, dispatches it later).
+Stripe retries anything but a 2xx for days, and finalizes a renewal only once its
+`invoice.created` is acknowledged, so the answer comes as soon as the event is stored:
+200 once the event is in the inbox (new or a duplicate), 400/413 when it never will be
+accepted, 503 only when Postgres could not store it. No Temporal call is made on the
+request path: the API process's dispatcher (`dispatch.InboxDispatcher`), woken here,
+hands the event to its workflow afterwards and retries while Temporal is down.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from api.deps import Pool, Settings, Temporal
+from api.deps import Pool, Settings
 from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.webhooks import metrics
-from api.webhooks.dispatch import Dispatcher
 from api.webhooks.events import InvalidEvent, decode_body, parse_event
 from api.webhooks.signature import InvalidSignature, verify_signature
 from onramp import webhook_inbox
+from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
 from onramp.webhook_inbox import InboxStatus
 
@@ -31,15 +34,22 @@ MAX_BODY_BYTES = 1024 * 1024
 
 router = APIRouter(tags=["webhooks"])
 
+# Postgres away, too slow, or refusing the statement: the only reasons to answer 5xx.
+_NOT_STORED: tuple[type[Exception], ...] = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
 
 class WebhookAck(BaseModel):
-    """The event is stored and settled; Stripe may stop retrying."""
+    """The event is stored; Stripe may stop retrying. `status` is the inbox row's
+    (`pending` for a new event: it is dispatched after this answer)."""
 
     received: bool = True
     event_id: str
     status: InboxStatus
     duplicate: bool
-    reason: str | None = None
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -52,8 +62,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     422: VALIDATION_ERROR_RESPONSE,
     503: {
         "model": ErrorResponse,
-        "description": "Stored but not yet handed to its workflow (Temporal unreachable, "
-        "or the dispatch failed); Stripe's retry or a replay delivers it later",
+        "description": "Postgres could not store the event (`database_unavailable`); "
+        "Stripe delivers it again later",
     },
 }
 
@@ -104,7 +114,6 @@ async def receive_stripe_event(
     request: Request,
     settings: Settings,
     pool: Pool,
-    temporal: Temporal,
     stripe_signature: Annotated[
         str | None, Header(alias="Stripe-Signature", description="t=…,v1=… from Stripe")
     ] = None,
@@ -141,34 +150,26 @@ async def receive_stripe_event(
         account=event.account,
     )
 
-    dispatcher = Dispatcher(
-        temporal,
-        task_queue=settings.temporal_task_queue,
-        livemode=settings.stripe_livemode,
-        via="ingress",
-    )
-    async with pool.acquire() as connection:
-        # Stored before anything else: from here on, nothing Stripe sent is lost.
-        await webhook_inbox.store_event(connection, event.to_inbox(raw_body))
-        result = await dispatcher.process(connection, event.id)
-
-    if result.settled:
-        return WebhookAck(
+    try:
+        # One statement in its own short transaction: from here on nothing is lost.
+        stored, status = await webhook_inbox.store_event(pool, event.to_inbox(raw_body))
+    except _NOT_STORED as error:
+        log_event(
+            logger,
+            "WEBHOOK_NOT_STORED",
+            logging.ERROR,
             event_id=event.id,
-            status=result.status,
-            duplicate=result.outcome == "duplicate",
-            reason=result.reason,
+            type=event.type,
+            error=type(error).__name__,
         )
-    if result.outcome == "failed":
         raise ApiError(
-            503, "dispatch_failed", "The event is stored; handing it to its workflow failed"
-        )
-    if result.outcome == "busy":
-        raise ApiError(
-            503, "dispatch_in_progress", "Another delivery of this event is being dispatched"
-        )
-    raise ApiError(
-        503,
-        "temporal_unavailable",
-        "The event is stored; Temporal is unreachable, it will be dispatched later",
-    )
+            503,
+            "database_unavailable",
+            "The event could not be stored; deliver it again later",
+            headers={"Retry-After": "5"},
+        ) from error
+    if status == "pending":
+        inbox_dispatcher = getattr(request.app.state, "inbox_dispatcher", None)
+        if inbox_dispatcher is not None:
+            inbox_dispatcher.wake()
+    return WebhookAck(event_id=event.id, status=status, duplicate=not stored)

@@ -6,9 +6,10 @@ others from the fixed vocabularies below.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-# outcome: dispatched | duplicate | ignored | orphaned | failed | unavailable | busy
+# outcome: dispatched | duplicate | ignored | orphaned | failed | unavailable | busy |
+# deferred (handed back: its lease could have ended mid-call)
 WEBHOOK_EVENTS = Counter(
     "onramp_webhook_events_total",
     "Verified Stripe events by type and what became of them",
@@ -36,4 +37,11 @@ DISPATCH_SECONDS = Histogram(
     "Time of the Temporal call that hands an event to its workflow",
     ["method", "result"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# Refreshed by the API's system monitor from Postgres (every API process reports the same
+# inbox): 0 when nothing waits; it grows while Temporal is down or no dispatcher runs.
+INBOX_LAG = Gauge(
+    "onramp_webhook_inbox_lag_seconds",
+    "Age of the oldest stored Stripe event not yet handed to its workflow",
 )

@@ -1,9 +1,12 @@
 """Re-dispatch stored Stripe events: `python -m api.webhooks.replay` (`onramp webhooks replay`).
 
 Selects `pending` and/or `failed` rows of the inbox (optionally by id and by the time
-they were received) and runs each through the same dispatcher as the HTTP ingress, so a
-replay is idempotent: a row that became final meanwhile is skipped, and receivers
-deduplicate by event id. Stops at the first row Temporal cannot take (it is down: the
+they were received) and runs each through the same dispatcher code as the API's inbox
+dispatcher, claiming it with a lease (its backoff is ignored; a row a dispatcher holds
+right now is counted `busy`), so a replay is idempotent: a row that became final
+meanwhile is skipped, and receivers deduplicate by event id. The API's dispatchers
+retry pending rows by themselves; the replay is for operators (`failed` rows, or no API
+running). Stops at the first row Temporal cannot take (it is down: the
 rest would wait for the same timeout) and exits 1 when anything is left undispatched.
 """
 
@@ -82,14 +85,14 @@ async def replay(
             timedelta(seconds=settings.temporal_rpc_timeout_seconds),
         )
         dispatcher = Dispatcher(
+            pool,
             gateway,
             task_queue=settings.temporal_task_queue,
             livemode=settings.stripe_livemode,
             via="replay",
         )
         for position, event_id in enumerate(selected):
-            async with pool.acquire() as connection:
-                result = await dispatcher.process(connection, event_id)
+            result = await dispatcher.replay_one(event_id, list(statuses))
             counts[result.outcome] += 1
             if result.outcome == "unavailable":
                 counts["left_pending"] = len(selected) - position - 1

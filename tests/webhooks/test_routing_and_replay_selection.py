@@ -1,22 +1,19 @@
-"""The routing table's lookup, the claim that makes a second delivery wait, and which
-rows a replay selects."""
+"""The routing table's lookup, the lease that keeps a replay off a row a dispatcher
+holds, and which rows a replay selects."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import asyncpg
-import httpx
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from api.app import create_app
 from api.webhooks.replay import ReplaySettings, replay, summary
 from api.webhooks.routing import ROUTES, find_route, route_by_customer, route_checkout
 from onramp.settings import ApiSettings
-from tests.conftest import STRIPE_TEST_KEY, WEBHOOK_SECRETS, make_api_settings
-from tests.support.api_server import serve_app
-from tests.webhooks.events import create_user, event_body, event_id_of, sign, stripe_id
+from tests.conftest import STRIPE_TEST_KEY
+from tests.webhooks.events import create_user, event_body, event_id_of, stripe_id
 from tests.webhooks.receivers import SubscriptionReceiver
 
 PATH = "/v1/webhooks/stripe"
@@ -48,32 +45,50 @@ async def _insert(db: asyncpg.Pool, body: bytes, status: str) -> str:
     return event_id
 
 
-async def test_a_delivery_waits_for_the_one_holding_the_row_then_answers_503(
-    database_url: str, db_pool: asyncpg.Pool, task_queue: str, webhook_settings: ApiSettings
+async def test_a_replay_leaves_a_row_a_dispatcher_holds(
+    database_url: str, db_pool: asyncpg.Pool, receivers: Client, webhook_settings: ApiSettings
 ) -> None:
     customer = stripe_id("cus")
     await create_user(db_pool, customer=customer)
     body = event_body("invoice.paid", {"id": stripe_id("in"), "customer": customer})
     event_id = await _insert(db_pool, body, "pending")
-    settings = make_api_settings(
-        database_url,
-        webhook_settings.temporal_address,
-        task_queue,
-        temporal_rpc_timeout_seconds=0.2,
+    # A dispatcher (of any API process) leased it a moment ago and is calling Temporal.
+    await db_pool.execute(
+        """
+        UPDATE webhook_events
+        SET lease_id = gen_random_uuid(), lease_until = now() + interval '1 minute'
+        WHERE event_id = $1
+        """,
+        event_id,
     )
-    async with db_pool.acquire() as holder, holder.transaction():
-        # Another delivery (or a replay) is dispatching this event right now.
-        await holder.execute(
-            "SELECT 1 FROM webhook_events WHERE event_id = $1 FOR UPDATE", event_id
-        )
-        async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
-            response = await http.post(PATH, content=body, headers=sign(body, WEBHOOK_SECRETS[0]))
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "dispatch_in_progress"
-    status = await db_pool.fetchval(
-        "SELECT status FROM webhook_events WHERE event_id = $1", event_id
+    counts = await replay(
+        _replay_settings(database_url, webhook_settings), ["pending"], event_ids=[event_id]
     )
-    assert status == "pending"
+    assert counts["busy"] == 1 and counts["dispatched"] == 0
+    row = await db_pool.fetchrow(
+        "SELECT status, attempts FROM webhook_events WHERE event_id = $1", event_id
+    )
+    assert row is not None and tuple(row) == ("pending", 0)
+    # Its lease ran out (that dispatcher died): the replay takes it.
+    await db_pool.execute(
+        "UPDATE webhook_events SET lease_until = now() - interval '1 second' WHERE event_id = $1",
+        event_id,
+    )
+    counts = await replay(
+        _replay_settings(database_url, webhook_settings), ["pending"], event_ids=[event_id]
+    )
+    assert counts["dispatched"] == 1
+
+
+def _replay_settings(database_url: str, webhook_settings: ApiSettings) -> ReplaySettings:
+    return ReplaySettings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "temporal_address": webhook_settings.temporal_address,
+            "temporal_task_queue": webhook_settings.temporal_task_queue,
+            "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
+        }
+    )
 
 
 async def test_the_replay_selects_by_status_id_and_time(
@@ -92,14 +107,7 @@ async def test_the_replay_selects_by_status_id_and_time(
     received = await db_pool.fetchval(
         "SELECT received_at FROM webhook_events WHERE event_id = $1", failed
     )
-    settings = ReplaySettings.model_validate(
-        {
-            "database_url": SecretStr(database_url),
-            "temporal_address": webhook_settings.temporal_address,
-            "temporal_task_queue": webhook_settings.temporal_task_queue,
-            "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
-        }
-    )
+    settings = _replay_settings(database_url, webhook_settings)
     ids = [failed, pending]
 
     too_early = await replay(settings, ["failed"], event_ids=ids, until=received)
