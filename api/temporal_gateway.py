@@ -107,10 +107,13 @@ class TemporalGateway:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await asyncio.wait_for(
-                        connect_temporal(self.address, self.namespace, fail_fast=True),
-                        timeout=self.rpc_timeout.total_seconds(),
-                    )
+                    # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can
+                    # swallow a cancellation that arrives as the connection completes,
+                    # and a background task stopped at that moment would run on.
+                    async with asyncio.timeout(self.rpc_timeout.total_seconds()):
+                        self._client = await connect_temporal(
+                            self.address, self.namespace, fail_fast=True
+                        )
                 except (TimeoutError, RuntimeError, OSError) as error:
                     raise TemporalUnavailable(
                         f"Cannot reach Temporal at {self.address}: {error or 'no answer'}"

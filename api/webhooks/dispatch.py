@@ -593,5 +593,8 @@ class InboxDispatcher:
             timeout = self.poll_seconds
             if self._tasks or time.monotonic() - self._last_arrival < self.BUSY_WINDOW_SECONDS:
                 timeout = min(timeout, self.BUSY_CLAIM_INTERVAL_SECONDS)
+            # `asyncio.timeout`, not `wait_for`, which on Python 3.11 can swallow a stop
+            # that arrives as the wake-up does.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
