@@ -176,6 +176,13 @@ async def test_subscription_journey_over_http(
         "Cannot cancel subscription without active Stripe billing"
     )
 
+    # The invoice events are applied in their own time (the inbox hands them over after
+    # acknowledging Stripe): wait until the mirror holds more than one invoice.
+    await eventually(
+        lambda: stack.api.get(f"/v1/users/{user_id}/invoices?limit=100", headers=auth()),
+        lambda response: len(response.json()["data"]) > 1,
+        seconds=30,
+    )
     listed = await stack.api.get(f"/v1/users/{user_id}/invoices?limit=1", headers=auth())
     assert listed.status_code == 200
     assert len(listed.json()["data"]) == 1 and listed.json()["has_more"] is True
