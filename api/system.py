@@ -16,6 +16,7 @@ worker's last poll is up to ~60 s old.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -242,12 +243,11 @@ class SystemMonitor:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="system-monitor")
 
-    async def stop(self, grace_seconds: float = 2.0) -> None:
-        """Cancel the refresh loop. A refresh caught inside a call into Temporal's client
-        may take until that call's own timeout to notice: shutdown waits only briefly."""
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.wait({self._task}, timeout=grace_seconds)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
             self._task = None
 
     async def refresh(self) -> None:
