@@ -49,6 +49,21 @@ async def _upgrade(stack: BillingStack, user_id: str, **body: Any) -> Any:
     )
 
 
+async def _pro_then_paying_with(stack: BillingStack, card: str) -> tuple[str, Any]:
+    """A new user on pro (paid with a good card) whose subscription then pays with `card`;
+    the user id and the upgrade's answer."""
+    user_id = await stack.signup()
+    pro = await _upgrade(stack, user_id, tier="pro", payment_method=CARD)
+    assert pro.status_code == 200, pro.text
+    swapped = await stack.api.put(
+        f"/v1/users/{user_id}/subscription/payment-method",
+        json={"payment_method": card},
+        headers=auth(),
+    )
+    assert swapped.status_code == 200, swapped.text
+    return user_id, pro
+
+
 async def _stripe_writes(stack: BillingStack, user_id: str, path: str) -> list[dict[str, Any]]:
     return [
         entry
@@ -173,15 +188,7 @@ async def test_failed_authentication_keeps_the_old_tier_and_one_subscription(
 
 async def test_price_change_declined_keeps_the_old_plan(billing_stack: BillingStack) -> None:
     stack = billing_stack
-    user_id = await stack.signup()
-    pro = await _upgrade(stack, user_id, tier="pro", payment_method=CARD)
-    assert pro.status_code == 200, pro.text
-    swapped = await stack.api.put(
-        f"/v1/users/{user_id}/subscription/payment-method",
-        json={"payment_method": DECLINING_CARD},
-        headers=auth(),
-    )
-    assert swapped.status_code == 200, swapped.text
+    user_id, pro = await _pro_then_paying_with(stack, DECLINING_CARD)
     declined = await _upgrade(stack, user_id, tier="enterprise")
     assert declined.status_code == 400, declined.text
     assert declined.json()["error"]["code"] == "card_declined"
@@ -296,15 +303,7 @@ async def test_renewal_needing_authentication_waits_for_the_customer(
     billing_stack: BillingStack,
 ) -> None:
     stack = billing_stack
-    user_id = await stack.signup()
-    pro = await _upgrade(stack, user_id, tier="pro", payment_method=CARD)
-    assert pro.status_code == 200, pro.text
-    swapped = await stack.api.put(
-        f"/v1/users/{user_id}/subscription/payment-method",
-        json={"payment_method": AUTH_CARD},
-        headers=auth(),
-    )
-    assert swapped.status_code == 200, swapped.text
+    user_id, pro = await _pro_then_paying_with(stack, AUTH_CARD)
     at_stripe = await stack.stripe.v1.subscriptions.retrieve_async(
         pro.json()["stripe_subscription_id"]
     )
