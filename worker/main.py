@@ -115,4 +115,8 @@ def main() -> None:
         asyncio.run(run(settings))
     except startup.StartupFailed as failure:
         print(f"onramp worker: {failure}", file=sys.stderr, flush=True)  # noqa: T201
-        raise SystemExit(1) from None
+        logging.shutdown()
+        # Not SystemExit: after a failed Temporal connect the SDK's Rust runtime threads
+        # may still be alive, and interpreter finalization racing them aborts the process
+        # ("PyGILState_Release ... must be current", SIGABRT) instead of exiting with 1.
+        os._exit(1)
