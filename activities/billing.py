@@ -18,12 +18,12 @@ from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.settings import WorkerSettings
 from workflows import errors
-from workflows.contracts import (
+from workflows.contracts.common import UserRef
+from workflows.contracts.subscription import (
     BillingConfig,
     OpenCheckoutCheck,
     RecordBillingInput,
     RecordInvoiceInput,
-    UserRef,
 )
 
 logger = logging.getLogger(__name__)

@@ -24,18 +24,20 @@ from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.settings import WorkerSettings
 from workflows import errors, search_attributes
-from workflows.contracts import (
-    CHECKOUT_HANDOVER_UPDATE,
-    SUBSCRIPTION_WORKFLOW,
+from workflows.contracts.checkout import (
     CheckoutConfig,
-    CheckoutHandoverRequest,
     HandOverInput,
     PaidSubscriptionCheck,
     RecordCheckoutSessionInput,
     RecordCheckoutStateInput,
+)
+from workflows.contracts.common import UserRef
+from workflows.contracts.subscription import (
+    CHECKOUT_HANDOVER_UPDATE,
+    SUBSCRIPTION_WORKFLOW,
+    CheckoutHandoverRequest,
     SubscriptionView,
     SubscriptionWorkflowInput,
-    UserRef,
     subscription_workflow_id,
 )
 

@@ -27,7 +27,8 @@ from onramp.logging import log_event
 from onramp.passwords import set_password_link
 from onramp.smtp import SmtpServer
 from workflows import errors
-from workflows.contracts import SendEmailInput, SendWelcomeEmailInput
+from workflows.contracts.checkout import SendWelcomeEmailInput
+from workflows.contracts.common import SendEmailInput
 
 logger = logging.getLogger(__name__)
 

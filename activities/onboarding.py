@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from onramp import onboarding, tokens
 from onramp.logging import log_event
 from workflows import errors
-from workflows.contracts import (
+from workflows.contracts.common import UserRef
+from workflows.contracts.onboarding import (
     InsertOnboardingTokenInput,
     MarkTokenInProgressInput,
     OnboardingTokenRecord,
@@ -25,7 +26,6 @@ from workflows.contracts import (
     RecordAccountStatusInput,
     RecordAccountStatusResult,
     TokenRef,
-    UserRef,
 )
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from onramp.logging import log_event
 from onramp.passwords import SET_PASSWORD
 from onramp.tokens import derive_token_hash
 from workflows import errors
-from workflows.contracts import IssuePasswordTokenInput, ProvisioningStepInput, TokenRef
+from workflows.contracts.checkout import IssuePasswordTokenInput, ProvisioningStepInput
+from workflows.contracts.onboarding import TokenRef
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from temporalio.exceptions import ApplicationError
 from activities.stripe_gateway import call_stripe, write_once
 from onramp.logging import log_event
 from workflows import errors
-from workflows.contracts import (
+from workflows.contracts.common import ReadStripeObjectInput
+from workflows.contracts.subscription import (
     ENDED_SUBSCRIPTION_STATUSES,
     AttachPaymentMethodInput,
     CancelSubscriptionInput,
@@ -40,7 +41,6 @@ from workflows.contracts import (
     InvoicePaymentResult,
     InvoiceSnapshot,
     PayInvoiceInput,
-    ReadStripeObjectInput,
     SetCancelAtPeriodEndInput,
     SetDefaultPaymentMethodInput,
     SetSubscriptionPaymentMethodInput,

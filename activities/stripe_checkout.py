@@ -21,12 +21,12 @@ from temporalio import activity
 
 from activities.stripe_gateway import call_stripe, write_once
 from onramp.logging import log_event
-from workflows.contracts import (
+from workflows.contracts.checkout import (
     CheckoutSessionSnapshot,
     CreateCheckoutSessionInput,
     ExpireCheckoutSessionInput,
-    ReadStripeObjectInput,
 )
+from workflows.contracts.common import ReadStripeObjectInput
 
 logger = logging.getLogger(__name__)
 

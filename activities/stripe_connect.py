@@ -22,7 +22,7 @@ from temporalio import activity
 from activities.stripe_gateway import call_stripe, idempotency_key, write_once
 from onramp import tokens
 from onramp.logging import log_event
-from workflows.contracts import (
+from workflows.contracts.onboarding import (
     AccountLinkResult,
     AccountRef,
     ConnectAccountSnapshot,

@@ -30,7 +30,7 @@ from temporalio import activity
 from activities.stripe_connect import DEFAULT_CONNECT_CAPABILITIES
 from activities.stripe_gateway import call_stripe, convert_stripe_error, write_once
 from onramp.logging import log_event
-from workflows.contracts import (
+from workflows.contracts.common import (
     CreateStripeObjectInput,
     CreateTestClockInput,
     DeleteStripeObjectInput,

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from onramp import users
 from onramp.logging import log_event
 from workflows import errors
-from workflows.contracts import (
+from workflows.contracts.common import (
     BumpGenerationInput,
     InsertProfileInput,
     SaveStripeIdInput,

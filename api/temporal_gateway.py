@@ -41,7 +41,7 @@ from api.deadlines import Deadline
 from api.errors import ApiError
 from onramp.temporal import connect_temporal
 from workflows import search_attributes
-from workflows.calls import QueryRef, SignalRef, UpdateRef, WorkflowRef
+from workflows.contracts.common import QueryRef, SignalRef, UpdateRef, WorkflowRef
 
 InputT = TypeVar("InputT", bound=BaseModel)
 ArgT = TypeVar("ArgT", bound=BaseModel)

@@ -10,7 +10,7 @@ import asyncpg
 
 from api.errors import ApiError
 from onramp import users
-from workflows.contracts import UserRecord
+from workflows.contracts.common import UserRecord
 
 
 async def require_active_user(db: asyncpg.Pool, user_id: str) -> UserRecord:

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app impor
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import ADMIN_KEY, CLIENT_KEY, BenchStack  # noqa: E402
-from workflows.contracts import SUBSCRIPTION_WORKFLOW  # noqa: E402
+from workflows.contracts.subscription import SUBSCRIPTION_WORKFLOW  # noqa: E402
 
 PROCESSES = ("worker", "api", "temporal", "sandbox")
 

@@ -48,11 +48,9 @@ from bench.journeys import (  # noqa: E402
 )
 from bench.stack import BenchStack  # noqa: E402
 from onramp.processes import ChildProcess  # noqa: E402
-from workflows.contracts import (  # noqa: E402
-    checkout_workflow_id,
-    signup_workflow_id,
-    subscription_workflow_id,
-)
+from workflows.contracts.checkout import checkout_workflow_id  # noqa: E402
+from workflows.contracts.signup import signup_workflow_id  # noqa: E402
+from workflows.contracts.subscription import subscription_workflow_id  # noqa: E402
 from workflows.local_steps import LOCAL_ACTIVITY_MARKER  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel
 
-from workflows.contracts import BillingRecord, InvoiceSnapshot, TierAudit
+from workflows.contracts.subscription import BillingRecord, InvoiceSnapshot, TierAudit
 
 _BILLING_COLUMNS = """
     user_id::text AS user_id, tier, status, billing_cycle, stripe_subscription_id,

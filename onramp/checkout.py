@@ -14,7 +14,7 @@ from enum import Enum
 import asyncpg
 from pydantic import BaseModel
 
-from workflows.contracts import (
+from workflows.contracts.checkout import (
     NextAction,
     PasswordState,
     PaymentState,

@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
-from workflows.contracts import (
+from workflows.contracts.onboarding import (
     ConnectAccountSnapshot,
     OnboardingTokenRecord,
     OnboardingTokenStatus,

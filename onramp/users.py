@@ -10,7 +10,7 @@ from typing import Literal
 
 import asyncpg
 
-from workflows.contracts import UserRecord
+from workflows.contracts.common import UserRecord
 
 # Column names below come from these constants, never from input (hence the S608 noqa).
 _COLUMNS = """

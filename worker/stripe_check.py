@@ -35,19 +35,19 @@ from activities.stripe_customers import StripeCustomerActivities
 from onramp import tokens
 from onramp.settings import StripeSettings, describe_validation_error, stripe_key_is_live
 from onramp.stripe_client import build_stripe_client
-from workflows.contracts import (
-    AccountRef,
-    AttachPaymentMethodInput,
-    ChangePriceInput,
-    CreateAccountLinkInput,
-    CreateCheckoutSessionInput,
+from workflows.contracts.checkout import CreateCheckoutSessionInput, ExpireCheckoutSessionInput
+from workflows.contracts.common import (
     CreateStripeObjectInput,
-    CreateSubscriptionInput,
     CreateTestClockInput,
     DeleteStripeObjectInput,
-    ExpireCheckoutSessionInput,
-    PayInvoiceInput,
     ReadStripeObjectInput,
+)
+from workflows.contracts.onboarding import AccountRef, CreateAccountLinkInput
+from workflows.contracts.subscription import (
+    AttachPaymentMethodInput,
+    ChangePriceInput,
+    CreateSubscriptionInput,
+    PayInvoiceInput,
     SetDefaultPaymentMethodInput,
 )
 

@@ -1,1 +1,1 @@
-"""Deterministic orchestration: one workflow per module, contracts in `contracts.py`."""
+"""Deterministic orchestration: one workflow per module, its messages in `contracts/`."""

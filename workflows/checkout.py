@@ -31,12 +31,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies, search_attributes
-from workflows.contracts import (
+from workflows.contracts.checkout import (
     CHECKOUT_RETURN_SIGNAL,
     CHECKOUT_WORKFLOW,
     RETRY_PROVISIONING_UPDATE,
     START_CHECKOUT_UPDATE,
-    STRIPE_EVENT_SIGNAL,
     CheckoutConfig,
     CheckoutReturnSignal,
     CheckoutSessionSnapshot,
@@ -52,19 +51,22 @@ from workflows.contracts import (
     PaymentState,
     ProvisioningState,
     ProvisioningStepInput,
-    ReadStripeObjectInput,
     RecordCheckoutSessionInput,
     RecordCheckoutStateInput,
     RetryProvisioningRequest,
     RetryProvisioningResult,
-    SendEmailInput,
     SendWelcomeEmailInput,
     SessionStatus,
     StartCheckoutRequest,
+)
+from workflows.contracts.common import (
+    STRIPE_EVENT_SIGNAL,
+    ReadStripeObjectInput,
+    SendEmailInput,
     StripeEventSignal,
-    TokenRef,
     UserRef,
 )
+from workflows.contracts.onboarding import TokenRef
 from workflows.ensure import ensure_stripe_customer
 from workflows.local_steps import database_step, email_step, stripe_read_step
 

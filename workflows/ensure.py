@@ -30,7 +30,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies
-from workflows.contracts import (
+from workflows.contracts.common import (
     BumpGenerationInput,
     CreateStripeObjectInput,
     CreateTestClockInput,

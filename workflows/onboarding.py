@@ -33,12 +33,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import errors, policies
-from workflows.contracts import (
+from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal, UserRef
+from workflows.contracts.onboarding import (
     ISSUE_ONBOARDING_TOKEN_UPDATE,
     ONBOARDING_RETURNED_UPDATE,
     ONBOARDING_WORKFLOW,
     OPEN_ONBOARDING_LINK_UPDATE,
-    STRIPE_EVENT_SIGNAL,
     AccountLinkResult,
     AccountRef,
     ConnectAccountSnapshot,
@@ -57,10 +57,8 @@ from workflows.contracts import (
     OpenOnboardingLinkResult,
     RecordAccountStatusInput,
     RecordAccountStatusResult,
-    StripeEventSignal,
     StuckStep,
     TokenRef,
-    UserRef,
 )
 from workflows.ensure import ensure_connect_account, read_user
 from workflows.local_steps import database_step, stripe_read_step

@@ -24,17 +24,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 from temporalio.workflow import ParentClosePolicy
 
 from workflows import errors, policies, search_attributes
-from workflows.contracts import (
-    SIGNUP_WORKFLOW,
-    SUBSCRIPTION_WORKFLOW,
+from workflows.contracts.common import (
     DeleteStripeObjectInput,
     InsertProfileInput,
-    SignupInput,
-    SignupResult,
-    SignupStatus,
-    SubscriptionWorkflowInput,
     UserRecord,
     UserRef,
+)
+from workflows.contracts.signup import SIGNUP_WORKFLOW, SignupInput, SignupResult, SignupStatus
+from workflows.contracts.subscription import (
+    SUBSCRIPTION_WORKFLOW,
+    SubscriptionWorkflowInput,
     subscription_workflow_id,
 )
 from workflows.ensure import ensure_connect_account, ensure_stripe_customer

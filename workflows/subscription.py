@@ -36,14 +36,21 @@ from temporalio.exceptions import ActivityError, ApplicationError
 # their results with the host's classes, and a sandbox copy of a model would refuse
 # an instance of the host's (pydantic validates by class).
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
+    from workflows.contracts.common import (
+        STRIPE_EVENT_SIGNAL,
+        EmailTemplate,
+        ReadStripeObjectInput,
+        SendEmailInput,
+        StripeEventSignal,
+        UserRef,
+    )
+    from workflows.contracts.subscription import (
         ADMIN_OVERRIDE_UPDATE,
         CANCEL_UPDATE,
         CHECKOUT_HANDOVER_UPDATE,
         DOWNGRADE_UPDATE,
         PAID_SUBSCRIPTION_STATUSES,
         REACTIVATE_UPDATE,
-        STRIPE_EVENT_SIGNAL,
         SUBSCRIPTION_WORKFLOW,
         UPDATE_PAYMENT_METHOD_UPDATE,
         UPGRADE_UPDATE,
@@ -55,7 +62,6 @@ with workflow.unsafe.imports_passed_through():
         CheckoutHandoverRequest,
         CreateSubscriptionInput,
         DowngradeRequest,
-        EmailTemplate,
         EmptyRequest,
         InvoicePaymentResult,
         InvoiceSnapshot,
@@ -65,21 +71,17 @@ with workflow.unsafe.imports_passed_through():
         PaymentMethodRequest,
         PendingEvent,
         PendingPayment,
-        ReadStripeObjectInput,
         RecordBillingInput,
         RecordInvoiceInput,
-        SendEmailInput,
         SetCancelAtPeriodEndInput,
         SetDefaultPaymentMethodInput,
         SetSubscriptionPaymentMethodInput,
-        StripeEventSignal,
         SubscriptionSnapshot,
         SubscriptionState,
         SubscriptionView,
         SubscriptionWorkflowInput,
         TierAudit,
         UpgradeRequest,
-        UserRef,
     )
 from workflows import errors, policies, search_attributes
 from workflows.ensure import ensure_stripe_customer, read_user

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
-from workflows.contracts import (
+from workflows.contracts.common import Tier
+from workflows.contracts.subscription import (
     ENDED_SUBSCRIPTION_STATUSES,
     PAID_SUBSCRIPTION_STATUSES,
     BillingConfig,
@@ -18,7 +19,6 @@ from workflows.contracts import (
     PendingPayment,
     SubscriptionSnapshot,
     SubscriptionState,
-    Tier,
 )
 
 TIER_RANK: dict[Tier, int] = {"free": 0, "pro": 1, "enterprise": 2}

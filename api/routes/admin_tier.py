@@ -27,8 +27,8 @@ from api.routes.subscriptions import (
     update_id_for,
 )
 from api.user_guard import require_active_user
-from workflows import calls
-from workflows.contracts import AdminOverrideRequest, Tier
+from workflows.contracts.common import Tier
+from workflows.contracts.subscription import ADMIN_OVERRIDE, AdminOverrideRequest
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -62,9 +62,7 @@ async def override_tier(
         await require_active_user(pool, uid)
         request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
         update_id = update_id_for(key.name, idempotency_key)
-        await run_update(
-            temporal, settings, uid, calls.ADMIN_OVERRIDE, request, update_id, deadline
-        )
+        await run_update(temporal, settings, uid, ADMIN_OVERRIDE, request, update_id, deadline)
         return Answer(200, (await subscription_response(pool, uid)).model_dump(mode="json"))
 
     return await run_once(

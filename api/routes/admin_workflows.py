@@ -12,8 +12,12 @@ from api.auth import AdminKey
 from api.deps import Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.temporal_gateway import WorkflowNotFound
-from workflows import calls, errors
-from workflows.contracts import RetryProvisioningRequest, RetryProvisioningResult
+from workflows import errors
+from workflows.contracts.checkout import (
+    RETRY_PROVISIONING,
+    RetryProvisioningRequest,
+    RetryProvisioningResult,
+)
 
 router = APIRouter(prefix="/v1/admin/workflows", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -38,7 +42,7 @@ async def retry_provisioning(
 ) -> RetryProvisioningResult:
     try:
         return await temporal.update(
-            calls.RETRY_PROVISIONING,
+            RETRY_PROVISIONING,
             RetryProvisioningRequest(who=key.name),
             workflow_id=workflow_id,
             deadline=temporal.quick_deadline(),

@@ -29,15 +29,17 @@ from api.temporal_gateway import TemporalUnavailable, WorkflowNotFound
 from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
-from workflows import calls, errors
-from workflows.contracts import (
-    BillingCycle,
+from workflows import errors
+from workflows.contracts.checkout import (
+    CHECKOUT_RETURNED,
+    START_CHECKOUT,
     CheckoutReturnSignal,
     CheckoutStarted,
     CheckoutWorkflowInput,
     StartCheckoutRequest,
     checkout_workflow_id,
 )
+from workflows.contracts.common import BillingCycle
 
 router = APIRouter(tags=["checkout"], responses=ERROR_RESPONSES)
 
@@ -120,7 +122,7 @@ async def _start(
     for _ in range(_CLOSING_RETRIES):
         try:
             return await temporal.update_with_start(
-                calls.START_CHECKOUT,
+                START_CHECKOUT,
                 argument,
                 start_input=CheckoutWorkflowInput(user_id=user_id),
                 workflow_id=checkout_workflow_id(user_id),
@@ -181,7 +183,7 @@ async def checkout_return(
     # the workflow's own reconciliation. Either way the user moves on.
     with contextlib.suppress(WorkflowNotFound, TemporalUnavailable):
         await temporal.signal(
-            calls.CHECKOUT_RETURNED,
+            CHECKOUT_RETURNED,
             CheckoutReturnSignal(session_id=session_id),
             workflow_id=checkout_workflow_id(user_id),
         )

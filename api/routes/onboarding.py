@@ -32,9 +32,12 @@ from api.idempotency import stable_id
 from api.user_guard import require_active_user
 from onramp import onboarding, tokens
 from onramp.onboarding import FoundToken
-from workflows import calls, errors
-from workflows.calls import UpdateRef
-from workflows.contracts import (
+from workflows import errors
+from workflows.contracts.common import UpdateRef
+from workflows.contracts.onboarding import (
+    ISSUE_ONBOARDING_TOKEN,
+    ONBOARDING_RETURNED,
+    OPEN_ONBOARDING_LINK,
     IssueOnboardingTokenInput,
     OnboardingReturnedInput,
     OnboardingTokenStatus,
@@ -162,7 +165,7 @@ async def create_onboarding_token(
         temporal,
         settings,
         str(user_id),
-        calls.ISSUE_ONBOARDING_TOKEN,
+        ISSUE_ONBOARDING_TOKEN,
         IssueOnboardingTokenInput(
             token_id=token_id,
             ttl_seconds=settings.onboarding_token_ttl_seconds,
@@ -247,7 +250,7 @@ async def _open_link(
         temporal,
         settings,
         found.user_id,
-        calls.OPEN_ONBOARDING_LINK,
+        OPEN_ONBOARDING_LINK,
         OpenOnboardingLinkInput(
             token_id=found.token_id, public_url=settings.onramp_public_url, new_link=new_link
         ),
@@ -388,7 +391,7 @@ async def _asked_to_reread(found: FoundToken, settings: Settings, temporal: Temp
             temporal,
             settings,
             found.user_id,
-            calls.ONBOARDING_RETURNED,
+            ONBOARDING_RETURNED,
             OnboardingReturnedInput(token_id=found.token_id),
             update_id=f"return/{uuid.uuid4()}",
         )

@@ -34,15 +34,18 @@ from api.temporal_gateway import TemporalGateway
 from api.user_guard import require_active_user
 from onramp import billing
 from onramp.settings import ApiSettings
-from workflows import calls, errors
-from workflows.calls import UpdateRef
-from workflows.contracts import (
-    BillingCycle,
+from workflows import errors
+from workflows.contracts.common import BillingCycle, Tier, UpdateRef
+from workflows.contracts.subscription import (
+    CANCEL,
+    DOWNGRADE,
+    REACTIVATE,
+    UPDATE_PAYMENT_METHOD,
+    UPGRADE,
     DowngradeRequest,
     EmptyRequest,
     PaymentMethodRequest,
     SubscriptionWorkflowInput,
-    Tier,
     UpgradeRequest,
     subscription_workflow_id,
 )
@@ -315,7 +318,7 @@ async def upgrade(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/upgrade", body=body.model_dump(),
-        update=calls.UPGRADE, argument=UpgradeRequest(**body.model_dump()),
+        update=UPGRADE, argument=UpgradeRequest(**body.model_dump()),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -338,7 +341,7 @@ async def downgrade(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/downgrade", body=body.model_dump(),
-        update=calls.DOWNGRADE, argument=DowngradeRequest(**body.model_dump()),
+        update=DOWNGRADE, argument=DowngradeRequest(**body.model_dump()),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -360,7 +363,7 @@ async def cancel(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/cancel", body={},
-        update=calls.CANCEL, argument=EmptyRequest(),
+        update=CANCEL, argument=EmptyRequest(),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -382,7 +385,7 @@ async def reactivate(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="POST /v1/users/{user_id}/subscription/reactivate", body={},
-        update=calls.REACTIVATE, argument=EmptyRequest(),
+        update=REACTIVATE, argument=EmptyRequest(),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip
 
@@ -405,7 +408,7 @@ async def update_payment_method(
     return await _change(
         user_id=user_id, key_name=key.name, idempotency_key=idempotency_key,
         route="PUT /v1/users/{user_id}/subscription/payment-method", body=body.model_dump(),
-        update=calls.UPDATE_PAYMENT_METHOD,
+        update=UPDATE_PAYMENT_METHOD,
         argument=PaymentMethodRequest(payment_method=body.payment_method),
         settings=settings, pool=pool, temporal=temporal,
     )  # fmt: skip

@@ -26,8 +26,9 @@ from api.idempotency import Answer, run_once, stable_id
 from api.input_text import EmailAddress, SafeText
 from api.temporal_gateway import OperationPending, WorkflowNotFound
 from onramp import users
-from workflows import calls, errors
-from workflows.contracts import SignupInput, UserRecord, signup_workflow_id
+from workflows import errors
+from workflows.contracts.common import UserRecord
+from workflows.contracts.signup import SIGNUP, SignupInput, signup_workflow_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
 
@@ -140,7 +141,7 @@ async def _run_signup(
 ) -> Answer:
     workflow_id = signup_workflow_id(user_id)
     handle = await temporal.start_workflow(
-        calls.SIGNUP,
+        SIGNUP,
         SignupInput(
             user_id=user_id,
             email=request.email,

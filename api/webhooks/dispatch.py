@@ -38,7 +38,7 @@ from onramp import webhook_inbox
 from onramp.logging import log_event
 from onramp.webhook_inbox import InboxRow, InboxStatus
 from workflows import search_attributes
-from workflows.contracts import STRIPE_EVENT_SIGNAL, StripeEventSignal
+from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from api.json_limits import nesting_depth
 from onramp.webhook_inbox import NewInboxEvent
-from workflows.contracts import StripeEventSignal
+from workflows.contracts.common import StripeEventSignal
 
 
 class InvalidEvent(ValueError):

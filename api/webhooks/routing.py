@@ -18,13 +18,15 @@ from pydantic import BaseModel
 from api.webhooks.events import StripeEvent
 from onramp import webhook_inbox
 from onramp.webhook_inbox import Db
-from workflows.contracts import (
+from workflows.contracts.checkout import checkout_workflow_id
+from workflows.contracts.onboarding import (
     ONBOARDING_WORKFLOW,
-    SUBSCRIPTION_WORKFLOW,
     OnboardingWorkflowInput,
-    SubscriptionWorkflowInput,
-    checkout_workflow_id,
     onboarding_workflow_id,
+)
+from workflows.contracts.subscription import (
+    SUBSCRIPTION_WORKFLOW,
+    SubscriptionWorkflowInput,
     subscription_workflow_id,
 )
 

@@ -8,12 +8,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.checkout.conftest import OpenStack, state_of
 from tests.support.polling import eventually
-from workflows.contracts import (
-    STRIPE_EVENT_SIGNAL,
-    CheckoutStatus,
-    StripeEventSignal,
-    checkout_workflow_id,
-)
+from workflows.contracts.checkout import CheckoutStatus, checkout_workflow_id
+from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
 
 UNPAID = ("unpaid", "not_started", "not_sent", "pay")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.checkout.conftest import OpenStack, state_of
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
-from workflows.contracts import checkout_workflow_id
+from workflows.contracts.checkout import checkout_workflow_id
 
 BILLING_ROWS = "SELECT count(*) FROM billing WHERE user_id = $1"
 WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"

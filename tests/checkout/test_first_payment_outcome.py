@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflows.checkout import first_payment_outcome
-from workflows.contracts import CheckoutSessionSnapshot
+from workflows.contracts.checkout import CheckoutSessionSnapshot
 
 
 def snapshot(subscription: str | None, invoice: str | None) -> CheckoutSessionSnapshot:

@@ -14,7 +14,8 @@ from onramp.processes import find_executable
 from tests.checkout.conftest import PASSWORD, OpenStack, link_in, state_of
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
-from workflows.contracts import checkout_workflow_id, subscription_workflow_id
+from workflows.contracts.checkout import checkout_workflow_id
+from workflows.contracts.subscription import subscription_workflow_id
 
 # The walk SPEC 3.3 allows, in order (states may be skipped between two polls).
 WALK = [

@@ -21,7 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.stripe_checkout import StripeCheckoutActivities
 from onramp.stripe_client import build_stripe_client
 from tests.support.harness import STRIPE_TEST_KEY
-from workflows.contracts import CreateCheckoutSessionInput, ExpireCheckoutSessionInput
+from workflows.contracts.checkout import CreateCheckoutSessionInput, ExpireCheckoutSessionInput
 
 SAVED_500 = {
     "error": {"type": "api_error", "message": "An unknown error occurred, please try again."}

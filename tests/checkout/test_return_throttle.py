@@ -5,7 +5,7 @@ reads), and the route is rate-limited per session and per client address."""
 from __future__ import annotations
 
 from tests.checkout.conftest import CheckoutStack, OpenStack
-from workflows.contracts import CHECKOUT_RETURN_SIGNAL, checkout_workflow_id
+from workflows.contracts.checkout import CHECKOUT_RETURN_SIGNAL, checkout_workflow_id
 
 
 async def _return_signals(stack: CheckoutStack, user_id: str) -> int:

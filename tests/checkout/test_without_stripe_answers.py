@@ -23,7 +23,7 @@ from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
 from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.histories import record_history
 from tests.support.polling import eventually
-from workflows.contracts import CheckoutStatus, checkout_workflow_id
+from workflows.contracts.checkout import CheckoutStatus, checkout_workflow_id
 
 # Stripe's `incomplete` → `incomplete_expired` after 23 h without a paid first invoice.
 PAST_INCOMPLETE_EXPIRY = 23 * 3600 + 120

@@ -28,18 +28,17 @@ from tests.support.harness import WEBHOOK_SECRETS, auth, make_worker_settings, t
 from tests.support.stack import SandboxControl, Stack
 from worker.build import WorkerDependencies, workflow_runner
 from worker.registry import activities_for
-from workflows.contracts import (
+from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
+from workflows.contracts.onboarding import (
     ISSUE_ONBOARDING_TOKEN_UPDATE,
     ONBOARDING_WORKFLOW,
     OPEN_ONBOARDING_LINK_UPDATE,
-    STRIPE_EVENT_SIGNAL,
     IssueOnboardingTokenInput,
     IssueOnboardingTokenResult,
     OnboardingWorkflowInput,
     OnboardingWorkflowStatus,
     OpenOnboardingLinkInput,
     OpenOnboardingLinkResult,
-    StripeEventSignal,
     onboarding_workflow_id,
 )
 from workflows.onboarding import OnboardingWorkflow

@@ -32,7 +32,7 @@ from tests.onboarding.conftest import skipping_onboarding as open_skipping
 from tests.support.harness import TOKEN_SECRET
 from tests.support.polling import eventually
 from tests.support.stack import Stack
-from workflows.contracts import (
+from workflows.contracts.onboarding import (
     OPEN_ONBOARDING_LINK_UPDATE,
     OnboardingWorkflowStatus,
     OpenOnboardingLinkInput,

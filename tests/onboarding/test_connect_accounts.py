@@ -11,7 +11,7 @@ import stripe
 from activities.stripe_customers import StripeCustomerActivities
 from onramp.stripe_client import build_stripe_client
 from tests.support.harness import STRIPE_TEST_KEY
-from workflows.contracts import CreateStripeObjectInput, DeleteStripeObjectInput
+from workflows.contracts.common import CreateStripeObjectInput, DeleteStripeObjectInput
 
 
 def _activities(sandbox_url: str, *capabilities: str) -> StripeCustomerActivities:

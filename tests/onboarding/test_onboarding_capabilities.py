@@ -21,8 +21,8 @@ from tests.onboarding.conftest import SkippingOnboarding, skipping_onboarding
 from tests.support.harness import STRIPE_TEST_KEY
 from tests.support.histories import record_history
 from workflows import errors
-from workflows.contracts import ONBOARDING_RETURNED_UPDATE, OnboardingReturnedInput
-from workflows.contracts import OnboardingWorkflowStatus as Status
+from workflows.contracts.onboarding import ONBOARDING_RETURNED_UPDATE, OnboardingReturnedInput
+from workflows.contracts.onboarding import OnboardingWorkflowStatus as Status
 
 MINUTE = 60.0
 HOUR = 3600.0

@@ -18,7 +18,7 @@ from onramp import tokens, users
 from tests.support.harness import TOKEN_SECRET, make_worker_settings, temporal_address
 from worker.build import WorkerDependencies
 from worker.registry import activities_for
-from workflows.contracts import (
+from workflows.contracts.onboarding import (
     ISSUE_ONBOARDING_TOKEN_UPDATE,
     ONBOARDING_WORKFLOW,
     IssueOnboardingTokenInput,

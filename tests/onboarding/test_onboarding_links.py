@@ -20,7 +20,7 @@ from tests.onboarding.conftest import Served, serve_onboarding
 from tests.support.harness import auth
 from tests.support.histories import activity_executions, record_history
 from tests.support.stack import Stack
-from workflows.contracts import onboarding_workflow_id
+from workflows.contracts.onboarding import onboarding_workflow_id
 
 
 @pytest.fixture

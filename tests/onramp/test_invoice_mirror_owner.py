@@ -10,7 +10,7 @@ import asyncpg
 
 from onramp import billing
 from tests.webhooks.events import create_user
-from workflows.contracts import InvoiceSnapshot
+from workflows.contracts.subscription import InvoiceSnapshot
 
 
 def _invoice(invoice_id: str, customer: str, status: str, paid: int) -> InvoiceSnapshot:

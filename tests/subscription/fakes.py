@@ -14,16 +14,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from workflows import errors
-from workflows.contracts import (
+from workflows.contracts.common import ReadStripeObjectInput, SendEmailInput, UserRecord, UserRef
+from workflows.contracts.subscription import (
     BillingConfig,
     InvoiceSnapshot,
-    ReadStripeObjectInput,
     RecordBillingInput,
     RecordInvoiceInput,
-    SendEmailInput,
     SubscriptionSnapshot,
-    UserRecord,
-    UserRef,
 )
 
 PRO_PRICE = "price_fakepro000001"

@@ -17,10 +17,9 @@ from temporalio.worker import Worker
 from tests.subscription.fakes import FakeBilling
 from tests.support.polling import eventually
 from workflows import errors
-from workflows.contracts import (
-    STRIPE_EVENT_SIGNAL,
+from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
+from workflows.contracts.subscription import (
     SUBSCRIPTION_WORKFLOW,
-    StripeEventSignal,
     SubscriptionState,
     SubscriptionWorkflowInput,
 )

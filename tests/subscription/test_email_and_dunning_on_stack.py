@@ -15,7 +15,7 @@ from onramp.smtp_sink import SmtpSink
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
 from tests.support.polling import eventually
-from workflows.contracts import SendEmailInput
+from workflows.contracts.common import SendEmailInput
 
 
 def _mail_for(sink: SmtpSink, address: str) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.users import UserActivities
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
-from workflows.contracts import SaveStripeIdInput, SaveStripeIdResult
+from workflows.contracts.common import SaveStripeIdInput, SaveStripeIdResult
 
 
 class FailFirstSave:

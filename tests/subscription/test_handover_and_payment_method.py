@@ -11,7 +11,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
-from workflows.contracts import (
+from workflows.contracts.subscription import (
     CHECKOUT_HANDOVER_UPDATE,
     SUBSCRIPTION_WORKFLOW,
     CheckoutHandoverRequest,

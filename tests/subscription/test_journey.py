@@ -16,7 +16,7 @@ from tests.subscription.conftest import BillingStack
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
 from tests.support.polling import eventually
-from workflows.contracts import subscription_workflow_id
+from workflows.contracts.subscription import subscription_workflow_id
 
 # The platform collected this card (a test card: only tests may name one).
 CARD = "pm_card_visa"

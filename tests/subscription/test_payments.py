@@ -16,7 +16,7 @@ from playwright.async_api import Browser
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
 from tests.support.polling import eventually
-from workflows.contracts import (
+from workflows.contracts.subscription import (
     CHECKOUT_HANDOVER_UPDATE,
     CheckoutHandoverRequest,
     SubscriptionView,

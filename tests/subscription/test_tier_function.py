@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workflows.contracts import (
+from workflows.contracts.subscription import (
     BillingConfig,
     InvoiceSnapshot,
     PendingPayment,

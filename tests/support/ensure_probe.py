@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.contracts import EnsuredStripeObject
+from workflows.contracts.common import EnsuredStripeObject
 from workflows.ensure import ensure_stripe_customer
 
 

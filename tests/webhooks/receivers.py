@@ -10,16 +10,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.contracts import (
-        CHECKOUT_WORKFLOW,
-        ONBOARDING_WORKFLOW,
-        STRIPE_EVENT_SIGNAL,
-        SUBSCRIPTION_WORKFLOW,
-        OnboardingWorkflowInput,
-        StripeEventSignal,
-        SubscriptionWorkflowInput,
-        UserRef,
-    )
+    from workflows.contracts.checkout import CHECKOUT_WORKFLOW
+    from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal, UserRef
+    from workflows.contracts.onboarding import ONBOARDING_WORKFLOW, OnboardingWorkflowInput
+    from workflows.contracts.subscription import SUBSCRIPTION_WORKFLOW, SubscriptionWorkflowInput
 
 
 class _Recorder:

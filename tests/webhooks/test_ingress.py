@@ -30,7 +30,7 @@ from tests.webhooks.events import (
     subscription_object,
 )
 from tests.webhooks.receivers import CheckoutReceiver, OnboardingReceiver, SubscriptionReceiver
-from workflows.contracts import UserRef
+from workflows.contracts.common import UserRef
 
 PATH = "/v1/webhooks/stripe"
 SECRET, CONNECT_SECRET = WEBHOOK_SECRETS

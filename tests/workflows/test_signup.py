@@ -21,13 +21,13 @@ from tests.support.harness import auth
 from tests.support.histories import activity_steps, record_history
 from tests.support.stack import Stack
 from workflows import search_attributes
-from workflows.contracts import (
+from workflows.contracts.signup import (
     SIGNUP_WORKFLOW,
     SignupInput,
     SignupResult,
     signup_workflow_id,
-    subscription_workflow_id,
 )
+from workflows.contracts.subscription import subscription_workflow_id
 
 
 def _email() -> str:

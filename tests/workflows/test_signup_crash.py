@@ -22,7 +22,7 @@ from onramp.processes import ChildProcess
 from tests.support.ensure_probe import EnsureCustomerProbe
 from tests.support.harness import worker_process_env
 from tests.support.stack import Stack
-from workflows.contracts import (
+from workflows.contracts.signup import (
     SIGNUP_WORKFLOW,
     SignupInput,
     SignupResult,

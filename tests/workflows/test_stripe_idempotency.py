@@ -22,7 +22,7 @@ from onramp.stripe_client import build_stripe_client
 from tests.support.ensure_probe import EnsureCustomerProbe
 from tests.support.harness import STRIPE_TEST_KEY, auth
 from tests.support.stack import Stack
-from workflows.contracts import DeleteStripeObjectInput
+from workflows.contracts.common import DeleteStripeObjectInput
 
 
 def _email() -> str:
