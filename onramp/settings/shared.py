@@ -19,9 +19,12 @@ from onramp.settings.values import (
 
 
 class Concern(BaseSettings):
-    """Base of every concern: variables are read case-insensitively, unknown ones ignored."""
+    """Base of every concern: variables are read case-insensitively, unknown ones ignored;
+    a refused value is never repeated in the error (it may be a key or a DSN's password)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
 
 class PostgresSettings(Concern):
@@ -52,7 +55,7 @@ class TemporalSettings(Concern):
 
 
 class TemporalDeadlineSettings(Concern):
-    """Temporal calls that wait for Temporal alone."""
+    """Temporal deadlines: the API's calls that wait for Temporal alone (and the replay's)."""
 
     temporal_rpc_timeout_seconds: float = Field(
         default=5.0,

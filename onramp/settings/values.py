@@ -67,13 +67,15 @@ def _postgres_dsn(value: SecretStr) -> SecretStr:
     # `postgresql://user:@/db?host=/run/postgresql` (user, empty host), which asyncpg
     # accepts and the embedded Postgres of `onramp dev` and the tests hands out.
     dsn = value.get_secret_value()
-    try:
-        parts = urlsplit(dsn)
-        _ = parts.port  # raises on a port that is not a number in range
-    except ValueError:
-        raise ValueError("must be a postgresql:// URL (its port is not a number)") from None
+    parts = urlsplit(dsn)
     if parts.scheme not in ("postgres", "postgresql") or any(c.isspace() for c in dsn):
         raise ValueError("must be a postgresql:// URL")
+    try:
+        # libpq lists several hosts with commas, each with its own port.
+        for host in parts.netloc.rpartition("@")[2].split(","):
+            _ = urlsplit(f"//{host}").port  # raises on a port that is not a number in range
+    except ValueError:
+        raise ValueError("must be a postgresql:// URL (a port is not a number)") from None
     return value
 
 
