@@ -43,7 +43,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """
     if settings is None:
         settings = load_settings(ApiSettings)
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, log_format=settings.log_format)
         _wait_for_postgres(settings)
 
     @asynccontextmanager

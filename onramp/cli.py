@@ -66,7 +66,7 @@ def _cmd_migrate(_: argparse.Namespace) -> None:
     from onramp.migrate import apply_migrations
 
     settings = load_settings(_MigrateSettings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     dsn = settings.database_url.get_secret_value()
 
     async def migrate() -> list[str]:

@@ -110,7 +110,7 @@ async def stop_within(worker: Worker, deadline: timedelta) -> None:
 
 def main() -> None:
     settings = load_settings(WorkerSettings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     try:
         asyncio.run(run(settings))
     except startup.StartupFailed as failure:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import stripe
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from temporalio.testing import ActivityEnvironment
 
 from activities.stripe_billing import StripeBillingActivities
@@ -33,7 +33,12 @@ from activities.stripe_checkout import StripeCheckoutActivities
 from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
 from onramp import tokens
-from onramp.settings import StripeSettings, describe_validation_error, stripe_key_is_live
+from onramp.settings import (
+    PublicUrlSettings,
+    StripeClientSettings,
+    describe_validation_error,
+    stripe_key_is_live,
+)
 from onramp.stripe_client import build_stripe_client
 from workflows.contracts.checkout import CreateCheckoutSessionInput, ExpireCheckoutSessionInput
 from workflows.contracts.common import (
@@ -60,13 +65,9 @@ CARD_NEEDS_AUTHENTICATION = "pm_card_authenticationRequired"
 CLOCK_READY_TIMEOUT_SECONDS = 120.0
 
 
-class CheckSettings(StripeSettings):
-    """The platform's test key and, for the sandbox, the API base."""
-
-    stripe_api_base: str | None = Field(default=None, description="unset: api.stripe.com")
-    onramp_public_url: str = Field(
-        default="http://127.0.0.1:8000", description="base of the account link's return URLs"
-    )
+class CheckSettings(StripeClientSettings, PublicUrlSettings):
+    """The platform's test key, for the sandbox the API base, and the public URL the
+    account link's return URLs are built under."""
 
     @field_validator("stripe_secret_key")
     @classmethod

@@ -20,23 +20,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import Field
-
 from api.temporal_gateway import TemporalGateway
 from api.webhooks.dispatch import Dispatcher
 from onramp import webhook_inbox
 from onramp.db import create_pool
 from onramp.logging import configure_logging
-from onramp.settings import CommonSettings, StripeSettings, load_settings
+from onramp.settings import (
+    CommonSettings,
+    StripeSettings,
+    TemporalDeadlineSettings,
+    load_settings,
+)
 
 EXIT_OK = 0
 EXIT_UNDISPATCHED = 1
 
 
-class ReplaySettings(CommonSettings, StripeSettings):
+class ReplaySettings(CommonSettings, TemporalDeadlineSettings, StripeSettings):
     """Postgres, Temporal, and `STRIPE_SECRET_KEY` for the service's livemode."""
-
-    temporal_rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
 
 def _timestamp(value: str) -> datetime:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.failed or not args.pending:
         statuses.append("failed")
     settings = load_settings(ReplaySettings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     counts = asyncio.run(
         replay(settings, statuses, event_ids=args.event_ids, since=args.since, until=args.until)
     )

@@ -198,3 +198,116 @@ def test_docs_are_off_and_metrics_on_unless_configured(monkeypatch: pytest.Monke
     monkeypatch.setenv("API_METRICS_ENABLED", "false")
     settings = ApiSettings()
     assert (settings.api_docs_enabled, settings.api_metrics_enabled) == (True, False)
+
+
+def _worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    _api_environment(monkeypatch)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRETS", "whsec_one")
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "ONRAMP_PUBLIC_URL",
+        "CHECKOUT_SUCCESS_URL",
+        "ONBOARDING_RETURN_URL",
+        "CHECKOUT_CANCEL_URL",
+        "SET_PASSWORD_URL",
+        "STRIPE_API_BASE",
+    ],
+)
+@pytest.mark.parametrize("garbage", ["not a url", "ftp://files.example", "http://"])
+def test_urls_refuse_garbage_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, garbage: str
+) -> None:
+    _worker_environment(monkeypatch)
+    monkeypatch.setenv(variable, garbage)
+    refused = 0
+    for settings_class in (ApiSettings, WorkerSettings):
+        if variable.lower() not in settings_class.model_fields:
+            continue
+        with pytest.raises(ValidationError) as caught:
+            settings_class()
+        assert f"{variable}: must be an http(s) URL" in _explained(caught)
+        refused += 1
+    assert refused >= 1
+
+
+def test_smtp_url_is_an_smtp_url_with_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    _worker_environment(monkeypatch)
+    for good in ("smtp://127.0.0.1:1025", "smtps://user:p%40ss@mail.example:465/"):
+        monkeypatch.setenv("SMTP_URL", good)
+        assert WorkerSettings().smtp_url == good
+    for bad in ("http://mail.example:25", "smtp://mail.example", "smtp://h:25/path", "mail"):
+        monkeypatch.setenv("SMTP_URL", bad)
+        with pytest.raises(ValidationError) as caught:
+            WorkerSettings()
+        assert "SMTP_URL: must look like smtp://" in _explained(caught)
+
+
+def test_urls_are_kept_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked by pydantic's URL types, but the URLs built from them stay byte-identical:
+    no `/` added to a bare host; the public URL loses a trailing `/` in both processes."""
+    _worker_environment(monkeypatch)
+    monkeypatch.setenv("ONRAMP_PUBLIC_URL", "https://onramp.example/")
+    monkeypatch.setenv("CHECKOUT_SUCCESS_URL", "https://platform.example")
+    monkeypatch.setenv("CHECKOUT_CANCEL_URL", "https://platform.example/cancelled?x=1")
+    api, worker = ApiSettings(), WorkerSettings()
+    assert api.onramp_public_url == worker.onramp_public_url == "https://onramp.example"
+    assert api.checkout_success_url == "https://platform.example"
+    assert worker.checkout_cancel_url == "https://platform.example/cancelled?x=1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("ONRAMP_PUBLIC_URL", "onramp.example", "must be an http(s) URL"),
+        ("ONRAMP_TOKEN_SECRET", "too-short", "must be at least 32 characters"),
+        ("DATABASE_URL", "mysql://u:hunter2@db/x", "must be a postgresql:// URL"),
+        ("TEMPORAL_ADDRESS", "temporal", "must be host:port"),
+        ("STRIPE_SECRET_KEY", "pk_test_abc", "must be a Stripe secret key"),
+        ("LOG_FORMAT", "xml", "'json' or 'console'"),
+    ],
+)
+def test_a_shared_setting_is_validated_the_same_in_both_processes(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """Finding: ONRAMP_PUBLIC_URL and ONRAMP_TOKEN_SECRET were declared twice, and the
+    worker accepted a public URL the API refused."""
+    _worker_environment(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    explained = []
+    for settings_class in (ApiSettings, WorkerSettings):
+        with pytest.raises(ValidationError) as caught:
+            settings_class()
+        explained.append(_explained(caught))
+    assert explained[0] == explained[1]
+    assert f"{variable}: " in explained[0] and message in explained[0]
+    assert "hunter2" not in explained[0]
+
+
+def test_the_database_url_stays_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    _worker_environment(monkeypatch)
+    # libpq's socket form (user, empty host) is what the embedded Postgres hands out.
+    for dsn in (
+        "postgresql://onramp:hunter2@db.internal:5432/onramp",
+        "postgresql://postgres:@/onramp?host=/tmp/onramp-pg",
+        "postgres://h1:5432,h2:5433/onramp",
+    ):
+        monkeypatch.setenv("DATABASE_URL", dsn)
+        for settings in (ApiSettings(), WorkerSettings()):
+            assert settings.database_url.get_secret_value() == dsn
+            assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2@db:port/x")
+    with pytest.raises(ValidationError) as caught:
+        ApiSettings()
+    assert "DATABASE_URL: must be a postgresql:// URL" in _explained(caught)
+    # Nor in the exception itself, should a traceback ever be printed.
+    assert "hunter2" not in str(caught.value)
+
+
+def test_log_format_is_json_unless_a_person_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _worker_environment(monkeypatch)
+    assert ApiSettings().log_format == WorkerSettings().log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "console")
+    assert ApiSettings().log_format == WorkerSettings().log_format == "console"
