@@ -14,9 +14,9 @@ from types import FrameType
 
 import uvicorn
 
-from sandbox.app import create_app
-from sandbox.config import Config, EndpointConfig
-from sandbox.webhooks import RetryPolicy
+from sandbox.domain.config import Config, EndpointConfig
+from sandbox.domain.webhooks import RetryPolicy
+from sandbox.http.app import create_app
 
 
 class _Server(uvicorn.Server):
