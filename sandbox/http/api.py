@@ -11,6 +11,8 @@ import base64
 import binascii
 import json
 import logging
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -24,39 +26,14 @@ from sandbox.domain.faults import Fault
 from sandbox.domain.idempotency import fingerprint
 from sandbox.domain.ids import new_id
 from sandbox.domain.jsontypes import Obj
-from sandbox.domain.resources import (
-    accounts,
-    checkout,
-    customers,
-    events,
-    invoices,
-    payment_methods,
-    prices,
-    products,
-    subscriptions,
-    test_clocks,
-)
+from sandbox.domain.resources import checkout, test_clocks
 from sandbox.domain.runtime import Sandbox
 from sandbox.domain.validation import UndeclaredRoute, check_request
 from sandbox.http.forms import decode_pairs
-from sandbox.http.routing import Router
+from sandbox.http.routing import Route
+from sandbox.http.v1_routes import ROUTER
 
 log = logging.getLogger("sandbox.api")
-
-ROUTER = Router(
-    [
-        *customers.ROUTES,
-        *payment_methods.ROUTES,
-        *products.ROUTES,
-        *prices.ROUTES,
-        *checkout.ROUTES,
-        *subscriptions.ROUTES,
-        *invoices.ROUTES,
-        *accounts.ROUTES,
-        *events.ROUTES,
-        *test_clocks.ROUTES,
-    ]
-)
 
 NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -109,6 +86,79 @@ def check_version(requested: str | None) -> None:
         )
 
 
+Answer = tuple[int, bytes, dict[str, str]]
+"""Status, JSON body and extra headers of an answer not yet logged."""
+
+
+@dataclass
+class _Call:
+    """One `/v1/` request on its way through the pipeline, and what its log line records."""
+
+    sb: Sandbox
+    request_id: str
+    method: str
+    path: str
+    idem_key: str | None
+    headers: dict[str, str]
+    matched: tuple[Route, dict[str, str]] | None
+    api_key: str = ""
+    fault: Fault | None = None
+    # The fault fails inside the endpoint (saved under the key), after its work if applied.
+    inside: bool = False
+    applied: bool = False
+    object_id: str | None = None
+    replayed: bool = False
+    claimed: bool = False
+
+    @classmethod
+    def of(cls, sb: Sandbox, request: Request) -> _Call:
+        request_id = new_id("req")
+        method = request.method
+        path = request.url.path
+        idem_key = request.headers.get("idempotency-key") if method == "POST" else None
+        headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
+        if idem_key:
+            headers["Idempotency-Key"] = idem_key
+        matched = ROUTER.match(method, path)
+        return cls(sb, request_id, method, path, idem_key, headers, matched)
+
+    @property
+    def template(self) -> str:
+        return self.matched[0].template if self.matched else "(unrecognized)"
+
+    def answer(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> Response:
+        self.sb.stats.record(
+            method=self.method,
+            path=self.path,
+            template=self.template,
+            status=status,
+            request_id=self.request_id,
+            idempotency_key=self.idem_key,
+            object_id=self.object_id,
+            replayed=self.replayed,
+            sandbox_time=self.sb.clock.now(),
+            fault=self.fault.id if self.fault else None,
+        )
+        return Response(
+            body,
+            status,
+            headers={**self.headers, **extra} if extra else self.headers,
+            media_type="application/json",
+        )
+
+    def error(self, exc: StripeError) -> Response:
+        return self.answer(*self.failed(exc))
+
+    def failed(self, exc: StripeError) -> Answer:
+        return exc.status, json.dumps(exc.body(self.request_id)).encode(), exc.headers
+
+    def not_reached(self) -> None:
+        """Answered before the endpoint ran: the fault did not happen."""
+        if self.inside and self.fault is not None:
+            self.fault.undo()
+            self.fault, self.inside = None, False
+
+
 class Api:
     """The ASGI endpoint for everything under `/v1/`."""
 
@@ -133,180 +183,172 @@ class Api:
             self.sb.stats.in_flight -= 1
 
     async def _handle(self, request: Request) -> Response:
-        sb = self.sb
-        request_id = new_id("req")
-        method = request.method
-        path = request.url.path
-        idem_key = request.headers.get("idempotency-key") if method == "POST" else None
-        headers = {"Request-Id": request_id, "Stripe-Version": API_VERSION}
-        if idem_key:
-            headers["Idempotency-Key"] = idem_key
-        matched = ROUTER.match(method, path)
-        template = matched[0].template if matched else "(unrecognized)"
-        fault: Fault | None = None
-        object_id: str | None = None
-        replayed = False
+        call = _Call.of(self.sb, request)
+        refused = await self._admit(call, request)
+        if refused is not None:
+            return refused
+        decoded = await self._decode(call, request)
+        if isinstance(decoded, Response):
+            return decoded
+        params, pairs = decoded
+        replay = self._claim(call, pairs)
+        if replay is not None:
+            return replay
+        return call.answer(*await self._run(call, request, params))
 
-        def answer(status: int, body: bytes, extra: dict[str, str] | None = None) -> Response:
-            sb.stats.record(
-                method=method,
-                path=path,
-                template=template,
-                status=status,
-                request_id=request_id,
-                idempotency_key=idem_key,
-                object_id=object_id,
-                replayed=replayed,
-                sandbox_time=sb.clock.now(),
-                fault=fault.id if fault else None,
-            )
-            return Response(
-                body,
-                status,
-                headers={**headers, **extra} if extra else headers,
-                media_type="application/json",
-            )
-
-        def error(exc: StripeError) -> Response:
-            return answer(exc.status, json.dumps(exc.body(request_id)).encode(), exc.headers)
-
+    async def _admit(self, call: _Call, request: Request) -> Response | None:
+        """Authentication, API version, rate limits and faults that answer at once."""
         try:
-            api_key = api_key_of(request)
+            call.api_key = api_key_of(request)
             check_version(request.headers.get("stripe-version"))
         except StripeError as exc:
-            return error(exc)
-        limited = sb.rate_limits.check(api_key, method, template)
+            return call.error(exc)
+        limited = self.sb.rate_limits.check(call.api_key, call.method, call.template)
         if limited is not None:
-            return error(limited)
-
-        if sb.faults.rules:
-            fault = sb.faults.decide(method, path)
+            return call.error(limited)
+        if self.sb.faults.rules:
+            call.fault = self.sb.faults.decide(call.method, call.path)
+        fault = call.fault
         # A fault that fails inside the endpoint runs after routing and idempotency;
         # any other answers now, before the request is processed.
-        inside, applied = fault.inside_endpoint() if fault is not None else (False, False)
-        if fault is not None and fault.status is not None and not inside:
+        call.inside, call.applied = fault.inside_endpoint() if fault is not None else (False, False)
+        if fault is not None and fault.status is not None and not call.inside:
             if fault.delay_ms:
                 await asyncio.sleep(fault.delay_ms / 1000)
             injected = fault.error()
             assert injected is not None
-            return error(injected)
+            return call.error(injected)
+        return None
 
-        def not_reached() -> None:
-            # Answered before the endpoint ran: the fault did not happen.
-            nonlocal fault, inside
-            if inside and fault is not None:
-                fault.undo()
-                fault, inside = None, False
-
-        if matched is None:
-            return error(
+    async def _decode(
+        self, call: _Call, request: Request
+    ) -> Response | tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Routing, then the parameters decoded and checked against stripe-python's types."""
+        if call.matched is None:
+            return call.error(
                 StripeError(
                     404,
                     "invalid_request_error",
-                    f"Unrecognized request URL ({method}: {path}). Please see "
+                    f"Unrecognized request URL ({call.method}: {call.path}). Please see "
                     "https://stripe.com/docs or we can help at https://support.stripe.com/.",
                 )
             )
-        route, path_params = matched
-        if method == "POST":
+        route = call.matched[0]
+        if call.method == "POST":
             raw = (await request.body()).decode("utf-8", "replace")
         else:
             raw = request.url.query
         pairs = parse_qsl(raw, keep_blank_values=True)
         try:
             params = decode_pairs(pairs)
-            check_request(method, route.template, params)
+            check_request(call.method, route.template, params)
         except StripeError as exc:
-            not_reached()
-            return error(exc)
+            call.not_reached()
+            return call.error(exc)
         except UndeclaredRoute:
-            log.exception("no parameter types for %s %s", method, route.template)
-            return error(api_error("The sandbox declares no parameter types for this route."))
+            log.exception("no parameter types for %s %s", call.method, route.template)
+            return call.error(api_error("The sandbox declares no parameter types for this route."))
+        return params, pairs
 
-        claimed = False
-        if idem_key:
-            try:
-                entry = sb.idempotency.begin(
-                    api_key, idem_key, fingerprint(method, path, pairs), sb.clock.now(), request_id
-                )
-            except StripeError as exc:
-                not_reached()
-                return error(exc)
-            if entry is not None:
-                not_reached()
-                replayed = True
-                object_id = entry.object_id
-                assert entry.status is not None
-                return answer(
-                    entry.status,
-                    entry.body,
-                    {
-                        **entry.headers,
-                        "Idempotent-Replayed": "true",
-                        "Original-Request": entry.request_id,
-                    },
-                )
-            claimed = True
+    def _claim(self, call: _Call, pairs: list[tuple[str, str]]) -> Response | None:
+        """Take the idempotency key, or answer with what it saved (or why it cannot)."""
+        if not call.idem_key:
+            return None
+        sb = self.sb
+        try:
+            entry = sb.idempotency.begin(
+                call.api_key,
+                call.idem_key,
+                fingerprint(call.method, call.path, pairs),
+                sb.clock.now(),
+                call.request_id,
+            )
+        except StripeError as exc:
+            call.not_reached()
+            return call.error(exc)
+        if entry is not None:
+            call.not_reached()
+            call.replayed = True
+            call.object_id = entry.object_id
+            assert entry.status is not None
+            return call.answer(
+                entry.status,
+                entry.body,
+                {
+                    **entry.headers,
+                    "Idempotent-Replayed": "true",
+                    "Original-Request": entry.request_id,
+                },
+            )
+        call.claimed = True
+        return None
 
+    async def _run(self, call: _Call, request: Request, params: dict[str, Any]) -> Answer:
+        """The endpoint itself (or the fault failing inside it); its result saved under the key."""
+        sb = self.sb
+        assert call.matched is not None
+        route, path_params = call.matched
         ctx = Ctx(
             sb,
             params=params,
             path=path_params,
-            request_id=request_id,
-            idempotency_key=idem_key,
+            request_id=call.request_id,
+            idempotency_key=call.idem_key,
             base_url=str(request.base_url).rstrip("/"),
             stripe_account=request.headers.get("stripe-account"),
             frozen_time=test_clocks.frozen_time_for(sb.store, params, path_params),
         )
-        status = 200
-        extra: dict[str, str] = {}
         saved = False
-        before = (len(sb.store.objects), len(sb.store.events))
         try:
-            if fault is not None and fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            try:
-                if inside and not applied:
-                    raise api_error()  # replaced by the fault's own 500 below
-                async with sb.lock:
-                    obj = route.handler(ctx)
-                    paths = params.get("expand") or []
-                    result = expand(obj, paths, self._resolve, self._virtual) if paths else obj
-                    body = json.dumps(result).encode()
-                    if method != "GET":
-                        sb.store.dirty = True
-            except StripeError as exc:
-                status, body, extra = (
-                    exc.status,
-                    json.dumps(exc.body(request_id)).encode(),
-                    exc.headers,
+            if call.fault is not None and call.fault.delay_ms:
+                await asyncio.sleep(call.fault.delay_ms / 1000)
+            status, body, extra = await self._execute(call, route, ctx)
+            if call.inside and call.fault is not None:
+                status, body, extra = self._inject(call, call.fault)
+            call.object_id = ctx.created_id
+            if call.claimed and call.idem_key:
+                sb.idempotency.finish(
+                    call.api_key, call.idem_key, status, body, call.object_id, extra
                 )
-                unchanged = before == (len(sb.store.objects), len(sb.store.events))
-                if exc.validation and unchanged:
-                    not_reached()
-                    if claimed:
-                        # Stripe saves a result only once the endpoint began executing.
-                        sb.idempotency.abandon(api_key, idem_key or "")
-                        claimed = False
-            except Exception:
-                log.exception("unexpected error in %s %s", method, path)
-                failure = api_error()
-                status, body = failure.status, json.dumps(failure.body(request_id)).encode()
-            if inside and fault is not None:
-                fault.saved_fired += 1
-                fault.applied_fired += applied
-                injected = fault.error(inside_endpoint=bool(idem_key))
-                assert injected is not None
-                status, body, extra = (
-                    injected.status,
-                    json.dumps(injected.body(request_id)).encode(),
-                    injected.headers,
-                )
-            object_id = ctx.created_id
-            if claimed and idem_key:
-                sb.idempotency.finish(api_key, idem_key, status, body, object_id, extra)
                 saved = True
         finally:
-            if claimed and not saved and idem_key:
-                sb.idempotency.abandon(api_key, idem_key)
-        return answer(status, body, extra)
+            if call.claimed and not saved and call.idem_key:
+                sb.idempotency.abandon(call.api_key, call.idem_key)
+        return status, body, extra
+
+    async def _execute(self, call: _Call, route: Route, ctx: Ctx) -> Answer:
+        sb = self.sb
+        before = (len(sb.store.objects), len(sb.store.events))
+        try:
+            if call.inside and not call.applied:
+                raise api_error()  # replaced by the fault's own 500
+            async with sb.lock:
+                obj = route.handler(ctx)
+                paths = ctx.params.get("expand") or []
+                result = expand(obj, paths, self._resolve, self._virtual) if paths else obj
+                body = json.dumps(result).encode()
+                if call.method != "GET":
+                    sb.store.dirty = True
+            return 200, body, {}
+        except StripeError as exc:
+            answer = call.failed(exc)
+            unchanged = before == (len(sb.store.objects), len(sb.store.events))
+            if exc.validation and unchanged:
+                call.not_reached()
+                if call.claimed:
+                    # Stripe saves a result only once the endpoint began executing.
+                    sb.idempotency.abandon(call.api_key, call.idem_key or "")
+                    call.claimed = False
+            return answer
+        except Exception:
+            log.exception("unexpected error in %s %s", call.method, call.path)
+            failure = api_error()
+            return failure.status, json.dumps(failure.body(call.request_id)).encode(), {}
+
+    @staticmethod
+    def _inject(call: _Call, fault: Fault) -> Answer:
+        fault.saved_fired += 1
+        fault.applied_fired += call.applied
+        injected = fault.error(inside_endpoint=bool(call.idem_key))
+        assert injected is not None
+        return call.failed(injected)

@@ -16,7 +16,7 @@ from typing_extensions import is_typeddict
 import sandbox
 from onramp.stripe_client import STRIPE_API_VERSION, build_stripe_client
 from sandbox.domain.validation import PARAMS, REQUEST_OPTIONS, hash_of, params_class, path_shape
-from sandbox.http.api import ROUTER
+from sandbox.http.v1_routes import ROUTER
 from tests.sandbox.helpers import API_KEY, make_customer, make_price, raw
 
 

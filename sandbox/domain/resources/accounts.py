@@ -42,7 +42,6 @@ from sandbox.domain.params import (
     apply_metadata,
     validate,
 )
-from sandbox.http.routing import Route
 
 LINK_SECONDS = 300
 
@@ -401,13 +400,3 @@ def create_link(ctx: Ctx) -> Obj:
     }
     ctx.store.dirty = True
     return link
-
-
-ROUTES = [
-    Route("POST", "/v1/accounts", create),
-    Route("GET", "/v1/accounts", list_handler),
-    Route("GET", "/v1/accounts/{id}", retrieve),
-    Route("POST", "/v1/accounts/{id}", update),
-    Route("DELETE", "/v1/accounts/{id}", delete),
-    Route("POST", "/v1/account_links", create_link),
-]

@@ -28,7 +28,6 @@ from sandbox.domain.params import (
 from sandbox.domain.resources import payment_methods
 from sandbox.domain.resources.customers import get_customer, new_customer
 from sandbox.domain.resources.prices import get_price
-from sandbox.http.routing import Route
 
 BANK_DECLINE = Decline(
     "payment_method_provider_decline", None, "The customer's bank account could not be debited."
@@ -418,12 +417,3 @@ def list_handler(ctx: Ctx) -> Obj:
     return paginate(
         filter(wanted, ctx.store.newest_first("checkout.session")), p, "/v1/checkout/sessions"
     )
-
-
-ROUTES = [
-    Route("POST", "/v1/checkout/sessions", create),
-    Route("GET", "/v1/checkout/sessions", list_handler),
-    Route("GET", "/v1/checkout/sessions/{id}", retrieve),
-    Route("GET", "/v1/checkout/sessions/{id}/line_items", list_line_items),
-    Route("POST", "/v1/checkout/sessions/{id}/expire", expire),
-]

@@ -25,7 +25,6 @@ from sandbox.domain.params import (
     validate,
 )
 from sandbox.domain.resources import payment_methods
-from sandbox.http.routing import Route
 
 ADDRESS = Hash(
     {
@@ -256,12 +255,3 @@ def list_handler(ctx: Ctx) -> Obj:
         and created_matches(c["created"], p.get("created"))
     )
     return paginate(items, p, "/v1/customers")
-
-
-ROUTES = [
-    Route("POST", "/v1/customers", create),
-    Route("GET", "/v1/customers", list_handler),
-    Route("GET", "/v1/customers/{id}", retrieve),
-    Route("POST", "/v1/customers/{id}", update),
-    Route("DELETE", "/v1/customers/{id}", delete),
-]

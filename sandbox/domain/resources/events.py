@@ -7,7 +7,6 @@ from sandbox.domain.errors import no_such
 from sandbox.domain.jsontypes import Obj
 from sandbox.domain.listing import created_matches
 from sandbox.domain.params import Bool, Created, ListOf, Str, validate
-from sandbox.http.routing import Route
 
 
 def _matches(pattern: str, event_type: str) -> bool:
@@ -53,9 +52,3 @@ def list_handler(ctx: Ctx) -> Obj:
         page, has_more = selected[start : start + limit], len(selected) > start + limit
     data = [ctx.sb.bus.render(e.id) for e in page]
     return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}
-
-
-ROUTES = [
-    Route("GET", "/v1/events", list_handler),
-    Route("GET", "/v1/events/{id}", retrieve),
-]

@@ -10,7 +10,6 @@ from sandbox.domain.jsontypes import Obj
 from sandbox.domain.listing import created_matches, paginate
 from sandbox.domain.params import Bool, Created, Enum, Metadata, Str, apply_metadata, validate
 from sandbox.domain.resources import payment_methods
-from sandbox.http.routing import Route
 
 
 def get_invoice(ctx: Ctx, invoice_id: str, param: str = "id") -> Obj:
@@ -183,17 +182,3 @@ def list_items(ctx: Ctx) -> Obj:
         )
 
     return paginate(filter(wanted, ctx.store.newest_first("invoiceitem")), p, "/v1/invoiceitems")
-
-
-ROUTES = [
-    Route("GET", "/v1/invoices", list_handler),
-    Route("GET", "/v1/invoices/{id}", retrieve),
-    Route("POST", "/v1/invoices/{id}", update),
-    Route("GET", "/v1/invoices/{id}/lines", lines),
-    Route("POST", "/v1/invoices/{id}/pay", pay),
-    Route("POST", "/v1/invoices/{id}/void", void_handler),
-    Route("POST", "/v1/invoices/{id}/finalize", finalize_handler),
-    Route("POST", "/v1/invoices/{id}/mark_uncollectible", mark_uncollectible),
-    Route("GET", "/v1/invoiceitems", list_items),
-    Route("GET", "/v1/invoiceitems/{id}", retrieve_item),
-]

@@ -15,7 +15,6 @@ from sandbox.domain.ids import new_id
 from sandbox.domain.jsontypes import Obj
 from sandbox.domain.listing import paginate
 from sandbox.domain.params import Enum, Metadata, Str, apply_metadata, validate
-from sandbox.http.routing import Route
 
 
 def resolve(ctx: Ctx, value: str, param: str) -> Obj:
@@ -163,13 +162,3 @@ def list_for_customer(ctx: Ctx) -> Obj:
     if ctx.store.get(customer_id, "customer") is None:
         raise no_such("customer", customer_id)
     return list_for(ctx, customer_id, p.get("type"), f"/v1/customers/{customer_id}/payment_methods")
-
-
-ROUTES = [
-    Route("GET", "/v1/payment_methods", list_handler),
-    Route("GET", "/v1/payment_methods/{id}", retrieve),
-    Route("POST", "/v1/payment_methods/{id}", update),
-    Route("POST", "/v1/payment_methods/{id}/attach", attach_handler),
-    Route("POST", "/v1/payment_methods/{id}/detach", detach_handler),
-    Route("GET", "/v1/customers/{id}/payment_methods", list_for_customer),
-]

@@ -26,7 +26,6 @@ from sandbox.domain.params import (
     validate,
 )
 from sandbox.domain.resources.products import get_product, new_product
-from sandbox.http.routing import Route
 
 RECURRING = Hash(
     {
@@ -223,11 +222,3 @@ def list_handler(ctx: Ctx) -> Obj:
         )
 
     return paginate(filter(wanted, ctx.store.newest_first("price")), p, "/v1/prices")
-
-
-ROUTES = [
-    Route("POST", "/v1/prices", create),
-    Route("GET", "/v1/prices", list_handler),
-    Route("GET", "/v1/prices/{id}", retrieve),
-    Route("POST", "/v1/prices/{id}", update),
-]

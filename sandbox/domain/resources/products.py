@@ -24,7 +24,6 @@ from sandbox.domain.params import (
     apply_metadata,
     validate,
 )
-from sandbox.http.routing import Route
 
 FIELDS: dict[str, Spec] = {
     "name": Str(250),
@@ -183,12 +182,3 @@ def list_handler(ctx: Ctx) -> Obj:
         and created_matches(product["created"], p.get("created"))
     )
     return paginate(items, p, "/v1/products")
-
-
-ROUTES = [
-    Route("POST", "/v1/products", create),
-    Route("GET", "/v1/products", list_handler),
-    Route("GET", "/v1/products/{id}", retrieve),
-    Route("POST", "/v1/products/{id}", update),
-    Route("DELETE", "/v1/products/{id}", delete),
-]

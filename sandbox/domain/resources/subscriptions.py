@@ -29,7 +29,6 @@ from sandbox.domain.periods import add_interval
 from sandbox.domain.resources import payment_methods
 from sandbox.domain.resources.customers import get_customer
 from sandbox.domain.resources.prices import get_price
-from sandbox.http.routing import Route
 
 PRORATION = Enum("always_invoice", "create_prorations", "none")
 PAYMENT_BEHAVIOR = Enum(
@@ -528,12 +527,3 @@ def list_handler(ctx: Ctx) -> Obj:
         )
 
     return paginate(filter(wanted, ctx.store.newest_first("subscription")), p, "/v1/subscriptions")
-
-
-ROUTES = [
-    Route("POST", "/v1/subscriptions", create),
-    Route("GET", "/v1/subscriptions", list_handler),
-    Route("GET", "/v1/subscriptions/{id}", retrieve),
-    Route("POST", "/v1/subscriptions/{id}", update),
-    Route("DELETE", "/v1/subscriptions/{id}", cancel),
-]

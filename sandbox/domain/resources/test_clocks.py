@@ -32,7 +32,6 @@ from sandbox.domain.params import Int, Str, validate
 from sandbox.domain.periods import add_interval
 from sandbox.domain.scheduler import run_test_clock_due
 from sandbox.domain.store import Store
-from sandbox.http.routing import Route
 
 KIND = "test_helpers.test_clock"
 LIFETIME_SECONDS = 30 * 86_400
@@ -184,12 +183,3 @@ def advance(ctx: Ctx) -> Obj:
     clock["status_details"] = {}
     ctx.emit("test_helpers.test_clock.ready", clock)
     return answer
-
-
-ROUTES = [
-    Route("POST", "/v1/test_helpers/test_clocks", create),
-    Route("GET", "/v1/test_helpers/test_clocks", list_handler),
-    Route("GET", "/v1/test_helpers/test_clocks/{id}", retrieve),
-    Route("DELETE", "/v1/test_helpers/test_clocks/{id}", delete),
-    Route("POST", "/v1/test_helpers/test_clocks/{id}/advance", advance),
-]
