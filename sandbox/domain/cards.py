@@ -124,46 +124,49 @@ def _fingerprint() -> str:
     return "".join(random.choices(string.ascii_letters + string.digits, k=16))
 
 
+def _bank_account(card: TestCard) -> Obj:
+    return {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "financial_connections_account": None,
+        "fingerprint": _fingerprint(),
+        "last4": card.last4,
+        "networks": {"preferred": "ach", "supported": ["ach"]},
+        "routing_number": "110000000",
+        "status_details": None,
+    }
+
+
+def _card(card: TestCard, created: int) -> Obj:
+    year = dt.datetime.fromtimestamp(created, dt.UTC).year
+    return {
+        "brand": card.brand,
+        "checks": {
+            "address_line1_check": None,
+            "address_postal_code_check": None,
+            "cvc_check": "pass",
+        },
+        "country": "US",
+        "display_brand": card.brand,
+        "exp_month": 12,
+        "exp_year": year + 3,
+        "fingerprint": _fingerprint(),
+        "funding": card.funding,
+        "generated_from": None,
+        "last4": card.last4,
+        "networks": {"available": [card.brand], "preferred": None},
+        "regulated_status": "unregulated",
+        "three_d_secure_usage": {"supported": True},
+        "wallet": None,
+    }
+
+
 def payment_method_from_token(token: str, pm_id: str, created: int) -> Obj:
     """The `payment_method` object Stripe creates from a test token."""
     card = CARDS[token]
-    year = dt.datetime.fromtimestamp(created, dt.UTC).year
-    details: Obj
-    if card.delayed:
-        kind = "us_bank_account"
-        details = {
-            "account_holder_type": "individual",
-            "account_type": "checking",
-            "bank_name": "STRIPE TEST BANK",
-            "financial_connections_account": None,
-            "fingerprint": _fingerprint(),
-            "last4": card.last4,
-            "networks": {"preferred": "ach", "supported": ["ach"]},
-            "routing_number": "110000000",
-            "status_details": None,
-        }
-    else:
-        kind = "card"
-        details = {
-            "brand": card.brand,
-            "checks": {
-                "address_line1_check": None,
-                "address_postal_code_check": None,
-                "cvc_check": "pass",
-            },
-            "country": "US",
-            "display_brand": card.brand,
-            "exp_month": 12,
-            "exp_year": year + 3,
-            "fingerprint": _fingerprint(),
-            "funding": card.funding,
-            "generated_from": None,
-            "last4": card.last4,
-            "networks": {"available": [card.brand], "preferred": None},
-            "regulated_status": "unregulated",
-            "three_d_secure_usage": {"supported": True},
-            "wallet": None,
-        }
+    kind = "us_bank_account" if card.delayed else "card"
+    details = _bank_account(card) if card.delayed else _card(card, created)
     return {
         "id": pm_id,
         "object": "payment_method",

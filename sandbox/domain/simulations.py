@@ -11,7 +11,7 @@ from sandbox.domain.cards import AUTHENTICATION_REQUIRED, CARDS, Decline
 from sandbox.domain.context import Ctx
 from sandbox.domain.errors import bad_param, invalid
 from sandbox.domain.jsontypes import Obj
-from sandbox.domain.resources import accounts, checkout, invoices, payment_methods
+from sandbox.domain.resources import accounts, checkout, checkout_payment, invoices, payment_methods
 from sandbox.domain.resources.subscriptions import get_subscription
 from sandbox.domain.scheduler import run_due
 
@@ -20,12 +20,14 @@ Simulation = Callable[[Ctx, Obj], Obj]
 
 def pay_session(ctx: Ctx, data: Obj) -> Obj:
     session = checkout.get_session(ctx, ctx.path["id"])
-    return checkout.pay_session(ctx, session, str(data.get("payment_method") or "pm_card_visa"))
+    return checkout_payment.pay_session(
+        ctx, session, str(data.get("payment_method") or "pm_card_visa")
+    )
 
 
 def settle_session(ctx: Ctx, data: Obj) -> Obj:
     session = checkout.get_session(ctx, ctx.path["id"])
-    return checkout.settle_session(ctx, session, data.get("outcome"))
+    return checkout_payment.settle_session(ctx, session, data.get("outcome"))
 
 
 def expire_session(ctx: Ctx, data: Obj) -> Obj:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from sandbox.domain import billing
 from sandbox.domain.errors import StripeError
 from sandbox.domain.jsontypes import Obj
-from sandbox.domain.resources import accounts, checkout
+from sandbox.domain.resources import accounts, checkout, checkout_payment
 from sandbox.domain.runtime import Sandbox
 from sandbox.http.endpoints import Handler, bind, request_ctx
 
@@ -113,7 +113,7 @@ async def pay_checkout(sb: Sandbox, request: Request) -> Response:
         return _message("Not found", "No such checkout session.", 404)
     try:
         async with sb.lock:
-            checkout.pay_session(request_ctx(sb, request), session, token)
+            checkout_payment.pay_session(request_ctx(sb, request), session, token)
             sb.store.dirty = True
     except StripeError as exc:
         if session["status"] != "open":

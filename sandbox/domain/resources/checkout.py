@@ -1,14 +1,13 @@
-"""Checkout sessions (mode `subscription`): create, retrieve, line items, expire, list;
-and paying a session, which the hosted page and the control API share."""
+"""Checkout sessions (mode `subscription`): create, retrieve, line items, expire, list
+(paying one is `checkout_payment`)."""
 
 from __future__ import annotations
 
 import copy
 
 from sandbox.domain import billing
-from sandbox.domain.cards import CARDS, Decline, payment_method_from_token
 from sandbox.domain.context import Ctx
-from sandbox.domain.errors import bad_param, card_declined, invalid, no_such
+from sandbox.domain.errors import bad_param, invalid, no_such
 from sandbox.domain.ids import new_id
 from sandbox.domain.jsontypes import Obj
 from sandbox.domain.listing import created_matches, list_object, paginate
@@ -25,13 +24,10 @@ from sandbox.domain.params import (
     apply_metadata,
     validate,
 )
-from sandbox.domain.resources import payment_methods
-from sandbox.domain.resources.customers import get_customer, new_customer
+from sandbox.domain.resources.customers import get_customer
 from sandbox.domain.resources.prices import get_price
+from sandbox.domain.shapes import stripe_object
 
-BANK_DECLINE = Decline(
-    "payment_method_provider_decline", None, "The customer's bank account could not be debited."
-)
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
 
@@ -110,8 +106,54 @@ def line_items_list(ctx: Ctx, session: Obj) -> Obj:
     )
 
 
-def create(ctx: Ctx) -> Obj:
-    p = validate(ctx.params, FIELDS, required=["mode"])
+SESSION_DEFAULTS: Obj = {
+    "adaptive_pricing": {"enabled": False},
+    "after_expiration": None,
+    "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+    "client_secret": None,
+    "collected_information": None,
+    "consent": None,
+    "consent_collection": None,
+    "currency_conversion": None,
+    "custom_fields": [],
+    "custom_text": {
+        "after_submit": None,
+        "shipping_address": None,
+        "submit": None,
+        "terms_of_service_acceptance": None,
+    },
+    "customer_account": None,
+    "customer_creation": None,
+    "customer_details": None,
+    "discounts": [],
+    "invoice": None,
+    "invoice_creation": None,
+    "livemode": False,
+    "mode": "subscription",
+    "origin_context": None,
+    "payment_intent": None,
+    "payment_link": None,
+    "payment_method_configuration_details": None,
+    "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+    "payment_status": "unpaid",
+    "permissions": None,
+    "phone_number_collection": {"enabled": False},
+    "recovered_from": None,
+    "saved_payment_method_options": None,
+    "setup_intent": None,
+    "shipping_address_collection": None,
+    "shipping_cost": None,
+    "shipping_options": [],
+    "status": "open",
+    "subscription": None,
+    "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+    "wallet_options": None,
+}
+"""The fields of a new session that no parameter decides."""
+
+
+def _expires_at(p: Obj, now: int) -> int:
+    """The session's expiry, after the checks Stripe makes on the parameters."""
     if p["mode"] != "subscription":
         raise bad_param("The sandbox supports only `mode=subscription`.", "mode")
     if not p.get("line_items"):
@@ -121,8 +163,7 @@ def create(ctx: Ctx) -> Obj:
             "You may only specify one of these parameters: customer, customer_email.",
             "customer_email",
         )
-    now = ctx.now
-    expires_at = p.get("expires_at") or now + MAX_EXPIRY
+    expires_at: int = p.get("expires_at") or now + MAX_EXPIRY
     if expires_at > now + MAX_EXPIRY:
         raise bad_param(
             "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
@@ -134,9 +175,12 @@ def create(ctx: Ctx) -> Obj:
             "creation.",
             "expires_at",
         )
-    customer = get_customer(ctx, p["customer"], "customer") if p.get("customer") else None
+    return expires_at
+
+
+def _new_line_items(ctx: Ctx, specs: list[Obj]) -> list[Obj]:
     items: list[Obj] = []
-    for index, spec in enumerate(p["line_items"]):
+    for index, spec in enumerate(specs):
         price = get_price(ctx, spec["price"], f"line_items[{index}][price]")
         if price["type"] != "recurring":
             raise invalid(
@@ -159,74 +203,46 @@ def create(ctx: Ctx) -> Obj:
                 "quantity": spec["quantity"],
             }
         )
+    return items
+
+
+def _session_fields(ctx: Ctx, p: Obj, session_id: str, items: list[Obj], now: int) -> Obj:
+    """The fields of a new session that its parameters decide."""
     total = sum(item["amount_total"] for item in items)
-    session_id = new_id("cs")
-    data = p.get("subscription_data") or {}
-    session: Obj = {
-        "id": session_id,
-        "object": "checkout.session",
-        "adaptive_pricing": {"enabled": False},
-        "after_expiration": None,
+    return {
         "allow_promotion_codes": p.get("allow_promotion_codes"),
         "allowed_payment_method_types": p.get("allowed_payment_method_types"),
         "amount_subtotal": total,
         "amount_total": total,
-        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
         "billing_address_collection": p.get("billing_address_collection"),
         "cancel_url": p.get("cancel_url"),
         "client_reference_id": p.get("client_reference_id"),
-        "client_secret": None,
-        "collected_information": None,
-        "consent": None,
-        "consent_collection": None,
         "created": now,
         "currency": items[0]["currency"],
-        "currency_conversion": None,
-        "custom_fields": [],
-        "custom_text": {
-            "after_submit": None,
-            "shipping_address": None,
-            "submit": None,
-            "terms_of_service_acceptance": None,
-        },
-        "customer": customer["id"] if customer else None,
-        "customer_account": None,
-        "customer_creation": None,
-        "customer_details": None,
         "customer_email": p.get("customer_email"),
-        "discounts": [],
-        "expires_at": expires_at,
-        "invoice": None,
-        "invoice_creation": None,
-        "livemode": False,
         "locale": p.get("locale"),
         "metadata": apply_metadata({}, p.get("metadata")),
-        "mode": "subscription",
-        "origin_context": None,
-        "payment_intent": None,
-        "payment_link": None,
         "payment_method_collection": p.get("payment_method_collection") or "always",
-        "payment_method_configuration_details": None,
-        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
         "payment_method_types": p.get("allowed_payment_method_types") or ["card"],
-        "payment_status": "unpaid",
-        "permissions": None,
-        "phone_number_collection": {"enabled": False},
-        "recovered_from": None,
-        "saved_payment_method_options": None,
-        "setup_intent": None,
-        "shipping_address_collection": None,
-        "shipping_cost": None,
-        "shipping_options": [],
-        "status": "open",
         "submit_type": p.get("submit_type"),
-        "subscription": None,
         "success_url": p.get("success_url"),
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
         "ui_mode": p.get("ui_mode") or "hosted",
         "url": f"{ctx.url_base}/_sandbox/pages/checkout/{session_id}",
-        "wallet_options": None,
     }
+
+
+def create(ctx: Ctx) -> Obj:
+    p = validate(ctx.params, FIELDS, required=["mode"])
+    now = ctx.now
+    expires_at = _expires_at(p, now)
+    customer = get_customer(ctx, p["customer"], "customer") if p.get("customer") else None
+    items = _new_line_items(ctx, p["line_items"])
+    session_id = new_id("cs")
+    data = p.get("subscription_data") or {}
+    fields = _session_fields(ctx, p, session_id, items, now)
+    fields["customer"] = customer["id"] if customer else None
+    fields["expires_at"] = expires_at
+    session = stripe_object(session_id, "checkout.session", SESSION_DEFAULTS, fields)
     ctx.store.add(
         session,
         {
@@ -276,117 +292,6 @@ def success_redirect(session: Obj) -> str | None:
     """Where the customer goes after paying, `{CHECKOUT_SESSION_ID}` filled in like Stripe."""
     url = session.get("success_url") or session.get("return_url")
     return None if url is None else str(url).replace("{CHECKOUT_SESSION_ID}", session["id"])
-
-
-def pay_session(ctx: Ctx, session: Obj, token: str) -> Obj:
-    """What the hosted page's pay button does; a decline leaves the session open (402)."""
-    if session["status"] == "open" and session["expires_at"] <= ctx.now:
-        expire_session(ctx, session)
-    if session["status"] != "open":
-        raise invalid(f"This Checkout Session is no longer active (status: {session['status']}).")
-    card = CARDS.get(token)
-    if card is None:
-        raise bad_param(
-            f"Unknown test payment method {token!r}; use one of: {', '.join(CARDS)}.",
-            "payment_method",
-        )
-    if card.decline is not None and not card.delayed:
-        decline = card.decline
-        raise card_declined(decline.code, decline.decline_code, decline.message)
-    hidden = ctx.store.hidden_of(session["id"])
-    customer = ctx.store.get(session["customer"], "customer") if session["customer"] else None
-    if customer is None:
-        email = session["customer_email"] or f"checkout.{session['id'][-8:].lower()}@example.com"
-        customer = new_customer(ctx, email=email)
-        ctx.store.add(customer)
-        ctx.emit("customer.created", customer)
-    pm = payment_method_from_token(token, new_id("pm"), ctx.now)
-    ctx.store.add(pm, {"token": token})
-    payment_methods.attach(ctx, pm, customer["id"])
-    # The prices as they are now (a session keeps a copy from its creation).
-    lines: list[tuple[Obj, int, Obj]] = [
-        (ctx.store.get(item["price"]["id"], "price") or item["price"], item["quantity"], {})
-        for item in line_items(ctx, session)
-    ]
-    sub = billing.new_subscription(
-        ctx,
-        customer,
-        lines,
-        metadata=copy.deepcopy(hidden.get("subscription_metadata", {})),
-        default_payment_method=pm["id"],
-        description=hidden.get("subscription_description"),
-    )
-    inv = billing.build_invoice(
-        ctx, sub, billing_reason="subscription_create", period_start=ctx.now, period_end=ctx.now
-    )
-    ctx.store.add(sub)
-    ctx.emit("customer.subscription.created", sub)
-    billing.issue(ctx, inv)
-    if not card.delayed and inv["status"] == "open":
-        billing.attempt_payment(ctx, inv, pm["id"])
-    if inv["status"] == "paid":
-        billing.set_status(ctx, sub, "active")
-    hidden["payment_method_token"] = token
-    session.update(
-        {
-            "status": "complete",
-            "payment_status": "paid" if inv["status"] == "paid" else "unpaid",
-            "customer": customer["id"],
-            "subscription": sub["id"],
-            "invoice": inv["id"],
-            "url": None,
-            "customer_details": {
-                "address": customer["address"],
-                "business_name": None,
-                "email": customer["email"],
-                "individual_name": None,
-                "name": customer["name"],
-                "phone": customer["phone"],
-                "tax_exempt": "none",
-                "tax_ids": [],
-            },
-        }
-    )
-    ctx.emit("checkout.session.completed", session)
-    return session
-
-
-def settle_session(ctx: Ctx, session: Obj, outcome: str | None) -> Obj:
-    """A delayed payment settles: `async_payment_succeeded` or `async_payment_failed`."""
-    hidden = ctx.store.hidden_of(session["id"])
-    token = hidden.get("payment_method_token")
-    if (
-        session["status"] != "complete"
-        or session["payment_status"] != "unpaid"
-        or not token
-        or not CARDS[token].delayed
-        or hidden.get("settled")
-    ):
-        raise invalid("Only a completed session paid with a delayed method can settle, once.")
-    card = CARDS[token]
-    if outcome is None:
-        outcome = "failed" if card.decline else "succeeded"
-    if outcome not in ("succeeded", "failed"):
-        raise bad_param("outcome must be succeeded or failed", "outcome")
-    inv = get_invoice_for(ctx, session)
-    sub = ctx.store.get(session["subscription"], "subscription")
-    assert sub is not None
-    hidden["settled"] = outcome
-    decline = None if outcome == "succeeded" else (card.decline or BANK_DECLINE)
-    billing.attempt_payment(ctx, inv, sub["default_payment_method"], decline, forced=True)
-    if decline is None:
-        billing.settle_status(ctx, sub)
-        session["payment_status"] = "paid"
-        ctx.emit("checkout.session.async_payment_succeeded", session)
-    else:
-        ctx.emit("checkout.session.async_payment_failed", session)
-    return session
-
-
-def get_invoice_for(ctx: Ctx, session: Obj) -> Obj:
-    inv = ctx.store.get(session["invoice"], "invoice")
-    assert inv is not None
-    return inv
 
 
 def list_handler(ctx: Ctx) -> Obj:
