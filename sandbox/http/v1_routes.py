@@ -5,6 +5,7 @@ handler that serves it. A new route also needs its `stripe.params` class in
 from __future__ import annotations
 
 from sandbox.domain.resources import (
+    account_links,
     accounts,
     checkout,
     customers,
@@ -72,7 +73,7 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/accounts/{id}", accounts.retrieve),
     Route("POST", "/v1/accounts/{id}", accounts.update),
     Route("DELETE", "/v1/accounts/{id}", accounts.delete),
-    Route("POST", "/v1/account_links", accounts.create_link),
+    Route("POST", "/v1/account_links", account_links.create_link),
     # events
     Route("GET", "/v1/events", events.list_handler),
     Route("GET", "/v1/events/{id}", events.retrieve),

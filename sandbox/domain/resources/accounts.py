@@ -27,7 +27,7 @@ from typing import Any
 from sandbox.domain.context import Ctx
 from sandbox.domain.errors import StripeError, bad_param, invalid, no_such
 from sandbox.domain.events import previous_attributes
-from sandbox.domain.ids import new_id, token
+from sandbox.domain.ids import new_id
 from sandbox.domain.jsontypes import Obj
 from sandbox.domain.listing import created_matches, list_object, paginate
 from sandbox.domain.params import (
@@ -42,8 +42,7 @@ from sandbox.domain.params import (
     apply_metadata,
     validate,
 )
-
-LINK_SECONDS = 300
+from sandbox.domain.shapes import stripe_object
 
 INITIAL_DUE = [
     "business_profile.mcc",
@@ -188,8 +187,58 @@ def _controller(kind: str, given: Obj | None) -> Obj:
     return controller
 
 
-def create(ctx: Ctx) -> Obj:
-    p = validate(ctx.params, CREATE_FIELDS)
+ACCOUNT_DEFAULTS: Obj = {
+    "charges_enabled": False,
+    "details_submitted": False,
+    "future_requirements": _requirements([], None),
+    "payouts_enabled": False,
+    "requirements": _requirements(INITIAL_DUE, "requirements.past_due"),
+    "settings": {
+        "bacs_debit_payments": {"display_name": None, "service_user_number": None},
+        "branding": {
+            "icon": None,
+            "logo": None,
+            "primary_color": None,
+            "secondary_color": None,
+        },
+        "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
+        "card_payments": {
+            "decline_on": {"avs_failure": False, "cvc_failure": False},
+            "statement_descriptor_prefix": None,
+        },
+        "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+        "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
+        "payments": {"statement_descriptor": None},
+        "payouts": {
+            "debit_negative_balances": True,
+            "schedule": {"delay_days": 2, "interval": "daily"},
+            "statement_descriptor": None,
+        },
+        "sepa_debit_payments": {},
+    },
+    "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+}
+"""The fields of a new account that no parameter decides."""
+
+BUSINESS_PROFILE: Obj = dict.fromkeys(
+    (
+        "annual_revenue",
+        "estimated_worker_count",
+        "mcc",
+        "minority_owned_business_designation",
+        "name",
+        "product_description",
+        "support_address",
+        "support_email",
+        "support_phone",
+        "support_url",
+        "url",
+    )
+)
+
+
+def _kind_of(p: Obj) -> str:
+    """The legacy account type, given or read from the `controller` properties."""
     controller_in = p.get("controller")
     kind = p.get("type")
     if kind is not None and controller_in is not None:
@@ -201,12 +250,15 @@ def create(ctx: Ctx) -> Obj:
     if kind is None:
         dashboard = ((controller_in or {}).get("stripe_dashboard") or {}).get("type")
         kind = {"express": "express", "none": "custom"}.get(dashboard or "", "standard")
-    country = (p.get("country") or "US").upper()
+    return str(kind)
+
+
+def _requested(p: Obj, kind: str) -> dict[str, str]:
+    """The requested capabilities, each `inactive` until onboarding."""
     capabilities: dict[str, bool] = p.get("capabilities") or {}
-    account_id = new_id("acct")
     requested = {name: "inactive" for name, wanted in capabilities.items() if wanted}
     platform_collects = kind == "custom" or (
-        (controller_in or {}).get("requirement_collection") == "application"
+        (p.get("controller") or {}).get("requirement_collection") == "application"
     )
     if not requested and platform_collects:
         raise invalid(
@@ -216,64 +268,30 @@ def create(ctx: Ctx) -> Obj:
         )
     if not requested:
         requested = dict.fromkeys(DEFAULT_CAPABILITIES, "inactive")
-    account: Obj = {
-        "id": account_id,
-        "object": "account",
-        "business_profile": {
-            "annual_revenue": None,
-            "estimated_worker_count": None,
-            "mcc": None,
-            "minority_owned_business_designation": None,
-            "name": None,
-            "product_description": None,
-            "support_address": None,
-            "support_email": None,
-            "support_phone": None,
-            "support_url": None,
-            "url": None,
-            **(p.get("business_profile") or {}),
-        },
+    return requested
+
+
+def create(ctx: Ctx) -> Obj:
+    p = validate(ctx.params, CREATE_FIELDS)
+    kind = _kind_of(p)
+    country = (p.get("country") or "US").upper()
+    account_id = new_id("acct")
+    requested = _requested(p, kind)
+    fields: Obj = {
+        "business_profile": {**BUSINESS_PROFILE, **(p.get("business_profile") or {})},
         "business_type": p.get("business_type"),
         "capabilities": requested,
-        "charges_enabled": False,
-        "controller": _controller(kind, controller_in),
+        "controller": _controller(kind, p.get("controller")),
         "country": country,
         "created": ctx.now,
         "default_currency": p.get("default_currency")
         or ("eur" if country in EU else CURRENCY.get(country, "usd")),
-        "details_submitted": False,
         "email": p.get("email"),
         "external_accounts": list_object([], f"/v1/accounts/{account_id}/external_accounts"),
-        "future_requirements": _requirements([], None),
         "metadata": apply_metadata({}, p.get("metadata")),
-        "payouts_enabled": False,
-        "requirements": _requirements(INITIAL_DUE, "requirements.past_due"),
-        "settings": {
-            "bacs_debit_payments": {"display_name": None, "service_user_number": None},
-            "branding": {
-                "icon": None,
-                "logo": None,
-                "primary_color": None,
-                "secondary_color": None,
-            },
-            "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
-            "card_payments": {
-                "decline_on": {"avs_failure": False, "cvc_failure": False},
-                "statement_descriptor_prefix": None,
-            },
-            "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
-            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
-            "payments": {"statement_descriptor": None},
-            "payouts": {
-                "debit_negative_balances": True,
-                "schedule": {"delay_days": 2, "interval": "daily"},
-                "statement_descriptor": None,
-            },
-            "sepa_debit_payments": {},
-        },
-        "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
         "type": kind,
     }
+    account = stripe_object(account_id, "account", ACCOUNT_DEFAULTS, fields)
     ctx.store.add(account)
     ctx.created_id = account_id
     return account
@@ -360,43 +378,3 @@ def simulate_update(ctx: Ctx, account: Obj, changes: Obj) -> Obj:
 
 
 # account links
-
-
-def create_link(ctx: Ctx) -> Obj:
-    p = validate(
-        ctx.params,
-        {
-            "account": Str(),
-            "type": Enum("account_onboarding", "account_update"),
-            "refresh_url": Str(),
-            "return_url": Str(),
-            "collect": Enum("currently_due", "eventually_due"),
-            "collection_options": Free(),
-        },
-        required=["account", "type"],
-    )
-    account = get_account(ctx, p["account"], "account")
-    if p["type"] == "account_update" and account["type"] != "custom":
-        raise invalid(
-            "You cannot create `account_update` type Account Links for accounts that are not "
-            "of type custom.",
-            "type",
-        )
-    link_token = token(32)
-    link = {
-        "object": "account_link",
-        "created": ctx.now,
-        "expires_at": ctx.now + LINK_SECONDS,
-        "url": f"{ctx.url_base}/_sandbox/pages/connect/{link_token}",
-    }
-    ctx.store.links[link_token] = {
-        "account": account["id"],
-        "type": p["type"],
-        "refresh_url": p.get("refresh_url"),
-        "return_url": p.get("return_url"),
-        "expires_at": link["expires_at"],
-        "visited": False,
-        "used": False,
-    }
-    ctx.store.dirty = True
-    return link
