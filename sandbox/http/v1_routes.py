@@ -14,6 +14,7 @@ from sandbox.domain.resources import (
     payment_methods,
     prices,
     products,
+    subscription_update,
     subscriptions,
     test_clocks,
 )
@@ -54,7 +55,7 @@ ROUTES: list[Route] = [
     Route("POST", "/v1/subscriptions", subscriptions.create),
     Route("GET", "/v1/subscriptions", subscriptions.list_handler),
     Route("GET", "/v1/subscriptions/{id}", subscriptions.retrieve),
-    Route("POST", "/v1/subscriptions/{id}", subscriptions.update),
+    Route("POST", "/v1/subscriptions/{id}", subscription_update.update),
     Route("DELETE", "/v1/subscriptions/{id}", subscriptions.cancel),
     # invoices
     Route("GET", "/v1/invoices", invoices.list_handler),
