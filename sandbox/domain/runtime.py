@@ -14,7 +14,7 @@ from sandbox.domain.jsontypes import Obj
 from sandbox.domain.rate_limits import RateLimits
 from sandbox.domain.stats import Stats
 from sandbox.domain.store import Store
-from sandbox.domain.webhooks import Dispatcher
+from sandbox.domain.webhooks import Dispatcher, Transport
 
 STATE_VERSION = 1
 
@@ -22,7 +22,7 @@ STATE_VERSION = 1
 class Sandbox:
     """State and services of one sandbox process."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, transport: Transport) -> None:
         self.config = config
         self.clock = Clock()
         self.store = Store()
@@ -30,7 +30,7 @@ class Sandbox:
         self.faults = Faults()
         self.rate_limits = RateLimits(config.rate_limit, config.endpoint_rate_limit)
         self.stats = Stats()
-        self.dispatcher = Dispatcher(config.retry, self.clock.now, self._delivered)
+        self.dispatcher = Dispatcher(config.retry, self.clock.now, self._delivered, transport)
         self.bus = EventBus(self.store, self.dispatcher, self.clock)
         # Handlers are synchronous, so each runs atomically on the event loop; the lock
         # keeps API calls, control calls and clock steps from interleaving where one of

@@ -1,5 +1,9 @@
 """Webhook endpoints, Stripe-style signing and asynchronous delivery with retries.
 
+The POST itself goes through a `Transport` the HTTP layer provides
+(`sandbox.http.webhook_transport`), so this module decides what is sent, when, and
+what an answer means, without doing network I/O itself.
+
 Each endpoint has one worker that sends first attempts in event creation order; a failed
 attempt (non-2xx or connection error) is retried on its own timer with a doubling
 backoff, so one failing event does not hold back the others (as at Stripe).
@@ -16,12 +20,25 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import httpx
+from typing import Protocol
 
 from sandbox.domain.jsontypes import Obj
 
 log = logging.getLogger("sandbox.webhooks")
+
+
+class Transport(Protocol):
+    """Sends one webhook attempt."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """The response's status, or None and why no response came."""
+        ...
 
 
 def sign(payload: str, secret: str, timestamp: int) -> str:
@@ -95,8 +112,10 @@ class Dispatcher:
         policy: RetryPolicy,
         sandbox_now: Callable[[], int],
         on_delivered: Callable[[str], None],
+        transport: Transport,
     ) -> None:
         self.policy = policy
+        self.transport = transport
         self.sandbox_now = sandbox_now
         self.on_delivered = on_delivered
         self.endpoints: list[Endpoint] = []
@@ -107,14 +126,15 @@ class Dispatcher:
         self.generation = 0
         self._seq = 0
         self._next_endpoint = 0
-        self._client: httpx.AsyncClient | None = None
+        self._opened = False
         self._running = False
         self._retries: set[asyncio.Task[None]] = set()
 
     # lifecycle
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=10.0)
+        await self.transport.open()
+        self._opened = True
         self._running = True
         for endpoint in self.endpoints:
             self._start_worker(endpoint)
@@ -125,8 +145,8 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
+        if self._opened:
+            await self.transport.close()
 
     def _start_worker(self, endpoint: Endpoint) -> None:
         if self._running and endpoint.task is None:
@@ -240,23 +260,15 @@ class Dispatcher:
             await self._attempt(endpoint, delivery)
 
     async def _attempt(self, endpoint: Endpoint, delivery: Delivery) -> None:
-        assert self._client is not None
+        assert self._opened
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
             "Stripe-Signature": sign(delivery.payload, endpoint.secret, timestamp),
         }
-        status: int | None = None
-        error: str | None = None
         started = time.perf_counter()
-        try:
-            response = await self._client.post(
-                endpoint.url, content=delivery.payload.encode(), headers=headers
-            )
-            status = response.status_code
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        status, error = await self.transport.post(endpoint.url, delivery.payload.encode(), headers)
         ok = status is not None and 200 <= status < 300
         outcome = "succeeded" if ok else "failed"
         if delivery.generation != self.generation:

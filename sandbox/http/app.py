@@ -21,6 +21,7 @@ from sandbox.domain.runtime import Sandbox
 from sandbox.domain.scheduler import run_due
 from sandbox.http import control, pages
 from sandbox.http.api import Api
+from sandbox.http.webhook_transport import HttpxTransport
 
 log = logging.getLogger("sandbox")
 
@@ -49,7 +50,7 @@ async def _not_found(request: Request) -> Response:
 
 def create_app(config: Config) -> Starlette:
     """The sandbox as an ASGI app; `app.state.sandbox` holds its state."""
-    sb = Sandbox(config)
+    sb = Sandbox(config, HttpxTransport())
     persister = (
         Persister(sb, config.state_file, config.save_interval) if config.state_file else None
     )
