@@ -14,9 +14,9 @@ from types import FrameType
 
 import uvicorn
 
-from sandbox.app import create_app
-from sandbox.config import Config, EndpointConfig
-from sandbox.webhooks import RetryPolicy
+from sandbox.domain.config import Config, EndpointConfig
+from sandbox.domain.webhooks import RetryPolicy
+from sandbox.http.app import create_app
 
 
 class _Server(uvicorn.Server):
@@ -36,7 +36,7 @@ class _Server(uvicorn.Server):
             self.should_exit = True
 
 
-def parse_args(argv: Sequence[str] | None = None) -> Config:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox", description="Offline Stripe-compatible server for onramp."
     )
@@ -78,7 +78,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         help="requests per second per API key and endpoint, Stripe's default",
     )
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _endpoints(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[EndpointConfig]:
+    """The webhook endpoints given on the command line, each URL with its secret."""
     for kind in ("webhook", "connect_webhook"):
         urls, secrets = getattr(args, f"{kind}_url"), getattr(args, f"{kind}_secret")
         if len(urls) != len(secrets):
@@ -91,6 +95,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         EndpointConfig(u, s, connect=True)
         for u, s in zip(args.connect_webhook_url, args.connect_webhook_secret, strict=True)
     ]
+    return endpoints
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    """The sandbox's configuration from its command line (and logging set up)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    endpoints = _endpoints(parser, args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     return Config(
         host=args.host,

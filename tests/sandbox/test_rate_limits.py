@@ -12,7 +12,7 @@ import stripe
 
 from onramp.stripe_client import RequestPacer, build_stripe_client
 from sandbox.__main__ import parse_args
-from sandbox.rate_limits import RateLimits
+from sandbox.domain.rate_limits import RateLimits
 from tests.sandbox.helpers import wait_for
 
 

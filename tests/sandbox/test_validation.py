@@ -15,8 +15,8 @@ from typing_extensions import is_typeddict
 
 import sandbox
 from onramp.stripe_client import STRIPE_API_VERSION, build_stripe_client
-from sandbox.api import ROUTER
-from sandbox.validation import PARAMS, REQUEST_OPTIONS, hash_of, params_class, path_shape
+from sandbox.domain.validation import PARAMS, REQUEST_OPTIONS, hash_of, params_class, path_shape
+from sandbox.http.v1_routes import ROUTER
 from tests.sandbox.helpers import API_KEY, make_customer, make_price, raw
 
 
@@ -50,7 +50,7 @@ def test_every_route_declares_its_stripe_params_class() -> None:
         for route in ROUTER.routes
         if params_class(route.method, route.template) is None
     ]
-    assert undeclared == [], "add these routes to sandbox.validation.PARAMS"
+    assert undeclared == [], "add these routes to sandbox.domain.validation.PARAMS"
     for cls in PARAMS.values():
         assert is_typeddict(cls)
         assert cls.__module__.startswith("stripe.params")

@@ -1,1 +1,0 @@
-"""Stripe resources: each module has its handlers and the `ROUTES` it serves."""
