@@ -274,7 +274,8 @@ def update(ctx: Ctx) -> Obj:
             items=items if interval_change else [],
         )
     if inv is not None and behavior == "pending_if_incomplete":
-        anchor_reset = interval_change or p.get("billing_cycle_anchor") == "now"
+        # endive sends the anchor as a hash (SubscriptionUpdateParamsBillingCycleAnchor).
+        anchor_reset = interval_change or (p.get("billing_cycle_anchor") or {}).get("type") == "now"
         _update_if_paid(ctx, sub, before, inv, anchor_reset=anchor_reset)
         return sub
     billing.update_subscription(ctx, sub, before)
