@@ -82,7 +82,7 @@ class UserActivities:
     async def read_user(self, request: UserRef) -> UserRecord:
         user = user_record(await existing_user(self.pool, request.user_id))
         if self.customers_on_test_clocks:
-            user.new_customer_on_test_clock = True
+            user = user.model_copy(update={"new_customer_on_test_clock": True})
         return user
 
     @activity.defn
