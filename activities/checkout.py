@@ -22,6 +22,8 @@ from temporalio.exceptions import ApplicationError
 from onramp import checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
+from onramp.repositories import billing, checkout_runs
+from onramp.repositories.checkout_runs import CheckoutRunChange, NewCheckoutRun
 from onramp.settings import WorkerSettings
 from workflows import errors, search_attributes
 from workflows.contracts.checkout import (
@@ -58,6 +60,31 @@ def checkout_config_from(settings: WorkerSettings) -> CheckoutConfig:
     )
 
 
+def new_run(request: RecordCheckoutSessionInput) -> NewCheckoutRun:
+    return NewCheckoutRun(
+        run_id=request.run_id,
+        workflow_id=request.workflow_id,
+        user_id=request.user_id,
+        tier=request.tier,
+        billing_cycle=request.billing_cycle,
+        session_id=request.session_id,
+        session_url=request.session_url,
+    )
+
+
+def run_change(request: RecordCheckoutStateInput) -> CheckoutRunChange:
+    return CheckoutRunChange(
+        run_id=request.run_id,
+        session_status=request.session_status,
+        payment_state=request.payment_state,
+        payment_outcome=request.payment_outcome,
+        provisioning_state=request.provisioning_state,
+        provisioning_error=request.provisioning_error,
+        password_state=request.password_state,
+        subscription_id=request.subscription_id,
+    )
+
+
 class CheckoutActivities:
     def __init__(self, pool: asyncpg.Pool, config: CheckoutConfig) -> None:
         self.pool = pool
@@ -69,7 +96,7 @@ class CheckoutActivities:
 
     @activity.defn
     async def check_paid_subscription(self, request: UserRef) -> PaidSubscriptionCheck:
-        status = await checkout.blocking_subscription(self.pool, request.user_id)
+        status = await billing.blocking_subscription(self.pool, request.user_id)
         return PaidSubscriptionCheck(
             has_paid_subscription=status is not None,
             subscription_status=status,
@@ -79,7 +106,7 @@ class CheckoutActivities:
     @activity.defn
     async def record_checkout_session(self, request: RecordCheckoutSessionInput) -> int:
         try:
-            attempt = await checkout.record_session(self.pool, request)
+            attempt = await checkout.record_session(self.pool, new_run(request))
         except PERMANENT_DB_ERRORS as error:
             raise ApplicationError(
                 f"checkout run {request.run_id} not recorded: {error}",
@@ -95,7 +122,7 @@ class CheckoutActivities:
 
     @activity.defn
     async def record_checkout_state(self, request: RecordCheckoutStateInput) -> None:
-        await checkout.record_state(self.pool, request)
+        await checkout_runs.record_state(self.pool, run_change(request))
 
     @activity.defn
     async def hand_over_subscription(self, request: HandOverInput) -> SubscriptionView:

@@ -22,9 +22,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.users import existing_user
-from onramp import billing
 from onramp.logging import log_event
 from onramp.passwords import set_password_link
+from onramp.repositories import email_outbox
 from onramp.smtp import SmtpServer
 from workflows import errors
 from workflows.contracts.checkout import SendWelcomeEmailInput
@@ -84,7 +84,7 @@ class EmailActivities:
         """Send one email; returns its Message-ID."""
         user = await existing_user(self.pool, request.user_id)
         message_id = message_id_for(request.outbox_id)
-        row = await billing.claim_outbox(
+        row = await email_outbox.claim_outbox(
             self.pool, request.outbox_id, request.template, request.user_id, request.refs,
             message_id,
         )  # fmt: skip
@@ -98,7 +98,7 @@ class EmailActivities:
         message["X-Onramp-Template"] = request.template
         message.set_content(_BODIES[request.template].format_map(self._fields(request)))
         await self._submit(message)
-        await billing.mark_outbox_sent(self.pool, request.outbox_id)
+        await email_outbox.mark_outbox_sent(self.pool, request.outbox_id)
         log_event(
             logger, "EMAIL_SENT", user_id=request.user_id, template=request.template,
             outbox_id=request.outbox_id,

@@ -16,9 +16,13 @@ from temporalio.exceptions import ApplicationError
 
 from onramp import onboarding, tokens
 from onramp.logging import log_event
+from onramp.repositories import onboarding_tokens
+from onramp.repositories.connect_account_status import AccountFlags
+from onramp.repositories.onboarding_tokens import OnboardingTokenRow
 from workflows import errors
 from workflows.contracts.common import UserRef
 from workflows.contracts.onboarding import (
+    ConnectAccountSnapshot,
     InsertOnboardingTokenInput,
     MarkTokenInProgressInput,
     OnboardingTokenRecord,
@@ -29,6 +33,26 @@ from workflows.contracts.onboarding import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def token_record(row: OnboardingTokenRow) -> OnboardingTokenRecord:
+    return OnboardingTokenRecord(
+        token_id=row.token_id,
+        user_id=row.user_id,
+        status=row.status,
+        expires_at=row.expires_at,
+        has_state=row.has_state,
+    )
+
+
+def account_flags(snapshot: ConnectAccountSnapshot) -> AccountFlags:
+    return AccountFlags(
+        details_submitted=snapshot.details_submitted,
+        charges_enabled=snapshot.charges_enabled,
+        payouts_enabled=snapshot.payouts_enabled,
+        requirements_due=snapshot.requirements_due,
+        disabled_reason=snapshot.disabled_reason,
+    )
 
 
 class OnboardingActivities:
@@ -43,28 +67,29 @@ class OnboardingActivities:
         token_hash = tokens.derive_token_hash(
             self.token_secret, tokens.CONNECT_ONBOARDING, request.token_id
         )
-        record = await onboarding.insert_token(
+        row = await onboarding_tokens.insert_token(
             self.pool, request.token_id, request.user_id, token_hash, request.expires_at
         )
         log_event(
             logger, "ONBOARDING_TOKEN_ISSUED", user_id=request.user_id, token_id=request.token_id
         )
-        return record
+        return token_record(row)
 
     @activity.defn
     async def read_onboarding_token(self, request: TokenRef) -> OnboardingTokenRecord:
-        record = await onboarding.get_token(self.pool, request.token_id)
-        if record is None:
+        row = await onboarding_tokens.get_token(self.pool, request.token_id)
+        if row is None:
             raise ApplicationError(
                 f"no onboarding token {request.token_id}",
                 type=errors.ONBOARDING_TOKEN_NOT_FOUND,
                 non_retryable=True,
             )
-        return record
+        return token_record(row)
 
     @activity.defn
     async def open_onboarding_tokens(self, request: UserRef) -> list[OnboardingTokenRecord]:
-        return await onboarding.open_token_ids(self.pool, request.user_id)
+        rows = await onboarding_tokens.open_tokens(self.pool, request.user_id)
+        return [token_record(row) for row in rows]
 
     @activity.defn
     async def mark_onboarding_token_in_progress(
@@ -80,7 +105,7 @@ class OnboardingActivities:
             if request.sealed_link is not None
             else None
         )
-        previous = await onboarding.mark_in_progress(
+        previous = await onboarding_tokens.mark_in_progress(
             self.pool,
             request.token_id,
             state_hash,
@@ -100,23 +125,26 @@ class OnboardingActivities:
 
     @activity.defn
     async def expire_onboarding_token(self, request: TokenRef) -> bool:
-        expired = await onboarding.expire_token(self.pool, request.token_id)
+        expired = await onboarding_tokens.expire_token(self.pool, request.token_id)
         if expired:
             log_event(logger, "ONBOARDING_TOKEN_EXPIRED", token_id=request.token_id)
         return expired
 
     @activity.defn
     async def record_onboarding_return(self, request: TokenRef) -> None:
-        await onboarding.record_return(self.pool, request.token_id)
+        await onboarding_tokens.record_return(self.pool, request.token_id)
 
     @activity.defn
     async def record_connect_account_status(
         self, request: RecordAccountStatusInput
     ) -> RecordAccountStatusResult:
-        completed = await onboarding.record_account_status(
-            self.pool, request.user_id, request.snapshot
-        )
         snapshot = request.snapshot
+        completed = await onboarding.record_account_status(
+            self.pool,
+            request.user_id,
+            account_flags(snapshot),
+            complete=snapshot.onboarding_complete,
+        )
         log_event(
             logger, "CONNECT_ACCOUNT_STATUS", user_id=request.user_id,
             connect_account_id=snapshot.account_id,

@@ -17,10 +17,10 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from onramp import checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
 from onramp.passwords import SET_PASSWORD
+from onramp.repositories import password_tokens, workspaces
 from onramp.tokens import derive_token_hash
 from workflows import errors
 from workflows.contracts.checkout import IssuePasswordTokenInput, ProvisioningStepInput
@@ -48,7 +48,7 @@ class ProvisioningActivities:
         # The id derives from the run, so every retry of this step names the same row.
         workspace_id = _uuid_from(request.run_id)
         try:
-            found = await checkout.create_workspace(
+            found = await workspaces.create_workspace(
                 self.pool, workspace_id, request.user_id, request.run_id
             )
         except PERMANENT_DB_ERRORS as error:
@@ -58,14 +58,14 @@ class ProvisioningActivities:
 
     @activity.defn
     async def delete_workspace(self, request: ProvisioningStepInput) -> None:
-        await checkout.delete_workspace(self.pool, request.user_id, request.run_id)
+        await workspaces.delete_workspace(self.pool, request.user_id, request.run_id)
         log_event(logger, "WORKSPACE_REMOVED", user_id=request.user_id, run_id=request.run_id)
 
     @activity.defn
     async def issue_password_token(self, request: IssuePasswordTokenInput) -> None:
         token_hash = derive_token_hash(self.token_secret, SET_PASSWORD, request.token_id)
         try:
-            await checkout.insert_password_token(
+            await password_tokens.insert_token(
                 self.pool,
                 token_id=request.token_id,
                 user_id=request.user_id,
@@ -82,7 +82,7 @@ class ProvisioningActivities:
 
     @activity.defn
     async def revoke_password_token(self, request: TokenRef) -> None:
-        await checkout.revoke_password_token(self.pool, request.token_id)
+        await password_tokens.revoke_token(self.pool, request.token_id)
 
 
 def _uuid_from(name: str) -> str:

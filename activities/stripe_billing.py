@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -29,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.stripe_gateway import call_stripe, write_once
+from activities.stripe_snapshots import id_of, invoice_snapshot, plain, subscription_snapshot
 from onramp.logging import log_event
 from workflows import errors
 from workflows.contracts.common import ReadStripeObjectInput
@@ -49,84 +49,6 @@ from workflows.contracts.subscription import (
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-
-
-def _time(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(int(value), UTC) if value is not None else None
-
-
-def _id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    found = value.get("id") if isinstance(value, dict) else None
-    return found if isinstance(found, str) else None
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    """A StripeObject as plain nested dicts (StripeObject refuses dict methods)."""
-    if isinstance(obj, stripe.StripeObject):
-        plain: dict[str, Any] = obj.to_dict()
-        return plain
-    return dict(obj)
-
-
-def subscription_snapshot(obj: Any) -> SubscriptionSnapshot:
-    """Reduce a Stripe subscription to what the tier function needs."""
-    sub = _plain(obj)
-    items = sub["items"]["data"] if sub.get("items") else []
-    item = items[0] if items else None
-    price = item["price"] if item is not None else None
-    interval = None
-    if price is not None and price.get("recurring"):
-        interval = price["recurring"].get("interval")
-    cycle = {"month": "monthly", "year": "yearly"}.get(interval or "")
-    pending = sub.get("pending_update") or {}
-    pending_items = pending.get("subscription_items") or []
-    pending_price = pending_items[0].get("price") if pending_items else None
-    metadata = sub.get("metadata") or {}
-    return SubscriptionSnapshot(
-        subscription_id=sub["id"],
-        customer_id=_id(sub["customer"]) or "",
-        status=sub["status"],
-        created=_time(sub["created"]) or datetime.fromtimestamp(0, UTC),
-        item_id=item["id"] if item is not None else None,
-        price_id=price["id"] if price is not None else None,
-        price_lookup_key=price.get("lookup_key") if price is not None else None,
-        billing_cycle=cycle,
-        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
-        current_period_end=_time(item.get("current_period_end")) if item is not None else None,
-        latest_invoice_id=_id(sub.get("latest_invoice")),
-        default_payment_method_id=_id(sub.get("default_payment_method")),
-        pending_price_id=_id(pending_price) if pending else None,
-        pending_update_expires_at=_time(pending.get("expires_at")) if pending else None,
-        metadata={str(k): str(v) for k, v in metadata.items()},
-    )
-
-
-def invoice_snapshot(obj: Any) -> InvoiceSnapshot:
-    inv = _plain(obj)
-    parent = inv.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    return InvoiceSnapshot(
-        invoice_id=inv["id"],
-        customer_id=_id(inv["customer"]) or "",
-        subscription_id=_id(details.get("subscription")),
-        number=inv.get("number"),
-        status=inv["status"],
-        currency=inv["currency"],
-        amount_due=inv.get("amount_due") or 0,
-        amount_paid=inv.get("amount_paid") or 0,
-        amount_remaining=inv.get("amount_remaining") or 0,
-        total=inv.get("total") or 0,
-        period_start=_time(inv.get("period_start")),
-        period_end=_time(inv.get("period_end")),
-        hosted_invoice_url=inv.get("hosted_invoice_url"),
-        invoice_pdf=inv.get("invoice_pdf"),
-        created=_time(inv["created"]) or datetime.fromtimestamp(0, UTC),
-        billing_reason=inv.get("billing_reason"),
-    )
 
 
 # Stripe's code for an invoice payment that needs the customer (3-D Secure): the invoice
@@ -200,13 +122,13 @@ class StripeBillingActivities:
             return pm.id
 
         async def find_outcome() -> str | None:
-            pm = _plain(
+            pm = plain(
                 await call_stripe(
                     "payment_methods.retrieve",
                     self.stripe.v1.payment_methods.retrieve_async(request.payment_method),
                 )
             )
-            return str(pm["id"]) if _id(pm.get("customer")) == request.customer_id else None
+            return str(pm["id"]) if id_of(pm.get("customer")) == request.customer_id else None
 
         return await write_once(
             "payment_methods.attach", request.idempotency_key, attach, find_outcome
@@ -223,14 +145,14 @@ class StripeBillingActivities:
             return request.payment_method_id
 
         async def find_outcome() -> str | None:
-            customer = _plain(
+            customer = plain(
                 await call_stripe(
                     "customers.retrieve",
                     self.stripe.v1.customers.retrieve_async(request.customer_id),
                 )
             )
             settings = customer.get("invoice_settings") or {}
-            current = _id(settings.get("default_payment_method"))
+            current = id_of(settings.get("default_payment_method"))
             return current if current == request.payment_method_id else None
 
         await write_once("customers.update", request.idempotency_key, update, find_outcome)
@@ -301,7 +223,7 @@ class StripeBillingActivities:
             return "paid", None
 
         async def find_outcome() -> tuple[str, str | None] | None:
-            invoice = _plain(await self._invoice(request.invoice_id))
+            invoice = plain(await self._invoice(request.invoice_id))
             return ("paid", None) if invoice.get("status") == "paid" else None
 
         try:
@@ -337,7 +259,7 @@ class StripeBillingActivities:
         `pending_if_incomplete` Stripe applies the new price only once its invoice is
         paid, so a decline or a pending authentication keeps the old plan."""
         current = await self._subscription(request.subscription_id)
-        item_id = _plain(current)["items"]["data"][0]["id"]
+        item_id = plain(current)["items"]["data"][0]["id"]
 
         async def update(key: str) -> SubscriptionSnapshot:
             # Only parameters that pending updates accept (Stripe's pending updates

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import stripe
@@ -51,6 +51,22 @@ def _account_is_gone(error: stripe.StripeError) -> bool:
     # `stripe` raises a 403 as PermissionError without copying its code: read the body.
     code = error.code or (error.error.code if error.error is not None else None)
     return error.http_status == 403 and code == "account_invalid"
+
+
+async def _delete_if_present(
+    operation: str, call: Awaitable[object], is_gone: Callable[[stripe.StripeError], bool]
+) -> None:
+    """One DELETE, where an object already gone counts as deleted.
+
+    No idempotency key and no `write_once`: Stripe ignores keys on a DELETE, and none is
+    needed, since a DELETE is idempotent by nature. A retry after any failure (a 500
+    included) deletes again or is told the object is gone, which is the same success.
+    """
+    try:
+        await call
+    except stripe.StripeError as error:
+        if not is_gone(error):
+            raise convert_stripe_error(error, operation) from None
 
 
 # The controller of an Express-like account (Stripe's mapping of `type=express`).
@@ -172,28 +188,10 @@ class StripeCustomerActivities:
 
     @activity.defn
     async def delete_stripe_customer(self, request: DeleteStripeObjectInput) -> None:
-        async def delete(key: str) -> bool:
-            # No idempotency key: Stripe ignores it on a DELETE, which is idempotent by
-            # itself (a second delete is a 404, counted as done).
-            try:
-                await self.stripe.v1.customers.delete_async(request.stripe_id)
-            except stripe.StripeError as error:
-                if not _is_missing(error):
-                    raise
-            return True
-
-        async def find_deleted() -> bool | None:
-            # A customer that is gone (deleted, or never there) counts as deleted.
-            try:
-                customer = await self.stripe.v1.customers.retrieve_async(request.stripe_id)
-            except stripe.StripeError as error:
-                if _is_missing(error):
-                    return True
-                raise convert_stripe_error(error, "customers.retrieve") from None
-            return True if getattr(customer, "deleted", False) else None
-
-        await write_once(
-            "customers.delete", f"customer-delete:{request.stripe_id}", delete, find_deleted
+        await _delete_if_present(
+            "customers.delete",
+            self.stripe.v1.customers.delete_async(request.stripe_id),
+            _is_missing,
         )
         log_event(logger, "STRIPE_CUSTOMER_DELETED", stripe_customer_id=request.stripe_id)
 
@@ -246,9 +244,9 @@ class StripeCustomerActivities:
 
     @activity.defn
     async def delete_connect_account(self, request: DeleteStripeObjectInput) -> None:
-        try:
-            await self.stripe.v1.accounts.delete_async(request.stripe_id)
-        except stripe.StripeError as error:
-            if not _account_is_gone(error):
-                raise convert_stripe_error(error, "accounts.delete") from None
+        await _delete_if_present(
+            "accounts.delete",
+            self.stripe.v1.accounts.delete_async(request.stripe_id),
+            _account_is_gone,
+        )
         log_event(logger, "CONNECT_ACCOUNT_DELETED", connect_account_id=request.stripe_id)

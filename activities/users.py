@@ -1,4 +1,8 @@
-"""Database activities on the user row: one statement (or one transaction) each."""
+"""Database activities on the user row: one statement (or one transaction) each.
+
+The repository's `UserRow` is mapped to the `UserRecord` the workflows keep in their
+history by `user_record`, so a column added to the table changes no history.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from onramp import users
 from onramp.logging import log_event
+from onramp.repositories import users
+from onramp.repositories.users import UserRow
 from workflows import errors
 from workflows.contracts.common import (
     BumpGenerationInput,
@@ -23,13 +28,33 @@ from workflows.contracts.common import (
 logger = logging.getLogger(__name__)
 
 
-async def existing_user(pool: asyncpg.Pool, user_id: str) -> UserRecord:
+def user_record(row: UserRow) -> UserRecord:
+    """The user as the workflows see it (stored in their history)."""
+    return UserRecord(
+        user_id=row.user_id,
+        email=row.email,
+        username=row.username,
+        status=row.status,
+        wants_payouts=row.wants_payouts,
+        stripe_customer_id=row.stripe_customer_id,
+        stripe_customer_generation=row.stripe_customer_generation,
+        connect_account_id=row.connect_account_id,
+        connect_account_generation=row.connect_account_generation,
+        tier=row.tier,
+    )
+
+
+def _not_found(user_id: str) -> ApplicationError:
+    return ApplicationError(
+        f"user {user_id} does not exist", type=errors.USER_NOT_FOUND, non_retryable=True
+    )
+
+
+async def existing_user(pool: asyncpg.Pool, user_id: str) -> UserRow:
     """The user's row; a user that does not exist is a permanent failure of the step."""
     user = await users.get_user(pool, user_id)
     if user is None:
-        raise ApplicationError(
-            f"user {user_id} does not exist", type=errors.USER_NOT_FOUND, non_retryable=True
-        )
+        raise _not_found(user_id)
     return user
 
 
@@ -51,11 +76,11 @@ class UserActivities:
                 non_retryable=True,
             ) from None
         log_event(logger, "SIGNUP_STEP", step="profile", user_id=request.user_id)
-        return user
+        return user_record(user)
 
     @activity.defn
     async def read_user(self, request: UserRef) -> UserRecord:
-        user = await existing_user(self.pool, request.user_id)
+        user = user_record(await existing_user(self.pool, request.user_id))
         if self.customers_on_test_clocks:
             user = user.model_copy(update={"new_customer_on_test_clock": True})
         return user
@@ -73,11 +98,7 @@ class UserActivities:
     ) -> SaveStripeIdResult:
         held = await users.save_stripe_id(self.pool, kind, request.user_id, request.stripe_id)
         if held is None:
-            raise ApplicationError(
-                f"user {request.user_id} does not exist",
-                type=errors.USER_NOT_FOUND,
-                non_retryable=True,
-            )
+            raise _not_found(request.user_id)
         return SaveStripeIdResult(saved=held == request.stripe_id, existing_id=held)
 
     @activity.defn
@@ -92,13 +113,9 @@ class UserActivities:
     async def mark_user_active(self, request: UserRef) -> UserRecord:
         user = await users.mark_active(self.pool, request.user_id)
         if user is None:
-            raise ApplicationError(
-                f"user {request.user_id} does not exist",
-                type=errors.USER_NOT_FOUND,
-                non_retryable=True,
-            )
+            raise _not_found(request.user_id)
         log_event(logger, "SIGNUP_STEP", step="complete", user_id=request.user_id)
-        return user
+        return user_record(user)
 
     @activity.defn
     async def delete_signing_up_profile(self, request: UserRef) -> None:

@@ -31,8 +31,9 @@ from temporalio.service import RPCError
 from api import metrics
 from api.temporal_gateway import TemporalGateway, TemporalUnavailable
 from api.webhooks import metrics as webhook_metrics
-from onramp import webhook_inbox
 from onramp.logging import log_event
+from onramp.repositories import checkout_runs
+from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -176,21 +177,10 @@ async def check_inbox(
 async def check_workflows(pool: asyncpg.Pool, stuck_after_seconds: float) -> Component:
     """Checkouts paid but not provisioned past the threshold, or waiting for an operator."""
     try:
-        row = await pool.fetchrow(
-            """
-            SELECT count(*) FILTER (WHERE provisioning_state = 'failed') AS failed,
-                   count(*) FILTER (WHERE provisioning_state IN ('not_started', 'queued',
-                                                                 'running')
-                                    AND paid_at < now() - make_interval(secs => $1)) AS slow
-            FROM checkout_runs
-            WHERE payment_state = 'paid' AND provisioning_state <> 'completed'
-            """,
-            stuck_after_seconds,
-        )
+        stuck = await checkout_runs.stuck_counts(pool, stuck_after_seconds)
     except Exception as error:  # Postgres away: the postgres component says why
         return Component(ok=False, state="unknown", reason=f"cannot read ({type(error).__name__})")
-    assert row is not None
-    failed, slow = int(row["failed"]), int(row["slow"])
+    failed, slow = stuck.failed, stuck.slow
     if failed or slow:
         return Component(
             ok=False,

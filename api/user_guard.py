@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncpg
 
 from api.errors import ApiError
-from onramp import users
-from workflows.contracts.common import UserRecord
+from onramp.repositories import users
+from onramp.repositories.users import UserRow
 
 
-async def require_active_user(db: asyncpg.Pool, user_id: str) -> UserRecord:
+async def require_active_user(db: asyncpg.Pool, user_id: str) -> UserRow:
     """The user, or 404; 409 while the user is still signing up."""
     user = await users.get_user(db, user_id)
     if user is None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from api.auth import AdminKey
 from api.deps import Pool
 from api.errors import ERROR_RESPONSES
+from onramp.repositories import webhook_events
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -44,18 +45,6 @@ async def list_webhook_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[datetime | None, Query(description="received_at cursor")] = None,
 ) -> WebhookEventPage:
-    rows = await pool.fetch(
-        """
-        SELECT event_id, type, livemode, account, status, status_reason, attempts,
-               last_error, target_workflow_id, received_at, dispatched_at
-        FROM webhook_events
-        WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR received_at < $2)
-        ORDER BY received_at DESC
-        LIMIT $3
-        """,
-        status,
-        before,
-        limit + 1,
-    )
-    events = [WebhookEventSummary.model_validate(dict(row)) for row in rows[:limit]]
+    rows = await webhook_events.list_summaries(pool, status=status, before=before, limit=limit + 1)
+    events = [WebhookEventSummary.model_validate(row.model_dump()) for row in rows[:limit]]
     return WebhookEventPage(data=events, has_more=len(rows) > limit)

@@ -29,6 +29,7 @@ from api.temporal_gateway import TemporalUnavailable, WorkflowNotFound
 from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
+from onramp.repositories import billing, checkout_runs
 from workflows import errors
 from workflows.contracts.checkout import (
     CHECKOUT_RETURNED,
@@ -87,7 +88,7 @@ async def start_checkout(
 
     async def handler() -> Answer:
         await require_active_user(pool, user_id)
-        blocking = await checkout.blocking_subscription(pool, user_id)
+        blocking = await billing.blocking_subscription(pool, user_id)
         if blocking is not None:
             raise _subscription_exists(blocking)
         started = await _start(user_id, request, update_id, settings, temporal, deadline)
@@ -171,7 +172,7 @@ async def checkout_return(
     temporal: Temporal,
 ) -> RedirectResponse:
     token_limits.check(request, "checkout_return", session_id)
-    user_id = await checkout.user_of_session(pool, session_id)
+    user_id = await checkout_runs.user_of_session(pool, session_id)
     if user_id is None:
         raise ApiError(404, "checkout_not_found", "No checkout has this session")
     target = settings.checkout_success_url or f"{settings.onramp_public_url}/"

@@ -31,7 +31,8 @@ from api.errors import ERROR_RESPONSES, VALIDATION_ERROR_RESPONSE, ApiError, Err
 from api.idempotency import stable_id
 from api.user_guard import require_active_user
 from onramp import onboarding, tokens
-from onramp.onboarding import FoundToken
+from onramp.repositories import onboarding_tokens
+from onramp.repositories.onboarding_tokens import FoundToken
 from workflows import errors
 from workflows.contracts.common import UpdateRef
 from workflows.contracts.onboarding import (
@@ -291,7 +292,7 @@ async def open_onboarding_link(
     token: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> Response:
     token_limits.check(request, "onboard", token)
-    found = await onboarding.find_by_hash(pool, tokens.hash_token(token))
+    found = await onboarding_tokens.find_by_hash(pool, tokens.hash_token(token))
     if found is None:
         raise ApiError(404, "token_not_found", "Unknown onboarding link")
     if found.status in _GONE or found.expired_by_clock:
@@ -305,7 +306,7 @@ async def open_onboarding_link(
 
 async def _by_state(pool: Pool, state: str) -> FoundToken:
     # Postgres keeps only the state's digest (SPEC 10: nothing stored opens anything).
-    found = await onboarding.find_by_state_hash(pool, tokens.hash_token(state))
+    found = await onboarding_tokens.find_by_state_hash(pool, tokens.hash_token(state))
     if found is None:
         raise ApiError(400, "invalid_state", "Unknown onboarding state")
     if found.status in ("expired", "revoked") or found.expired_by_clock:

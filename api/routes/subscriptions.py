@@ -32,7 +32,7 @@ from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
 from api.idempotency import Answer, run_once, stable_id
 from api.temporal_gateway import TemporalGateway
 from api.user_guard import require_active_user
-from onramp import billing
+from onramp.repositories import billing, invoices
 from onramp.settings import ApiSettings
 from workflows import errors
 from workflows.contracts.common import BillingCycle, Tier, UpdateRef
@@ -120,8 +120,8 @@ PAYMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class InvoiceResponse(billing.InvoiceRow):
-    """One invoice of the mirror, as stored (`onramp.billing.InvoiceRow`)."""
+class InvoiceResponse(invoices.InvoiceRow):
+    """One invoice of the mirror, as stored (`onramp.repositories.invoices.InvoiceRow`)."""
 
 
 class InvoiceList(BaseModel):
@@ -430,7 +430,7 @@ async def list_invoices(
     user = await require_active_user(pool, uid)
     if user.stripe_customer_id is None:
         return InvoiceList(data=[], has_more=False)
-    rows = await billing.list_invoices(pool, uid, limit=limit + 1, starting_after=starting_after)
+    rows = await invoices.list_invoices(pool, uid, limit=limit + 1, starting_after=starting_after)
     return InvoiceList(
         data=[InvoiceResponse.model_validate(row.model_dump()) for row in rows[:limit]],
         has_more=len(rows) > limit,

@@ -25,9 +25,9 @@ from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, Error
 from api.idempotency import Answer, run_once, stable_id
 from api.input_text import EmailAddress, SafeText
 from api.temporal_gateway import OperationPending, WorkflowNotFound
-from onramp import users
+from onramp.repositories import users
+from onramp.repositories.users import UserRow
 from workflows import errors
-from workflows.contracts.common import UserRecord
 from workflows.contracts.signup import SIGNUP, SignupInput, signup_workflow_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
@@ -64,7 +64,7 @@ class SignupPending(BaseModel):
     status_url: str
 
 
-def _user_response(user: UserRecord) -> UserResponse:
+def _user_response(user: UserRow) -> UserResponse:
     return UserResponse(
         id=user.user_id,
         email=user.email,

@@ -34,9 +34,9 @@ from api.temporal_gateway import TemporalGateway, TemporalUnavailable
 from api.webhooks import metrics
 from api.webhooks.events import InvalidEvent, StripeEvent, decode_body, parse_event
 from api.webhooks.routing import Ignore, Orphan, SignalTarget, route_event
-from onramp import webhook_inbox
 from onramp.logging import log_event
-from onramp.webhook_inbox import InboxRow, InboxStatus
+from onramp.repositories import webhook_events as webhook_inbox
+from onramp.repositories.webhook_events import InboxRow, InboxStatus
 from workflows import search_attributes
 from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
 

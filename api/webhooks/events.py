@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from api.json_limits import nesting_depth
-from onramp.webhook_inbox import NewInboxEvent
+from onramp.repositories.webhook_events import NewInboxEvent
 from workflows.contracts.common import StripeEventSignal
 
 

@@ -23,10 +23,10 @@ from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.webhooks import metrics
 from api.webhooks.events import InvalidEvent, decode_body, parse_event
 from api.webhooks.signature import InvalidSignature, verify_signature
-from onramp import webhook_inbox
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
-from onramp.webhook_inbox import InboxStatus
+from onramp.repositories import webhook_events as webhook_inbox
+from onramp.repositories.webhook_events import InboxStatus
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Literal
 
 from api.temporal_gateway import TemporalGateway
 from api.webhooks.dispatch import Dispatcher
-from onramp import webhook_inbox
 from onramp.db import create_pool
 from onramp.logging import configure_logging
+from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import (
     CommonSettings,
     StripeSettings,

@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.webhooks.events import StripeEvent
-from onramp import webhook_inbox
-from onramp.webhook_inbox import Db
+from onramp.repositories import Db, users
 from workflows.contracts.checkout import checkout_workflow_id
 from workflows.contracts.onboarding import (
     ONBOARDING_WORKFLOW,
@@ -88,7 +87,7 @@ async def route_checkout(event: StripeEvent, db: Db) -> Route:
     user_id = _metadata_user_id(event.object) or _user_id(event.object.get("client_reference_id"))
     if user_id is None:
         return Orphan("checkout session carries no user id (metadata.user_id, client_reference_id)")
-    if not await webhook_inbox.user_exists(db, user_id):
+    if not await users.user_exists(db, user_id):
         return Orphan(f"unknown user {user_id}")
     return SignalTarget(checkout_workflow_id(user_id), user_id)
 
@@ -102,12 +101,12 @@ async def route_account(event: StripeEvent, db: Db) -> Route:
     account_id = _stripe_id(event.object.get("id"), "acct_")
     if account_id is None:
         return Orphan("event object has no Connect account id")
-    user_id = await webhook_inbox.user_by_connect_account(db, account_id)
+    user_id = await users.user_by_connect_account(db, account_id)
     if user_id is None:
         claimed = _metadata_user_id(event.object)
         if claimed is None:
             return Orphan(f"no user has Connect account {account_id}")
-        exists, saved = await webhook_inbox.connect_account_of(db, claimed)
+        exists, saved = await users.connect_account_of(db, claimed)
         if not exists:
             return Orphan(f"unknown user {claimed} (metadata of {account_id})")
         if saved is not None:
@@ -133,7 +132,7 @@ async def route_by_customer(event: StripeEvent, db: Db) -> Route:
     customer_id = _stripe_id(event.object.get("customer"), "cus_")
     if customer_id is None:
         return Orphan("event object has no customer")
-    user_id = await webhook_inbox.user_by_stripe_customer(db, customer_id)
+    user_id = await users.user_by_stripe_customer(db, customer_id)
     if user_id is None:
         return Orphan(f"unknown Stripe customer {customer_id}")
     return SignalTarget(

@@ -24,8 +24,8 @@ import pytest
 from playwright.async_api import Browser
 
 from api.app import create_app
-from onramp import checkout
 from onramp.passwords import SET_PASSWORD
+from onramp.repositories import password_tokens
 from onramp.settings import ApiSettings
 from onramp.tokens import hash_token
 from tests.support.api_server import serve_app
@@ -275,7 +275,7 @@ async def _issue_set_password_token(pool: asyncpg.Pool) -> str:
         f"cs_test_{uuid.uuid4().hex}",
     )
     token = base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode().rstrip("=")
-    await checkout.insert_password_token(
+    await password_tokens.insert_token(
         pool,
         token_id=str(uuid.uuid4()),
         user_id=user_id,

@@ -21,7 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from onramp import tokens, users
+from onramp import tokens
+from onramp.repositories import users
 from onramp.settings import parse_capabilities
 from tests.support.api_server import serve_app
 from tests.support.harness import WEBHOOK_SECRETS, auth, make_worker_settings, temporal_address

@@ -14,7 +14,8 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from onramp import tokens, users
+from onramp import tokens
+from onramp.repositories import users
 from tests.support.harness import TOKEN_SECRET, make_worker_settings, temporal_address
 from worker.build import WorkerDependencies
 from worker.registry import activities_for

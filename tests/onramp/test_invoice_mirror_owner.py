@@ -8,12 +8,17 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from onramp import billing
+from activities.billing import invoice_row
+from onramp.repositories import invoices
 from tests.webhooks.events import create_user
 from workflows.contracts.subscription import InvoiceSnapshot
 
 
-def _invoice(invoice_id: str, customer: str, status: str, paid: int) -> InvoiceSnapshot:
+def _invoice(invoice_id: str, customer: str, status: str, paid: int) -> invoices.InvoiceRow:
+    return invoice_row(_snapshot(invoice_id, customer, status, paid))
+
+
+def _snapshot(invoice_id: str, customer: str, status: str, paid: int) -> InvoiceSnapshot:
     return InvoiceSnapshot(
         invoice_id=invoice_id,
         customer_id=customer,
@@ -33,8 +38,10 @@ async def test_an_invoice_row_stays_with_its_first_owner(db_pool: asyncpg.Pool) 
     carol = await create_user(db_pool, customer=carol_customer)
     invoice_id = f"in_{uuid.uuid4().hex[:14]}"
 
-    assert await billing.upsert_invoice(db_pool, bob, _invoice(invoice_id, bob_customer, "open", 0))
-    moved = await billing.upsert_invoice(
+    assert await invoices.upsert_invoice(
+        db_pool, bob, _invoice(invoice_id, bob_customer, "open", 0)
+    )
+    moved = await invoices.upsert_invoice(
         db_pool, carol, _invoice(invoice_id, bob_customer, "paid", 2000)
     )
 
@@ -46,7 +53,7 @@ async def test_an_invoice_row_stays_with_its_first_owner(db_pool: asyncpg.Pool) 
     )
     assert row is not None and dict(row) == {"user_id": bob, "status": "open", "amount_paid": 0}
     # Its own owner still updates it.
-    assert await billing.upsert_invoice(
+    assert await invoices.upsert_invoice(
         db_pool, bob, _invoice(invoice_id, bob_customer, "paid", 2000)
     )
     assert (

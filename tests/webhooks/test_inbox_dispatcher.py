@@ -18,7 +18,7 @@ from api.app import create_app
 from api.temporal_gateway import TemporalGateway
 from api.webhooks.dispatch import Dispatcher, InboxDispatcher
 from api.webhooks.events import parse_event
-from onramp import webhook_inbox
+from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import ApiSettings
 from tests.conftest import (
     ADMIN_KEY,

@@ -1,5 +1,4 @@
-"""The Stripe webhook inbox: plain SQL over `webhook_events`, and the user lookups the
-webhook router needs.
+"""The `webhook_events` table: the Stripe webhook inbox.
 
 Every verified event is stored here before Stripe gets its 200 (SPEC 2, 4, 10); the
 dispatchers hand it to its workflow afterwards. A dispatcher *claims* rows with a lease
@@ -17,9 +16,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel
+
+from onramp.repositories import Db
 
 InboxStatus = Literal["pending", "dispatched", "ignored", "failed", "orphaned"]
 
@@ -36,10 +35,6 @@ _ROW_COLUMNS_OF_W = """
     w.raw_body, w.status, w.status_reason, w.attempts, w.last_error,
     w.user_id::text AS user_id, w.target_workflow_id, w.dispatched_at
 """
-
-# A connection taken from the pool (`pool.acquire()`) or a plain one.
-Connection = asyncpg.Connection | PoolConnectionProxy
-Db = asyncpg.Pool | Connection
 
 
 class NewInboxEvent(BaseModel):
@@ -336,33 +331,37 @@ async def list_replayable(
     return [row["event_id"] for row in rows]
 
 
-# --- Who an event belongs to ---------------------------------------------------------
-# Each Stripe id has one home, the user row (SPEC 2); NULL never matches a comparison.
+class InboxSummaryRow(BaseModel):
+    """A stored event as operators list it (without its body)."""
+
+    event_id: str
+    type: str
+    livemode: bool
+    account: str | None
+    status: InboxStatus
+    status_reason: str | None
+    attempts: int
+    last_error: str | None
+    target_workflow_id: str | None
+    received_at: datetime
+    dispatched_at: datetime | None
 
 
-async def user_exists(db: Db, user_id: str) -> bool:
-    found = await db.fetchval("SELECT 1 FROM users WHERE id = $1", user_id)
-    return found is not None
-
-
-async def user_by_stripe_customer(db: Db, customer_id: str) -> str | None:
-    found: str | None = await db.fetchval(
-        "SELECT id::text FROM users WHERE stripe_customer_id = $1", customer_id
+async def list_summaries(
+    db: Db, *, status: InboxStatus | None, before: datetime | None, limit: int
+) -> list[InboxSummaryRow]:
+    """Stored events newest first, optionally of one status and received before `before`."""
+    rows = await db.fetch(
+        """
+        SELECT event_id, type, livemode, account, status, status_reason, attempts,
+               last_error, target_workflow_id, received_at, dispatched_at
+        FROM webhook_events
+        WHERE ($1::text IS NULL OR status = $1) AND ($2::timestamptz IS NULL OR received_at < $2)
+        ORDER BY received_at DESC
+        LIMIT $3
+        """,
+        status,
+        before,
+        limit,
     )
-    return found
-
-
-async def user_by_connect_account(db: Db, account_id: str) -> str | None:
-    found: str | None = await db.fetchval(
-        "SELECT id::text FROM users WHERE connect_account_id = $1", account_id
-    )
-    return found
-
-
-async def connect_account_of(db: Db, user_id: str) -> tuple[bool, str | None]:
-    """(user exists, the user's saved Connect account id or None)."""
-    row = await db.fetchrow("SELECT connect_account_id FROM users WHERE id = $1", user_id)
-    if row is None:
-        return False, None
-    account: str | None = row["connect_account_id"]
-    return True, account
+    return [InboxSummaryRow.model_validate(dict(row)) for row in rows]

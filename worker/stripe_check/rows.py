@@ -1,31 +1,20 @@
-"""`onramp stripe check` (`python -m worker.stripe_check`): onramp's Stripe calls against
-a platform's own test-mode account, with a table of what worked.
+"""The rows of `onramp stripe check`, in order; each needs what earlier rows made.
 
 Each row runs onramp's own activity code where there is one (under
-`temporalio.testing.ActivityEnvironment`, which gives an activity its context without a
-Temporal server), so the check sends exactly the parameters onramp sends in production:
-a customer on its own test clock, an Express account and its account link, a Checkout
-Session, a subscription on the test clock renewed by advancing the clock, a price
-change, and a card that needs authentication, whose payment must come back as
-requiring action. Everything it made is deleted (or archived, for what Stripe cannot
-delete) afterwards, after a failure too. Exit status 1 when any row failed.
-
-It refuses live keys: test clocks and test cards exist in test mode only, and a check
-must never charge anyone. `STRIPE_API_BASE` points it at the sandbox.
+`temporalio.testing.ActivityEnvironment`), so the check sends exactly the parameters
+onramp sends in production. Everything made is deleted (or archived) by the last row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import stripe
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr
 from temporalio.testing import ActivityEnvironment
 
 from activities.stripe_billing import StripeBillingActivities
@@ -33,13 +22,7 @@ from activities.stripe_checkout import StripeCheckoutActivities
 from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
 from onramp import tokens
-from onramp.settings import (
-    PublicUrlSettings,
-    StripeClientSettings,
-    describe_validation_error,
-    stripe_key_is_live,
-)
-from onramp.stripe_client import build_stripe_client
+from worker.stripe_check.records import CheckFailed, Made, Row, describe
 from workflows.contracts.checkout import CreateCheckoutSessionInput, ExpireCheckoutSessionInput
 from workflows.contracts.common import (
     CreateStripeObjectInput,
@@ -63,49 +46,6 @@ DAY = 86_400
 CARD_OK = "pm_card_visa"
 CARD_NEEDS_AUTHENTICATION = "pm_card_authenticationRequired"
 CLOCK_READY_TIMEOUT_SECONDS = 120.0
-
-
-class CheckSettings(StripeClientSettings, PublicUrlSettings):
-    """The platform's test key, for the sandbox the API base, and the public URL the
-    account link's return URLs are built under."""
-
-    @field_validator("stripe_secret_key")
-    @classmethod
-    def _test_key_only(cls, value: SecretStr) -> SecretStr:
-        if stripe_key_is_live(value.get_secret_value()):
-            raise ValueError(
-                "is a live key: `onramp stripe check` runs in test mode only (sk_test_…)"
-            )
-        return value
-
-
-class CheckFailed(Exception):
-    """A row's expectation was not met (the message says what Stripe answered)."""
-
-
-@dataclass
-class Row:
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass
-class Made:
-    """What the check created, for the table's dependencies and the clean-up."""
-
-    test_clock: str | None = None
-    customers: list[str] = field(default_factory=list)
-    account: str | None = None
-    product: str | None = None
-    prices: list[str] = field(default_factory=list)
-    card: str | None = None
-    subscription: str | None = None
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return " ".join(text.split())[:300]
 
 
 class StripeCheck:
@@ -144,7 +84,7 @@ class StripeCheck:
         try:
             detail = await body()
         except Exception as error:  # every failure is a row of the table
-            self.rows.append(Row(name, False, _describe(error)))
+            self.rows.append(Row(name, False, describe(error)))
         else:
             self.rows.append(Row(name, True, detail))
 
@@ -385,14 +325,14 @@ class StripeCheck:
             pm_id = await self._attach(customer_id, CARD_NEEDS_AUTHENTICATION, "sca-card")
         except Exception as error:
             raise CheckFailed(
-                f"{CARD_NEEDS_AUTHENTICATION} is not usable here: {_describe(error)}"
+                f"{CARD_NEEDS_AUTHENTICATION} is not usable here: {describe(error)}"
             ) from None
         try:
             subscription_id = await self._subscribe(customer_id, pm_id, "sca-subscribe")
         except Exception as error:
             raise CheckFailed(
                 "onramp's subscription create was refused instead of leaving the payment "
-                f"to authenticate: {_describe(error)}"
+                f"to authenticate: {describe(error)}"
             ) from None
         outcome = await self._pay_first_invoice(subscription_id, pm_id)
         if outcome == "requires_action":
@@ -410,7 +350,7 @@ class StripeCheck:
             try:
                 await call
             except Exception as error:  # report it and go on cleaning
-                problems.append(f"{what}: {_describe(error)}")
+                problems.append(f"{what}: {describe(error)}")
 
         for customer_id in self.made.customers:
             await attempt(
@@ -444,35 +384,3 @@ class StripeCheck:
         if problems:
             raise CheckFailed("; ".join(problems))
         return "deleted customers, clock and account; prices and product archived"
-
-
-def render(rows: list[Row]) -> str:
-    width = max(len(row.name) for row in rows)
-    lines = [f"{'✓' if row.ok else '✗'} {row.name.ljust(width)}  {row.detail}" for row in rows]
-    failed = sum(not row.ok for row in rows)
-    lines.append(
-        f"{len(rows) - failed}/{len(rows)} passed" + (f", {failed} failed" if failed else "")
-    )
-    return "\n".join(lines)
-
-
-async def check(settings: CheckSettings) -> list[Row]:
-    client = build_stripe_client(
-        settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base
-    )
-    return await StripeCheck(client, settings.onramp_public_url).run()
-
-
-def main() -> None:
-    try:
-        settings = CheckSettings()  # read from the environment
-    except ValidationError as error:
-        print(describe_validation_error(error), file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
-    rows = asyncio.run(check(settings))
-    print(render(rows))  # noqa: T201
-    raise SystemExit(0 if all(row.ok for row in rows) else 1)
-
-
-if __name__ == "__main__":
-    main()
