@@ -21,6 +21,7 @@ from api.routes import (
     admin_webhooks,
     admin_workflows,
     health,
+    onboarding_links,
     portal,
     subscriptions,
     users,
@@ -114,6 +115,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(admin_webhooks.router)
     app.include_router(users.router)
     app.include_router(onboarding_routes.router)
+    app.include_router(onboarding_links.router)
     app.include_router(subscriptions.router)
     app.include_router(admin_tier.router)
     app.include_router(checkout_routes.router)

@@ -1,13 +1,19 @@
-"""The check every per-user operation makes first (SPEC 3.1).
+"""The check every per-user operation makes first (SPEC 3.1), as a dependency.
 
 A user still `signing_up` may yet be removed by the signup's compensation, so no other
-workflow may attach Stripe objects to it: such requests answer 409.
+workflow may attach Stripe objects to it: such requests answer 409. Routes take
+`ActiveUser`, resolved from the `{user_id}` path parameter.
 """
 
 from __future__ import annotations
 
-import asyncpg
+import uuid
+from typing import Annotated
 
+import asyncpg
+from fastapi import Depends
+
+from api.deps import Pool
 from api.errors import ApiError
 from onramp import users
 from workflows.contracts.common import UserRecord
@@ -21,3 +27,10 @@ async def require_active_user(db: asyncpg.Pool, user_id: str) -> UserRecord:
     if user.status != "active":
         raise ApiError(409, "user_signing_up", "The user is still signing up; retry shortly")
     return user
+
+
+async def _active_user(user_id: uuid.UUID, pool: Pool) -> UserRecord:
+    return await require_active_user(pool, str(user_id))
+
+
+ActiveUser = Annotated[UserRecord, Depends(_active_user)]
