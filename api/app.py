@@ -30,7 +30,8 @@ from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
 from api.system import SystemMonitor
 from api.webhooks import ingress as webhook_ingress
-from api.webhooks.dispatch import Dispatcher, InboxDispatcher
+from api.webhooks.dispatch import Dispatcher
+from api.webhooks.inbox_dispatcher import InboxDispatcher
 from onramp import startup
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings

@@ -157,6 +157,9 @@ async def run_change(
     deadline = Deadline.after(settings.subscription_update_wait_seconds)
 
     async def handler() -> Answer:
+        # Checked here, not by the ActiveUser dependency: FastAPI resolves dependencies
+        # before it validates the body, and an invalid body answers 422 first.
+        await require_active_user(pool, user_id)
         await change_subscription(
             temporal, settings, update, argument, user_id=user_id,
             update_id=idempotency.id_for(change.client_name), deadline=deadline,

@@ -2,7 +2,9 @@
 
 A user still `signing_up` may yet be removed by the signup's compensation, so no other
 workflow may attach Stripe objects to it: such requests answer 409. Routes take
-`ActiveUser`, resolved from the `{user_id}` path parameter.
+`ActiveUser`, resolved from the `{user_id}` path parameter. FastAPI resolves
+dependencies before it validates the query and the body, so a route with either calls
+`require_active_user` itself, after validation: an invalid request answers 422 first.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ No Stripe call: `subscription-<user>` records the tier in both tables and an aud
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -21,7 +23,6 @@ from api.subscription_changes import (
     SubscriptionResponse,
     run_change,
 )
-from api.user_guard import ActiveUser
 from workflows.contracts.common import Tier
 from workflows.contracts.subscription import ADMIN_OVERRIDE, AdminOverrideRequest
 
@@ -42,8 +43,8 @@ class TierOverrideBody(BaseModel):
     responses=CHANGE_RESPONSES,
 )
 async def override_tier(
+    user_id: uuid.UUID,
     key: AdminKey,
-    user: ActiveUser,
     body: TierOverrideBody,
     settings: Settings,
     pool: Pool,
@@ -52,7 +53,7 @@ async def override_tier(
 ) -> JSONResponse:
     request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
     return await run_change(
-        SubscriptionChange(key.name, user.user_id, body.model_dump(), may_wait_for_payment=False),
+        SubscriptionChange(key.name, str(user_id), body.model_dump(), may_wait_for_payment=False),
         ADMIN_OVERRIDE,
         request,
         idempotency=idempotency,

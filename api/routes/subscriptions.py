@@ -14,6 +14,7 @@ gets 409 `payment_method_required` with `next_action: {"type": "checkout", ...}`
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -32,7 +33,7 @@ from api.subscription_changes import (
     run_change,
     subscription_of,
 )
-from api.user_guard import ActiveUser
+from api.user_guard import ActiveUser, require_active_user
 from onramp import billing
 from workflows.contracts.common import BillingCycle, Tier
 from workflows.contracts.subscription import (
@@ -96,15 +97,15 @@ async def get_subscription(_: ClientKey, user: ActiveUser, pool: Pool) -> Subscr
     responses=PAYMENT_RESPONSES,
 )
 async def upgrade(
+    user_id: uuid.UUID,
     key: ClientKey,
-    user: ActiveUser,
     body: UpgradeBody,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
     idempotency: Idempotency,
 ) -> JSONResponse:
-    change = SubscriptionChange(key.name, user.user_id, body.model_dump())
+    change = SubscriptionChange(key.name, str(user_id), body.model_dump())
     return await run_change(
         change, UPGRADE, UpgradeRequest(**body.model_dump()),
         idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
@@ -118,15 +119,15 @@ async def upgrade(
     responses=PAYMENT_RESPONSES,
 )
 async def downgrade(
+    user_id: uuid.UUID,
     key: ClientKey,
-    user: ActiveUser,
     body: DowngradeBody,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
     idempotency: Idempotency,
 ) -> JSONResponse:
-    change = SubscriptionChange(key.name, user.user_id, body.model_dump())
+    change = SubscriptionChange(key.name, str(user_id), body.model_dump())
     return await run_change(
         change, DOWNGRADE, DowngradeRequest(**body.model_dump()),
         idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
@@ -140,14 +141,14 @@ async def downgrade(
     responses=CHANGE_RESPONSES,
 )
 async def cancel(
+    user_id: uuid.UUID,
     key: ClientKey,
-    user: ActiveUser,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
     idempotency: Idempotency,
 ) -> JSONResponse:
-    change = SubscriptionChange(key.name, user.user_id, {})
+    change = SubscriptionChange(key.name, str(user_id), {})
     return await run_change(
         change, CANCEL, EmptyRequest(),
         idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
@@ -161,14 +162,14 @@ async def cancel(
     responses=CHANGE_RESPONSES,
 )
 async def reactivate(
+    user_id: uuid.UUID,
     key: ClientKey,
-    user: ActiveUser,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
     idempotency: Idempotency,
 ) -> JSONResponse:
-    change = SubscriptionChange(key.name, user.user_id, {})
+    change = SubscriptionChange(key.name, str(user_id), {})
     return await run_change(
         change, REACTIVATE, EmptyRequest(),
         idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
@@ -182,15 +183,15 @@ async def reactivate(
     responses=CHANGE_RESPONSES,
 )
 async def update_payment_method(
+    user_id: uuid.UUID,
     key: ClientKey,
-    user: ActiveUser,
     body: PaymentMethodBody,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
     idempotency: Idempotency,
 ) -> JSONResponse:
-    change = SubscriptionChange(key.name, user.user_id, body.model_dump())
+    change = SubscriptionChange(key.name, str(user_id), body.model_dump())
     return await run_change(
         change, UPDATE_PAYMENT_METHOD, PaymentMethodRequest(payment_method=body.payment_method),
         idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
@@ -203,12 +204,14 @@ async def update_payment_method(
     responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
 )
 async def list_invoices(
+    user_id: uuid.UUID,
     _: ClientKey,
-    user: ActiveUser,
     pool: Pool,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     starting_after: Annotated[str | None, Query(pattern=r"^in_\w+$")] = None,
 ) -> InvoiceList:
+    # Checked here, not by ActiveUser: an invalid query answers 422 first.
+    user = await require_active_user(pool, str(user_id))
     if user.stripe_customer_id is None:
         return InvoiceList(data=[], has_more=False)
     rows = await billing.list_invoices(
