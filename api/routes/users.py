@@ -45,12 +45,14 @@ class SignupRequest(BaseModel):
 
 
 class UserResponse(BaseModel):
-    id: str
+    """The user row as clients see it (two fields renamed, the generations left out)."""
+
+    id: str = Field(validation_alias="user_id")
     email: str
     username: str
     status: Literal["signing_up", "active"]
     tier: str
-    payouts: bool
+    payouts: bool = Field(validation_alias="wants_payouts")
     stripe_customer_id: str | None
     connect_account_id: str | None
 
@@ -63,15 +65,15 @@ class SignupPending(BaseModel):
 
 
 def _user_response(user: UserRecord) -> UserResponse:
-    return UserResponse(
-        id=user.user_id,
-        email=user.email,
-        username=user.username,
-        status=user.status,
-        tier=user.tier,
-        payouts=user.wants_payouts,
-        stripe_customer_id=user.stripe_customer_id,
-        connect_account_id=user.connect_account_id,
+    return UserResponse.model_validate(user, from_attributes=True)
+
+
+def _pending(user_id: str) -> SignupPending:
+    return SignupPending(
+        id=user_id,
+        status="signing_up",
+        workflow_id=signup_workflow_id(user_id),
+        status_url=f"/v1/users/{user_id}",
     )
 
 
@@ -148,13 +150,7 @@ async def _run_signup(
     try:
         await temporal.result(handle, deadline=answer_by, operation=SIGNUP_OPERATION)
     except OperationPending:
-        pending = SignupPending(
-            id=user_id,
-            status="signing_up",
-            workflow_id=workflow_id,
-            status_url=f"/v1/users/{user_id}",
-        )
-        return Answer(202, pending.model_dump())
+        return Answer(202, _pending(user_id).model_dump())
     user = await users.get_user(pool, user_id)
     if user is None:  # pragma: no cover - the workflow completed, so the row exists
         raise ApiError(502, "signup_failed", "Signup finished but the user is missing")
@@ -184,13 +180,7 @@ async def get_user(
     # A 202 from signup hands out this URL before the workflow's first activity has
     # written the profile; until then the running workflow is the only trace.
     if await _signup_running(temporal, uid):
-        pending = SignupPending(
-            id=uid,
-            status="signing_up",
-            workflow_id=signup_workflow_id(uid),
-            status_url=f"/v1/users/{uid}",
-        )
-        return JSONResponse(pending.model_dump(), status_code=202)
+        return JSONResponse(_pending(uid).model_dump(), status_code=202)
     raise ApiError(404, "user_not_found", f"No user {user_id}")
 
 
