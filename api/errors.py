@@ -72,8 +72,9 @@ class ErrorAnswer:
 # The one table from the workflows' typed refusals (`ApplicationError.type`, carried by
 # WorkflowUpdateFailedError and WorkflowFailureError) to HTTP. A type missing here is a
 # failure of the operation itself: the operation's own answer (api/operations.py).
-# A Stripe request the workflow built and Stripe refused (StripeInvalidRequest) is such a
-# failure, 502 in every route: the client's own input is checked before it gets there.
+# Stripe refusing a request as invalid (StripeInvalidRequest) is such a failure, 502 in
+# every route: the workflow built that request from its own state and configuration,
+# and the same client request gets the same refusal.
 WORKFLOW_ERRORS: dict[str, ErrorAnswer] = {
     errors.USER_NOT_FOUND: ErrorAnswer(404, "user_not_found"),
     errors.DUPLICATE_EMAIL: ErrorAnswer(
@@ -216,10 +217,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, detail or default, headers=headers)
 
 
-async def _workflow_failure(_: Request, exc: Exception) -> JSONResponse:
+async def _workflow_failure(request: Request, exc: Exception) -> JSONResponse:
     # The gateway converts every refusal it sees; this keeps the shape for any other.
     assert isinstance(exc, WorkflowUpdateFailedError | WorkflowFailureError)
-    return await _api_error(_, workflow_refusal(exc))
+    return await _api_error(request, workflow_refusal(exc))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
