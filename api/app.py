@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -21,6 +21,7 @@ from api.routes import (
     admin_webhooks,
     admin_workflows,
     health,
+    onboarding_links,
     portal,
     subscriptions,
     users,
@@ -29,7 +30,8 @@ from api.routes import checkout as checkout_routes
 from api.routes import onboarding as onboarding_routes
 from api.system import SystemMonitor
 from api.webhooks import ingress as webhook_ingress
-from api.webhooks.dispatch import Dispatcher, InboxDispatcher
+from api.webhooks.dispatch import Dispatcher
+from api.webhooks.inbox_dispatcher import InboxDispatcher
 from onramp import startup
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
@@ -45,6 +47,29 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         settings = load_settings(ApiSettings)
         configure_logging(settings.log_level, log_format=settings.log_format)
         _wait_for_postgres(settings)
+    docs_url, redoc_url = ("/docs", "/redoc") if settings.api_docs_enabled else (None, None)
+    app = FastAPI(
+        title="onramp",
+        version="1",
+        summary="Durable customer lifecycle for platforms that bill with Stripe",
+        lifespan=_lifespan(settings),
+        # The schema is the clients' contract and always served; the interactive pages
+        # only where configured (`onramp dev`).
+        docs_url=docs_url,
+        redoc_url=redoc_url,
+        # Starlette's trailing-slash redirect builds its Location from the request's Host
+        # header; a path with a stray slash is a 404 instead.
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    _add_middleware(app, docs_paths={path for path in (docs_url, redoc_url) if path})
+    _include_routers(app, settings)
+    return app
+
+
+def _lifespan(settings: ApiSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Clients, pool and background tasks: built at start, stopped at the end."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,19 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # them to Temporal afterwards (several API processes share the inbox safely).
         app.state.inbox_dispatcher = None
         if settings.webhook_dispatcher_enabled:
-            app.state.inbox_dispatcher = InboxDispatcher(
-                Dispatcher(
-                    app.state.pool,
-                    app.state.temporal,
-                    task_queue=settings.temporal_task_queue,
-                    livemode=settings.stripe_livemode,
-                    via="dispatcher",
-                    lease_seconds=settings.webhook_dispatch_lease_seconds,
-                    retry_max_seconds=settings.webhook_dispatch_retry_max_seconds,
-                ),
-                poll_seconds=settings.webhook_dispatch_poll_seconds,
-                max_in_flight=settings.webhook_dispatch_concurrency,
-            )
+            app.state.inbox_dispatcher = _inbox_dispatcher(settings, app)
             app.state.inbox_dispatcher.start()
         monitor = SystemMonitor(settings, app.state.pool, app.state.temporal)
         monitor.start()
@@ -78,22 +91,26 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 await app.state.inbox_dispatcher.stop()
             await app.state.pool.close()
 
-    docs_url, redoc_url = ("/docs", "/redoc") if settings.api_docs_enabled else (None, None)
-    app = FastAPI(
-        title="onramp",
-        version="1",
-        summary="Durable customer lifecycle for platforms that bill with Stripe",
-        lifespan=lifespan,
-        # The schema is the clients' contract and always served; the interactive pages
-        # only where configured (`onramp dev`).
-        docs_url=docs_url,
-        redoc_url=redoc_url,
-        # Starlette's trailing-slash redirect builds its Location from the request's Host
-        # header; a path with a stray slash is a 404 instead.
-        redirect_slashes=False,
+    return lifespan
+
+
+def _inbox_dispatcher(settings: ApiSettings, app: FastAPI) -> InboxDispatcher:
+    return InboxDispatcher(
+        Dispatcher(
+            app.state.pool,
+            app.state.temporal,
+            task_queue=settings.temporal_task_queue,
+            livemode=settings.stripe_livemode,
+            via="dispatcher",
+            lease_seconds=settings.webhook_dispatch_lease_seconds,
+            retry_max_seconds=settings.webhook_dispatch_retry_max_seconds,
+        ),
+        poll_seconds=settings.webhook_dispatch_poll_seconds,
+        max_in_flight=settings.webhook_dispatch_concurrency,
     )
-    app.state.settings = settings
-    install_error_handlers(app)
+
+
+def _add_middleware(app: FastAPI, *, docs_paths: set[str]) -> None:
     # The last added runs first: security headers on every answer, then timing (refused
     # requests are counted too), then the limits, before any route work.
     app.add_middleware(
@@ -104,24 +121,27 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         },
     )
     app.add_middleware(metrics.RequestMetricsMiddleware)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        docs_paths={path for path in (docs_url, redoc_url) if path},
-    )
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
+
+
+def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
     app.include_router(health.router)
     if settings.api_metrics_enabled:
         app.include_router(metrics.router)
-    app.include_router(admin_webhooks.router)
-    app.include_router(users.router)
-    app.include_router(onboarding_routes.router)
-    app.include_router(subscriptions.router)
-    app.include_router(admin_tier.router)
-    app.include_router(checkout_routes.router)
-    app.include_router(portal.router)
-    app.include_router(admin_workflows.router)
-    app.include_router(admin_system.router)
-    app.include_router(webhook_ingress.router)
-    return app
+    for router in (
+        admin_webhooks.router,
+        users.router,
+        onboarding_routes.router,
+        onboarding_links.router,
+        subscriptions.router,
+        admin_tier.router,
+        checkout_routes.router,
+        portal.router,
+        admin_workflows.router,
+        admin_system.router,
+        webhook_ingress.router,
+    ):
+        app.include_router(router)
 
 
 def _wait_for_postgres(settings: ApiSettings) -> None:

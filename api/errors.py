@@ -8,6 +8,7 @@ unexpected is a 500 `internal_error` whose details go to the log, never to the c
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -16,9 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
+from workflows import errors
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,82 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.extra = extra or {}
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """The HTTP answer to a workflow's refusal. `message` may name `{message}`: the
+    ApplicationError's message, or the operation's own words when there is none."""
+
+    status: int
+    code: str
+    message: str = "{message}"
+    headers: dict[str, str] | None = field(default=None, hash=False)
+
+
+# The one table from the workflows' typed refusals (`ApplicationError.type`, carried by
+# WorkflowUpdateFailedError and WorkflowFailureError) to HTTP. A type missing here is a
+# failure of the operation itself: the operation's own answer (api/operations.py).
+# Stripe refusing a request as invalid (StripeInvalidRequest) is such a failure, 502 in
+# every route: the workflow built that request from its own state and configuration,
+# and the same client request gets the same refusal.
+WORKFLOW_ERRORS: dict[str, ErrorAnswer] = {
+    errors.USER_NOT_FOUND: ErrorAnswer(404, "user_not_found"),
+    errors.DUPLICATE_EMAIL: ErrorAnswer(
+        409, "email_taken", "A user with this email already exists"
+    ),
+    errors.CHECKOUT_CONFLICT: ErrorAnswer(409, "subscription_exists"),
+    # A tier and cycle this deployment does not sell: retrying will not help (so not a
+    # 503), another tier or billing cycle may.
+    errors.PRICE_NOT_CONFIGURED: ErrorAnswer(400, "price_not_configured"),
+    errors.ONBOARDING_TOKEN_NOT_FOUND: ErrorAnswer(
+        404, "token_not_found", "Unknown onboarding link"
+    ),
+    errors.ONBOARDING_TOKEN_GONE: ErrorAnswer(
+        410, "token_gone", "This onboarding link is no longer valid ({message})"
+    ),
+    errors.PROVISIONING_NOT_FAILED: ErrorAnswer(409, "provisioning_not_failed"),
+    errors.NO_STRIPE_BILLING: ErrorAnswer(400, "no_stripe_billing"),
+    errors.SUBSCRIPTION_INVALID: ErrorAnswer(400, "invalid_plan_change"),
+    errors.STRIPE_CARD_ERROR: ErrorAnswer(400, "card_declined"),
+    errors.SUBSCRIPTION_CONFLICT: ErrorAnswer(409, "subscription_conflict"),
+    errors.PAYMENT_METHOD_REQUIRED: ErrorAnswer(409, "payment_method_required"),
+    errors.CHECKOUT_OPEN: ErrorAnswer(409, "checkout_open"),
+    errors.PAYMENT_PENDING: ErrorAnswer(409, "payment_pending"),
+    errors.BILLING_WRITE_FAILED: ErrorAnswer(502, "billing_write_failed"),
+}
+
+# The answer to a refusal of a type the table does not know, when no operation said.
+WORKFLOW_FAILED = ErrorAnswer(502, "workflow_failed")
+
+
+class WorkflowRefused(ApiError):
+    """A workflow's refusal (an update's or the workflow's failure) as its HTTP answer.
+
+    `error_type` is the ApplicationError's type, for the few callers that act on one
+    (the checkout's retry while a run closes, the plan change's next action)."""
+
+    def __init__(self, answer: ErrorAnswer, error_type: str | None, message: str) -> None:
+        super().__init__(
+            answer.status,
+            answer.code,
+            answer.message.format(message=message),
+            headers=answer.headers,
+        )
+        self.error_type = error_type
+
+
+def workflow_refusal(
+    failure: WorkflowUpdateFailedError | WorkflowFailureError,
+    fallback: ErrorAnswer = WORKFLOW_FAILED,
+    failed_text: str = "The operation failed",
+) -> WorkflowRefused:
+    """The HTTP answer to a failed update or workflow, by the one table."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError):
+        answer = WORKFLOW_ERRORS.get(cause.type or "", fallback)
+        return WorkflowRefused(answer, cause.type, cause.message)
+    return WorkflowRefused(fallback, None, failed_text)
 
 
 def error_response(
@@ -137,6 +217,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, detail or default, headers=headers)
 
 
+async def _workflow_failure(request: Request, exc: Exception) -> JSONResponse:
+    # The gateway converts every refusal it sees; this keeps the shape for any other.
+    assert isinstance(exc, WorkflowUpdateFailedError | WorkflowFailureError)
+    return await _api_error(request, workflow_refusal(exc))
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(422, "validation_error", _describe_validation(exc))
@@ -174,6 +260,8 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(WorkflowUpdateFailedError, _workflow_failure)
+    app.add_exception_handler(WorkflowFailureError, _workflow_failure)
     for unavailable in DATABASE_UNAVAILABLE_ERRORS:
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -31,12 +31,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from api.deadlines import Deadline
+from api.deps import Pool
 from api.errors import ApiError
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
@@ -103,54 +105,11 @@ async def run_once(
     digest = request_hash(route, body)
     while True:
         claim = _Claim(client_name, key, uuid.uuid4().hex)
-        try:
-            claimed = await pool.fetchval(
-                """
-                INSERT INTO api_idempotency_keys
-                    (client_name, idempotency_key, route, request_hash, response_body)
-                VALUES ($1, $2, $3, $4, $6::jsonb)
-                ON CONFLICT (client_name, idempotency_key) DO UPDATE
-                    SET route = EXCLUDED.route, request_hash = EXCLUDED.request_hash,
-                        state = 'running', response_status = NULL,
-                        response_body = EXCLUDED.response_body,
-                        created_at = now(), expires_at = now() + interval '24 hours'
-                    WHERE api_idempotency_keys.expires_at < now()
-                       OR (api_idempotency_keys.state = 'running'
-                           AND api_idempotency_keys.request_hash = EXCLUDED.request_hash
-                           AND api_idempotency_keys.created_at
-                               < now() - make_interval(secs => $5))
-                RETURNING true
-                """,
-                client_name,
-                key,
-                route,
-                digest,
-                deadline.seconds + TAKEOVER_MARGIN_SECONDS,
-                json.dumps({"claim": claim.claim_id}),
-            )
-        except DATABASE_UNAVAILABLE_ERRORS:
-            # Whether the claim was taken is unknown: remove it, if it was, once
-            # Postgres answers again, so the client's retry is not told 409.
-            _settle_in_background(functools.partial(_forget, pool, claim), recheck=True)
-            raise
-        if claimed:
+        if await _take(pool, claim, route, digest, deadline):
             return await _run_and_record(pool, claim, handler)
-        record = await pool.fetchrow(
-            """
-            SELECT route, request_hash, state, response_status, response_body
-            FROM api_idempotency_keys WHERE client_name = $1 AND idempotency_key = $2
-            """,
-            client_name,
-            key,
-        )
+        record = await _existing(pool, claim, route, digest)
         if record is None:  # deleted meanwhile (the first attempt failed with a 5xx)
             continue
-        if record["route"] != route or record["request_hash"] != digest:
-            raise ApiError(
-                422,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used with a different request",
-            )
         if record["state"] == "completed":
             return JSONResponse(
                 json.loads(record["response_body"]),
@@ -165,6 +124,65 @@ async def run_once(
                 headers={"Retry-After": "1"},
             )
         await asyncio.sleep(min(0.1, deadline.remaining()))
+
+
+async def _take(
+    pool: asyncpg.Pool, claim: _Claim, route: str, digest: str, deadline: Deadline
+) -> bool:
+    """Claim the key: a new one, an expired one, or one abandoned by a request that died."""
+    try:
+        claimed = await pool.fetchval(
+            """
+            INSERT INTO api_idempotency_keys
+                (client_name, idempotency_key, route, request_hash, response_body)
+            VALUES ($1, $2, $3, $4, $6::jsonb)
+            ON CONFLICT (client_name, idempotency_key) DO UPDATE
+                SET route = EXCLUDED.route, request_hash = EXCLUDED.request_hash,
+                    state = 'running', response_status = NULL,
+                    response_body = EXCLUDED.response_body,
+                    created_at = now(), expires_at = now() + interval '24 hours'
+                WHERE api_idempotency_keys.expires_at < now()
+                   OR (api_idempotency_keys.state = 'running'
+                       AND api_idempotency_keys.request_hash = EXCLUDED.request_hash
+                       AND api_idempotency_keys.created_at
+                           < now() - make_interval(secs => $5))
+            RETURNING true
+            """,
+            claim.client_name,
+            claim.key,
+            route,
+            digest,
+            deadline.seconds + TAKEOVER_MARGIN_SECONDS,
+            json.dumps({"claim": claim.claim_id}),
+        )
+    except DATABASE_UNAVAILABLE_ERRORS:
+        # Whether the claim was taken is unknown: remove it, if it was, once
+        # Postgres answers again, so the client's retry is not told 409.
+        _settle_in_background(functools.partial(_forget, pool, claim), recheck=True)
+        raise
+    return bool(claimed)
+
+
+async def _existing(
+    pool: asyncpg.Pool, claim: _Claim, route: str, digest: str
+) -> asyncpg.Record | None:
+    """The key's record (None if it was just removed); 422 if it was used for another
+    request."""
+    record = await pool.fetchrow(
+        """
+        SELECT route, request_hash, state, response_status, response_body
+        FROM api_idempotency_keys WHERE client_name = $1 AND idempotency_key = $2
+        """,
+        claim.client_name,
+        claim.key,
+    )
+    if record is not None and (record["route"] != route or record["request_hash"] != digest):
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request",
+        )
+    return record
 
 
 async def _run_and_record(
@@ -259,3 +277,48 @@ async def _forget(pool: asyncpg.Pool, claim: _Claim) -> None:
         claim.key,
         claim.claim_id,
     )
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """A POST or PUT with its optional `Idempotency-Key`, handed to routes by the
+    `Idempotency` dependency: the route names its client and body, and `run` does
+    its work once per key (`run_once`)."""
+
+    pool: asyncpg.Pool
+    route: str
+    key: str | None
+
+    def id_for(self, client_name: str, scope: str = "") -> str:
+        """An id the key names (so a retry names the same entity); else a fresh one."""
+        if self.key is None:
+            return str(uuid.uuid4())
+        return stable_id(client_name, f"{scope}{self.key}")
+
+    async def run(
+        self,
+        client_name: str,
+        body: Any,
+        deadline: Deadline,
+        handler: Callable[[], Awaitable[Answer]],
+    ) -> JSONResponse:
+        return await run_once(
+            self.pool,
+            client_name=client_name,
+            key=self.key,
+            route=self.route,
+            body=body,
+            handler=handler,
+            deadline=deadline,
+        )
+
+
+async def _idempotency(
+    request: Request, pool: Pool, idempotency_key: Annotated[str | None, Header()] = None
+) -> IdempotentRequest:
+    # The route's method and path template ("POST /v1/users/{user_id}/...") scope a key.
+    route = request.scope["route"].path
+    return IdempotentRequest(pool, f"{request.method} {route}", idempotency_key)
+
+
+Idempotency = Annotated[IdempotentRequest, Depends(_idempotency)]

@@ -16,13 +16,16 @@ here instead of in each route:
   ended workflow); the route decides what that means.
 
 Update failures (`WorkflowUpdateFailedError`) and workflow failures
-(`WorkflowFailureError`) are the workflow's answer and pass through to the route.
+(`WorkflowFailureError`) are the workflow's answer: they become `WorkflowRefused`, by
+the one table of api/errors.py, with the `Operation`'s own answer for an unlisted type.
+Routes hold no Temporal error handling.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -31,14 +34,17 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deadlines import Deadline
-from api.errors import ApiError
+from api.errors import WORKFLOW_FAILED, ApiError, ErrorAnswer, workflow_refusal
 from onramp.temporal import connect_temporal
 from workflows import search_attributes
 from workflows.contracts.common import QueryRef, SignalRef, UpdateRef, WorkflowRef
@@ -73,6 +79,17 @@ class OperationPending(TemporalUnavailable):
 
 class WorkflowNotFound(Exception):
     """No open run has this workflow id."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a call does, for its messages, and its answer when the workflow refuses it
+    with a type the table of api/errors.py does not list."""
+
+    what: str
+    failed: ErrorAnswer = WORKFLOW_FAILED
+    # The `{message}` of `failed` when the failure carries no ApplicationError.
+    failed_text: str = "The operation failed"
 
 
 def _collect_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:
@@ -121,9 +138,14 @@ class TemporalGateway:
             return self._client
 
     async def _call(
-        self, what: str, deadline: Deadline, call: Callable[[Client, timedelta], Awaitable[T]]
+        self,
+        what: str | Operation,
+        deadline: Deadline,
+        call: Callable[[Client, timedelta], Awaitable[T]],
     ) -> T:
         """Run `call` within what is left of `deadline`; convert Temporal's errors."""
+        operation = what if isinstance(what, Operation) else Operation(what)
+        what = operation.what
         reached = False
         try:
             async with asyncio.timeout(deadline.remaining()):
@@ -138,6 +160,8 @@ class TemporalGateway:
             raise TemporalUnavailable(
                 f"Temporal at {self.address} did not answer within {deadline.seconds:g} s"
             ) from None
+        except (WorkflowUpdateFailedError, WorkflowFailureError) as failure:
+            raise workflow_refusal(failure, operation.failed, operation.failed_text) from None
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowNotFound(error.message) from None
@@ -156,7 +180,7 @@ class TemporalGateway:
         user_id: str,
         task_queue: str,
         deadline: Deadline,
-        what: str,
+        operation: Operation,
     ) -> WorkflowHandle[Any, ResultT]:
         """Start a workflow, or find the open run of its id (USE_EXISTING)."""
 
@@ -172,17 +196,17 @@ class TemporalGateway:
                 rpc_timeout=rpc_timeout,
             )
 
-        return await self._call(what, deadline, start)
+        return await self._call(operation, deadline, start)
 
     async def result(
-        self, handle: WorkflowHandle[Any, ResultT], *, deadline: Deadline, what: str
+        self, handle: WorkflowHandle[Any, ResultT], *, deadline: Deadline, operation: Operation
     ) -> ResultT:
         """The workflow's result; `OperationPending` when it has not ended by the deadline."""
 
         async def result(_: Client, rpc_timeout: timedelta) -> ResultT:
             return await handle.result(rpc_timeout=rpc_timeout)
 
-        return await self._call(what, deadline, result)
+        return await self._call(operation, deadline, result)
 
     async def update_with_start(
         self,
@@ -195,7 +219,7 @@ class TemporalGateway:
         task_queue: str,
         update_id: str,
         deadline: Deadline,
-        what: str,
+        operation: Operation,
     ) -> ResultT:
         """Run one update on a per-user entity workflow, starting it if no run is open.
 
@@ -225,7 +249,7 @@ class TemporalGateway:
                 _collect_start_error(start)
             return result
 
-        return await self._call(what, deadline, update_with_start)
+        return await self._call(operation, deadline, update_with_start)
 
     async def update(
         self,
@@ -235,7 +259,7 @@ class TemporalGateway:
         workflow_id: str,
         update_id: str | None = None,
         deadline: Deadline,
-        what: str,
+        operation: Operation,
     ) -> ResultT:
         """Run one update on the open run of `workflow_id` (`WorkflowNotFound` if none)."""
 
@@ -249,7 +273,7 @@ class TemporalGateway:
             )
             return result
 
-        return await self._call(what, deadline, execute)
+        return await self._call(operation, deadline, execute)
 
     async def signal(
         self,
@@ -292,3 +316,8 @@ class TemporalGateway:
         return await self._call(
             f"describing {workflow_id}", deadline or self.quick_deadline(), describe
         )
+
+    async def is_running(self, workflow_id: str, *, deadline: Deadline | None = None) -> bool:
+        """Whether the latest run of `workflow_id` runs (`WorkflowNotFound` if none)."""
+        description = await self.describe(workflow_id, deadline=deadline)
+        return description.status == WorkflowExecutionStatus.RUNNING

@@ -1,13 +1,21 @@
-"""The check every per-user operation makes first (SPEC 3.1).
+"""The check every per-user operation makes first (SPEC 3.1), as a dependency.
 
 A user still `signing_up` may yet be removed by the signup's compensation, so no other
-workflow may attach Stripe objects to it: such requests answer 409.
+workflow may attach Stripe objects to it: such requests answer 409. Routes take
+`ActiveUser`, resolved from the `{user_id}` path parameter. FastAPI resolves
+dependencies before it validates the query and the body, so a route with either calls
+`require_active_user` itself, after validation: an invalid request answers 422 first.
 """
 
 from __future__ import annotations
 
-import asyncpg
+import uuid
+from typing import Annotated
 
+import asyncpg
+from fastapi import Depends
+
+from api.deps import Pool
 from api.errors import ApiError
 from onramp.repositories import users
 from onramp.repositories.users import UserRow
@@ -21,3 +29,10 @@ async def require_active_user(db: asyncpg.Pool, user_id: str) -> UserRow:
     if user.status != "active":
         raise ApiError(409, "user_signing_up", "The user is still signing up; retry shortly")
     return user
+
+
+async def _active_user(user_id: uuid.UUID, pool: Pool) -> UserRow:
+    return await require_active_user(pool, str(user_id))
+
+
+ActiveUser = Annotated[UserRow, Depends(_active_user)]

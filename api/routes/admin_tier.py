@@ -7,26 +7,22 @@ No Stripe call: `subscription-<user>` records the tier in both tables and an aud
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import AdminKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES
-from api.idempotency import Answer, run_once
+from api.idempotency import Idempotency
 from api.input_text import SafeText
-from api.routes.subscriptions import (
+from api.subscription_changes import (
     CHANGE_RESPONSES,
+    SubscriptionChange,
     SubscriptionResponse,
-    run_update,
-    subscription_deadline,
-    subscription_response,
-    update_id_for,
+    run_change,
 )
-from api.user_guard import require_active_user
 from workflows.contracts.common import Tier
 from workflows.contracts.subscription import ADMIN_OVERRIDE, AdminOverrideRequest
 
@@ -48,29 +44,20 @@ class TierOverrideBody(BaseModel):
 )
 async def override_tier(
     user_id: uuid.UUID,
-    body: TierOverrideBody,
     key: AdminKey,
+    body: TierOverrideBody,
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency: Idempotency,
 ) -> JSONResponse:
-    uid = str(user_id)
-    deadline = subscription_deadline(settings)
-
-    async def handler() -> Answer:
-        await require_active_user(pool, uid)
-        request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
-        update_id = update_id_for(key.name, idempotency_key)
-        await run_update(temporal, settings, uid, ADMIN_OVERRIDE, request, update_id, deadline)
-        return Answer(200, (await subscription_response(pool, uid)).model_dump(mode="json"))
-
-    return await run_once(
-        pool,
-        client_name=key.name,
-        key=idempotency_key,
-        route="PUT /v1/admin/users/{user_id}/tier",
-        body={"user_id": uid, **body.model_dump()},
-        handler=handler,
-        deadline=deadline,
+    request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
+    return await run_change(
+        SubscriptionChange(key.name, str(user_id), body.model_dump(), may_wait_for_payment=False),
+        ADMIN_OVERRIDE,
+        request,
+        idempotency=idempotency,
+        settings=settings,
+        pool=pool,
+        temporal=temporal,
     )

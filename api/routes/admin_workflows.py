@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 
 from api.auth import AdminKey
 from api.deps import Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.operations import PROVISIONING_RETRY
 from api.temporal_gateway import WorkflowNotFound
-from workflows import errors
 from workflows.contracts.checkout import (
     RETRY_PROVISIONING,
     RetryProvisioningRequest,
@@ -46,12 +44,7 @@ async def retry_provisioning(
             RetryProvisioningRequest(who=key.name),
             workflow_id=workflow_id,
             deadline=temporal.quick_deadline(),
-            what="the provisioning retry",
+            operation=PROVISIONING_RETRY,
         )
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.type == errors.PROVISIONING_NOT_FAILED:
-            raise ApiError(409, "provisioning_not_failed", cause.message) from None
-        raise ApiError(409, "retry_refused", str(cause or error)) from None
     except WorkflowNotFound:
         raise ApiError(404, "workflow_not_found", f"No running {workflow_id}") from None

@@ -8,44 +8,36 @@ worker down.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 
 from api import token_limits
 from api.auth import ClientKey
 from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
-from api.idempotency import Answer, run_once, stable_id
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import Answer, Idempotency
+from api.operations import start_checkout as start_checkout_workflow
 from api.temporal_gateway import TemporalUnavailable, WorkflowNotFound
 from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
 from onramp.repositories import billing, checkout_runs
-from workflows import errors
 from workflows.contracts.checkout import (
     CHECKOUT_RETURNED,
-    START_CHECKOUT,
     CheckoutReturnSignal,
     CheckoutStarted,
-    CheckoutWorkflowInput,
     StartCheckoutRequest,
     checkout_workflow_id,
 )
 from workflows.contracts.common import BillingCycle
 
 router = APIRouter(tags=["checkout"], responses=ERROR_RESPONSES)
-
-# A run that just decided (expired, payment failed) refuses new starts while it ends.
-_CLOSING_RETRIES = 20
 
 
 class CheckoutRequest(BaseModel):
@@ -60,7 +52,11 @@ class CheckoutRequest(BaseModel):
     summary="Start (or resume) a user's checkout; answers the Checkout Session's URL",
     responses={
         201: {"model": CheckoutStarted},
-        400: MALFORMED_BODY_RESPONSE,
+        400: {
+            "model": ErrorResponse,
+            "description": "No price configured for this tier and cycle, or a body that "
+            "is not UTF-8",
+        },
         404: {"model": ErrorResponse, "description": "Unknown user"},
         409: {"model": ErrorResponse, "description": "A live subscription, or signing up"},
         502: {"model": ErrorResponse, "description": "Stripe failed; nothing was kept"},
@@ -78,80 +74,35 @@ async def start_checkout(
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency: Idempotency,
 ) -> Any:
     user_id = str(request.user_id)
     deadline = Deadline.after(settings.checkout_wait_seconds)
-    update_id = (
-        stable_id(key.name, f"checkout:{idempotency_key}") if idempotency_key else str(uuid.uuid4())
-    )
+    update_id = idempotency.id_for(key.name, "checkout:")
 
     async def handler() -> Answer:
+        # The user is named in the body, not the path: checked inside the handler.
         await require_active_user(pool, user_id)
         blocking = await billing.blocking_subscription(pool, user_id)
         if blocking is not None:
             raise _subscription_exists(blocking)
-        started = await _start(user_id, request, update_id, settings, temporal, deadline)
+        started = await start_checkout_workflow(
+            temporal,
+            settings,
+            StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle),
+            user_id=user_id,
+            update_id=update_id,
+            deadline=deadline,
+        )
         return Answer(201, started.model_dump())
 
-    return await run_once(
-        pool,
-        client_name=key.name,
-        key=idempotency_key,
-        route="POST /v1/checkout",
-        body=request.model_dump(mode="json"),
-        handler=handler,
-        deadline=deadline,
-    )
+    return await idempotency.run(key.name, request.model_dump(mode="json"), deadline, handler)
 
 
 def _subscription_exists(status: str) -> ApiError:
     """A subscription that has not ended: a checkout would make a second one."""
     reason = checkout.blocking_reason(status)
     return ApiError(409, "subscription_exists", reason[0].upper() + reason[1:])
-
-
-async def _start(
-    user_id: str,
-    request: CheckoutRequest,
-    update_id: str,
-    settings: Settings,
-    temporal: Temporal,
-    deadline: Deadline,
-) -> CheckoutStarted:
-    argument = StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle)
-    for _ in range(_CLOSING_RETRIES):
-        try:
-            return await temporal.update_with_start(
-                START_CHECKOUT,
-                argument,
-                start_input=CheckoutWorkflowInput(user_id=user_id),
-                workflow_id=checkout_workflow_id(user_id),
-                user_id=user_id,
-                task_queue=settings.temporal_task_queue,
-                update_id=update_id,
-                deadline=deadline,
-                what="the checkout",
-            )
-        except WorkflowUpdateFailedError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type == errors.CHECKOUT_CLOSED:
-                await asyncio.sleep(min(0.25, deadline.remaining()))
-                continue
-            raise _update_error(cause) from None
-    raise ApiError(409, "checkout_closing", "The previous checkout is ending; retry shortly")
-
-
-def _update_error(cause: BaseException | None) -> ApiError:
-    error_type = cause.type if isinstance(cause, ApplicationError) else None
-    message = cause.message if isinstance(cause, ApplicationError) else "checkout failed"
-    if error_type == errors.CHECKOUT_CONFLICT:
-        return ApiError(409, "subscription_exists", message)
-    if error_type == errors.USER_NOT_FOUND:
-        return ApiError(404, "user_not_found", message)
-    if error_type == errors.PRICE_NOT_CONFIGURED:
-        return ApiError(503, "price_not_configured", message)
-    return ApiError(502, "stripe_error", f"{message}; nothing was kept, try again")
 
 
 @router.get(

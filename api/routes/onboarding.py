@@ -1,69 +1,40 @@
-"""Connect onboarding routes (SPEC 3.2, issue 17).
+"""Connect onboarding for the platform (SPEC 3.2), with the client key.
 
-- `POST /v1/users/{id}/onboarding` (client key): a new token, issued by the workflow
+- `POST /v1/users/{id}/onboarding`: a new token, issued by the workflow
   `onboarding-<user>` through update-with-start; the API derives the token from the id.
-- `GET /v1/onboard?token=…` (no key: the token authorises): an update creates a fresh
-  account link; 303 to Stripe (or `{url}` for JSON clients).
-- `GET /v1/connect/refresh|return?state=…`: Stripe's redirects back to the service.
 - `GET /v1/users/{id}/onboarding`: the status, from Postgres only.
 
-The API never calls Stripe: it reads Postgres and talks to Temporal.
+The end user's link and Stripe's redirects are in `api/routes/onboarding_links.py`.
 """
 
 from __future__ import annotations
 
-import html
 import uuid
 from datetime import datetime
-from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter
 from pydantic import BaseModel
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 
-from api import token_limits
 from api.auth import ClientKey
-from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
-from api.idempotency import stable_id
-from api.user_guard import require_active_user
+from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.idempotency import Idempotency
+from api.operations import update_onboarding
+from api.user_guard import ActiveUser
 from onramp import onboarding, tokens
-from onramp.repositories import onboarding_tokens
-from onramp.repositories.onboarding_tokens import FoundToken
-from workflows import errors
-from workflows.contracts.common import UpdateRef
 from workflows.contracts.onboarding import (
     ISSUE_ONBOARDING_TOKEN,
-    ONBOARDING_RETURNED,
-    OPEN_ONBOARDING_LINK,
     IssueOnboardingTokenInput,
-    OnboardingReturnedInput,
     OnboardingTokenStatus,
-    OnboardingWorkflowInput,
-    OpenOnboardingLinkInput,
-    onboarding_workflow_id,
 )
 
 router = APIRouter(tags=["onboarding"])
-
-_GONE = ("expired", "revoked", "completed")
-RATE_LIMITED = token_limits.RATE_LIMITED_RESPONSE
-
-# The `state` of Stripe's redirects is a derived token (base64url, tokens.derive_token).
-_STATE = Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
 class OnboardingTokenResponse(BaseModel):
     token: str
     url: str
     expires_at: datetime
-
-
-class OnboardingLinkResponse(BaseModel):
-    url: str
 
 
 class OnboardingStatusResponse(BaseModel):
@@ -83,57 +54,6 @@ class OnboardingStatusResponse(BaseModel):
     updated_at: datetime | None
 
 
-ArgT = TypeVar("ArgT", bound=BaseModel)
-ResultT = TypeVar("ResultT")
-
-
-async def _update_with_start(
-    temporal: Temporal,
-    settings: Settings,
-    user_id: str,
-    update: UpdateRef[OnboardingWorkflowInput, ArgT, ResultT],
-    arg: ArgT,
-    *,
-    update_id: str,
-) -> ResultT:
-    """Run one update on `onboarding-<user>`, starting the workflow if no run is open,
-    within ONBOARDING_LINK_WAIT_SECONDS (else 503 with Retry-After, from the gateway)."""
-    try:
-        return await temporal.update_with_start(
-            update,
-            arg,
-            start_input=OnboardingWorkflowInput(
-                user_id=user_id, poll_seconds=settings.onboarding_poll_seconds
-            ),
-            workflow_id=onboarding_workflow_id(user_id),
-            user_id=user_id,
-            task_queue=settings.temporal_task_queue,
-            update_id=update_id,
-            deadline=Deadline.after(settings.onboarding_link_wait_seconds),
-            what="onboarding",
-        )
-    except WorkflowUpdateFailedError as failure:
-        raise _update_error(failure) from None
-
-
-def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
-    cause = failure.cause
-    kind = cause.type if isinstance(cause, ApplicationError) else None
-    message = cause.message if isinstance(cause, ApplicationError) else "Onboarding failed"
-    if kind == errors.ONBOARDING_TOKEN_NOT_FOUND:
-        return ApiError(404, "token_not_found", "Unknown onboarding link")
-    if kind == errors.ONBOARDING_TOKEN_GONE:
-        return ApiError(410, "token_gone", f"This onboarding link is no longer valid ({message})")
-    if kind == errors.USER_NOT_FOUND:
-        return ApiError(404, "user_not_found", message)
-    return ApiError(
-        502,
-        "stripe_unavailable",
-        "Stripe could not create the onboarding link; the link still works, try again",
-        headers={"Retry-After": "5"},
-    )
-
-
 @router.post(
     "/v1/users/{user_id}/onboarding",
     status_code=201,
@@ -147,34 +67,33 @@ def _update_error(failure: WorkflowUpdateFailedError) -> ApiError:
     },
 )
 async def create_onboarding_token(
-    user_id: uuid.UUID,
     key: ClientKey,
+    user: ActiveUser,
     settings: Settings,
-    pool: Pool,
     temporal: Temporal,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency: Idempotency,
 ) -> OnboardingTokenResponse:
-    secret = settings.onramp_token_secret
-    await require_active_user(pool, str(user_id))
     # With an Idempotency-Key, a retried request names the same token (and update).
     token_id = (
-        stable_id(f"{key.name}/onboarding/{user_id}", idempotency_key)
-        if idempotency_key
+        idempotency.id_for(f"{key.name}/onboarding/{user.user_id}")
+        if idempotency.key
         else tokens.new_token_id()
     )
-    result = await _update_with_start(
+    result = await update_onboarding(
         temporal,
         settings,
-        str(user_id),
         ISSUE_ONBOARDING_TOKEN,
         IssueOnboardingTokenInput(
             token_id=token_id,
             ttl_seconds=settings.onboarding_token_ttl_seconds,
             poll_seconds=settings.onboarding_poll_seconds,
         ),
+        user_id=user.user_id,
         update_id=f"issue/{token_id}",
     )
-    token = tokens.derive_token(secret, tokens.CONNECT_ONBOARDING, result.token_id)
+    token = tokens.derive_token(
+        settings.onramp_token_secret, tokens.CONNECT_ONBOARDING, result.token_id
+    )
     return OnboardingTokenResponse(
         token=token,
         url=f"{settings.onramp_public_url}/v1/onboard?token={token}",
@@ -193,213 +112,7 @@ async def get_onboarding_status(
     view = await onboarding.onboarding_view(pool, str(user_id))
     if view is None:
         raise ApiError(404, "user_not_found", f"No user {user_id}")
-    return OnboardingStatusResponse(
-        user_id=view.user_id,
-        connect_account_id=view.connect_account_id,
-        token_status=view.token_status,
-        token_created_at=view.token_created_at,
-        token_expires_at=view.token_expires_at,
-        started_at=view.started_at,
-        returned_at=view.returned_at,
-        completed_at=view.completed_at,
-        details_submitted=view.details_submitted,
-        charges_enabled=view.charges_enabled,
-        payouts_enabled=view.payouts_enabled,
-        requirements_due=view.requirements_due,
-        disabled_reason=view.disabled_reason,
-        updated_at=view.status_updated_at,
+    # The view as stored, but for the token's id (never shown) and one renamed field.
+    return OnboardingStatusResponse.model_validate(
+        view.model_dump() | {"updated_at": view.status_updated_at}
     )
-
-
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
-
-
-# A stored account link is handed out again while it has this long left (Stripe's links
-# last about five minutes); the workflow applies the same margin (LINK_REUSE_MARGIN).
-LINK_REUSE_SECONDS = 60.0
-
-
-def _link_response(request: Request, url: str) -> Response:
-    if _wants_json(request):
-        return JSONResponse(OnboardingLinkResponse(url=url).model_dump())
-    return RedirectResponse(url, status_code=303)
-
-
-def _stored_link(found: FoundToken, settings: Settings) -> str | None:
-    """The token's last account link, unsealed, while it is fresh enough to reuse: a
-    repeated open then costs one Postgres read, no Stripe call and no history."""
-    if (
-        found.status != "in_progress"
-        or found.link_sealed is None
-        or found.link_fresh_seconds is None
-        or found.link_fresh_seconds < LINK_REUSE_SECONDS
-    ):
-        return None
-    return tokens.unseal(settings.onramp_token_secret, found.token_id, found.link_sealed)
-
-
-async def _open_link(
-    found: FoundToken,
-    request: Request,
-    settings: Settings,
-    temporal: Temporal,
-    *,
-    new_link: bool = False,
-) -> Response:
-    result = await _update_with_start(
-        temporal,
-        settings,
-        found.user_id,
-        OPEN_ONBOARDING_LINK,
-        OpenOnboardingLinkInput(
-            token_id=found.token_id, public_url=settings.onramp_public_url, new_link=new_link
-        ),
-        # Each open is its own operation (and Stripe idempotency key).
-        update_id=f"open/{uuid.uuid4()}",
-    )
-    url = tokens.unseal_text(settings.onramp_token_secret, found.token_id, result.sealed_url)
-    if url is None:
-        # Sealed under another ONRAMP_TOKEN_SECRET (a rotation mid-flight): ask again.
-        raise ApiError(
-            503,
-            "onboarding_busy",
-            "Onboarding link not ready; try again",
-            headers={"Retry-After": "2"},
-        )
-    return _link_response(request, url)
-
-
-@router.get(
-    "/v1/onboard",
-    summary="The end user's onboarding link: 303 to a fresh Stripe account link",
-    responses={
-        303: {"description": "Redirect to Stripe's hosted onboarding"},
-        200: {"model": OnboardingLinkResponse, "description": "With Accept: application/json"},
-        404: {"model": ErrorResponse, "description": "Unknown token"},
-        410: {"model": ErrorResponse, "description": "Expired, revoked or completed"},
-        422: VALIDATION_ERROR_RESPONSE,
-        502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
-        503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
-        429: RATE_LIMITED,
-    },
-)
-async def open_onboarding_link(
-    request: Request,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    token: Annotated[str, Query(min_length=1, max_length=200)],
-) -> Response:
-    token_limits.check(request, "onboard", token)
-    found = await onboarding_tokens.find_by_hash(pool, tokens.hash_token(token))
-    if found is None:
-        raise ApiError(404, "token_not_found", "Unknown onboarding link")
-    if found.status in _GONE or found.expired_by_clock:
-        status = found.status if found.status in _GONE else "expired"
-        raise ApiError(410, "token_gone", f"This onboarding link is {status}")
-    stored = _stored_link(found, settings)
-    if stored is not None:
-        return _link_response(request, stored)
-    return await _open_link(found, request, settings, temporal)
-
-
-async def _by_state(pool: Pool, state: str) -> FoundToken:
-    # Postgres keeps only the state's digest (SPEC 10: nothing stored opens anything).
-    found = await onboarding_tokens.find_by_state_hash(pool, tokens.hash_token(state))
-    if found is None:
-        raise ApiError(400, "invalid_state", "Unknown onboarding state")
-    if found.status in ("expired", "revoked") or found.expired_by_clock:
-        raise ApiError(400, "invalid_state", "This onboarding session has expired")
-    return found
-
-
-@router.get(
-    "/v1/connect/refresh",
-    summary="Stripe's refresh_url: a fresh account link for the same onboarding",
-    responses={
-        303: {"description": "Redirect to Stripe's hosted onboarding"},
-        200: {"model": OnboardingLinkResponse, "description": "With Accept: application/json"},
-        400: {"model": ErrorResponse, "description": "Unknown, expired or completed state"},
-        404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
-        410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
-        422: VALIDATION_ERROR_RESPONSE,
-        502: {"model": ErrorResponse, "description": "Stripe failed; the link still works"},
-        503: {"model": ErrorResponse, "description": "Busy or Temporal unreachable; retry"},
-        429: RATE_LIMITED,
-    },
-)
-async def connect_refresh(
-    request: Request,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    state: Annotated[str, _STATE],
-) -> Response:
-    token_limits.check(request, "connect_refresh", state)
-    found = await _by_state(pool, state)
-    if found.status == "completed":
-        raise ApiError(400, "invalid_state", "This onboarding is already complete")
-    # Stripe sends the user here when the last link was visited or expired: a new one.
-    return await _open_link(found, request, settings, temporal, new_link=True)
-
-
-@router.get(
-    "/v1/connect/return",
-    summary="Stripe's return_url: the workflow re-reads the account, then a thanks page",
-    responses={
-        303: {"description": "To the platform's page (ONBOARDING_RETURN_URL)"},
-        200: {
-            "description": "A thanks page, or `{user_id, onboarding_complete}` for JSON clients",
-            "content": {"text/html": {"schema": {"type": "string"}}},
-        },
-        400: {"model": ErrorResponse, "description": "Unknown or expired state"},
-        404: {"model": ErrorResponse, "description": "The token is gone from its workflow"},
-        410: {"model": ErrorResponse, "description": "The token was revoked meanwhile"},
-        422: VALIDATION_ERROR_RESPONSE,
-        429: RATE_LIMITED,
-    },
-)
-async def connect_return(
-    request: Request,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    state: Annotated[str, _STATE],
-) -> Response:
-    token_limits.check(request, "connect_return", state)
-    found = await _by_state(pool, state)
-    # A completed onboarding has nothing left to re-read: its state starts no run.
-    complete = found.status == "completed" or await _asked_to_reread(found, settings, temporal)
-    if settings.onboarding_return_url:
-        return RedirectResponse(settings.onboarding_return_url, status_code=303)
-    if _wants_json(request):
-        return JSONResponse({"user_id": found.user_id, "onboarding_complete": complete})
-    message = (
-        "Your account is set up. You can close this page."
-        if complete
-        else "Thanks! Stripe is still reviewing your details; we will let you know."
-    )
-    return HTMLResponse(
-        f"<!doctype html><title>Onboarding</title><h1>Thank you</h1><p>{html.escape(message)}</p>"
-    )
-
-
-async def _asked_to_reread(found: FoundToken, settings: Settings, temporal: Temporal) -> bool:
-    """Ask the workflow to re-read the account now; True when it found it complete."""
-    try:
-        status = await _update_with_start(
-            temporal,
-            settings,
-            found.user_id,
-            ONBOARDING_RETURNED,
-            OnboardingReturnedInput(token_id=found.token_id),
-            update_id=f"return/{uuid.uuid4()}",
-        )
-    except ApiError as error:
-        # The user is done with Stripe either way; polling and webhooks catch up.
-        if error.status not in (502, 503):
-            raise
-        return False
-    snapshot = status.last_snapshot
-    return snapshot is not None and snapshot.onboarding_complete

@@ -10,24 +10,22 @@ same Idempotency-Key names the same user and workflow. The answer is read from P
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 
 from api.auth import ClientKey
 from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
-from api.idempotency import Answer, run_once, stable_id
+from api.idempotency import Answer, Idempotency
 from api.input_text import EmailAddress, SafeText
+from api.operations import SIGNUP as SIGNUP_OPERATION
 from api.temporal_gateway import OperationPending, WorkflowNotFound
 from onramp.repositories import users
 from onramp.repositories.users import UserRow
-from workflows import errors
 from workflows.contracts.signup import SIGNUP, SignupInput, signup_workflow_id
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=ERROR_RESPONSES)
@@ -47,12 +45,14 @@ class SignupRequest(BaseModel):
 
 
 class UserResponse(BaseModel):
-    id: str
+    """The user row as clients see it (two fields renamed, the generations left out)."""
+
+    id: str = Field(validation_alias="user_id")
     email: str
     username: str
     status: Literal["signing_up", "active"]
     tier: str
-    payouts: bool
+    payouts: bool = Field(validation_alias="wants_payouts")
     stripe_customer_id: str | None
     connect_account_id: str | None
 
@@ -65,15 +65,15 @@ class SignupPending(BaseModel):
 
 
 def _user_response(user: UserRow) -> UserResponse:
-    return UserResponse(
-        id=user.user_id,
-        email=user.email,
-        username=user.username,
-        status=user.status,
-        tier=user.tier,
-        payouts=user.wants_payouts,
-        stripe_customer_id=user.stripe_customer_id,
-        connect_account_id=user.connect_account_id,
+    return UserResponse.model_validate(user, from_attributes=True)
+
+
+def _pending(user_id: str) -> SignupPending:
+    return SignupPending(
+        id=user_id,
+        status="signing_up",
+        workflow_id=signup_workflow_id(user_id),
+        status_url=f"/v1/users/{user_id}",
     )
 
 
@@ -100,9 +100,9 @@ async def sign_up(
     settings: Settings,
     pool: Pool,
     temporal: Temporal,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency: Idempotency,
 ) -> JSONResponse:
-    user_id = stable_id(key.name, idempotency_key) if idempotency_key else str(uuid.uuid4())
+    user_id = idempotency.id_for(key.name)
     # A 202 needs the start confirmed, so the start may take the RPC timeout even when
     # the configured wait for the result is shorter.
     answer_by = Deadline.after(settings.signup_wait_seconds)
@@ -119,15 +119,7 @@ async def sign_up(
             return Answer(201, _user_response(existing).model_dump())
         return await _run_signup(request, user_id, settings, temporal, pool, deadline, answer_by)
 
-    return await run_once(
-        pool,
-        client_name=key.name,
-        key=idempotency_key,
-        route="POST /v1/users",
-        body=request.model_dump(),
-        handler=handler,
-        deadline=deadline,
-    )
+    return await idempotency.run(key.name, request.model_dump(), deadline, handler)
 
 
 async def _run_signup(
@@ -153,33 +145,16 @@ async def _run_signup(
         user_id=user_id,
         task_queue=settings.temporal_task_queue,
         deadline=deadline,
-        what="the signup",
+        operation=SIGNUP_OPERATION,
     )
     try:
-        await temporal.result(handle, deadline=answer_by, what="the signup")
+        await temporal.result(handle, deadline=answer_by, operation=SIGNUP_OPERATION)
     except OperationPending:
-        pending = SignupPending(
-            id=user_id,
-            status="signing_up",
-            workflow_id=workflow_id,
-            status_url=f"/v1/users/{user_id}",
-        )
-        return Answer(202, pending.model_dump())
-    except WorkflowFailureError as failure:
-        raise _signup_error(failure) from None
+        return Answer(202, _pending(user_id).model_dump())
     user = await users.get_user(pool, user_id)
     if user is None:  # pragma: no cover - the workflow completed, so the row exists
         raise ApiError(502, "signup_failed", "Signup finished but the user is missing")
     return Answer(201, _user_response(user).model_dump())
-
-
-def _signup_error(failure: WorkflowFailureError) -> ApiError:
-    cause = failure.cause
-    if isinstance(cause, ApplicationError):
-        if cause.type == errors.DUPLICATE_EMAIL:
-            return ApiError(409, "email_taken", "A user with this email already exists")
-        return ApiError(502, "signup_failed", f"{cause.message}; nothing was kept, try again")
-    return ApiError(502, "signup_failed", "Signup failed; nothing was kept, try again")
 
 
 @router.get(
@@ -205,19 +180,12 @@ async def get_user(
     # A 202 from signup hands out this URL before the workflow's first activity has
     # written the profile; until then the running workflow is the only trace.
     if await _signup_running(temporal, uid):
-        pending = SignupPending(
-            id=uid,
-            status="signing_up",
-            workflow_id=signup_workflow_id(uid),
-            status_url=f"/v1/users/{uid}",
-        )
-        return JSONResponse(pending.model_dump(), status_code=202)
+        return JSONResponse(_pending(uid).model_dump(), status_code=202)
     raise ApiError(404, "user_not_found", f"No user {user_id}")
 
 
 async def _signup_running(temporal: Temporal, user_id: str) -> bool:
     try:
-        description = await temporal.describe(signup_workflow_id(user_id))
+        return await temporal.is_running(signup_workflow_id(user_id))
     except WorkflowNotFound:
         return False
-    return description.status == WorkflowExecutionStatus.RUNNING

@@ -4,7 +4,7 @@ Stripe retries anything but a 2xx for days, and finalizes a renewal only once it
 `invoice.created` is acknowledged, so the answer comes as soon as the event is stored:
 200 once the event is in the inbox (new or a duplicate), 400/413 when it never will be
 accepted, 503 only when Postgres could not store it. No Temporal call is made on the
-request path: the API process's dispatcher (`dispatch.InboxDispatcher`), woken here,
+request path: the API process's dispatcher (`inbox_dispatcher.InboxDispatcher`), woken here,
 hands the event to its workflow afterwards and retries while Temporal is down.
 """
 
@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 from api.deps import Pool, Settings
 from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
 from api.webhooks import metrics
-from api.webhooks.events import InvalidEvent, decode_body, parse_event
+from api.webhooks.events import InvalidEvent, StripeEvent, decode_body, parse_event
 from api.webhooks.signature import InvalidSignature, verify_signature
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
@@ -103,6 +103,55 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
+def _verified_event(raw_body: bytes, signature: str | None, settings: Settings) -> StripeEvent:
+    """The event, once its body is text, its signature one of ours and its shape an
+    event's; else 400 (counted and logged as a rejection)."""
+    try:
+        text = decode_body(raw_body)
+    except InvalidEvent as error:
+        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
+    secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secrets]
+    try:
+        verify_signature(text, signature, secrets)
+    except InvalidSignature as error:
+        metrics.SIGNATURE_FAILURES.labels(error.problem).inc()
+        raise _reject(
+            400,
+            "invalid_signature",
+            "Invalid webhook signature",
+            "invalid_signature",
+            problem=error.problem,
+        ) from error
+    try:
+        return parse_event(text)
+    except InvalidEvent as error:
+        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
+
+
+async def _store(
+    pool: asyncpg.Pool, event: StripeEvent, raw_body: bytes
+) -> tuple[bool, InboxStatus]:
+    """Store the event in the inbox (one statement in its own short transaction: from
+    here on nothing is lost); 503 when Postgres could not."""
+    try:
+        return await webhook_inbox.store_event(pool, event.to_inbox(raw_body))
+    except _NOT_STORED as error:
+        log_event(
+            logger,
+            "WEBHOOK_NOT_STORED",
+            logging.ERROR,
+            event_id=event.id,
+            type=event.type,
+            error=type(error).__name__,
+        )
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "The event could not be stored; deliver it again later",
+            headers={"Retry-After": "5"},
+        ) from error
+
+
 @router.post(
     "/v1/webhooks/stripe",
     summary="Receive a Stripe event (signed with Stripe-Signature; no API key)",
@@ -119,28 +168,7 @@ async def receive_stripe_event(
     ] = None,
 ) -> WebhookAck:
     raw_body = await _read_body(request)
-    try:
-        text = decode_body(raw_body)
-    except InvalidEvent as error:
-        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
-
-    secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secrets]
-    try:
-        verify_signature(text, stripe_signature, secrets)
-    except InvalidSignature as error:
-        metrics.SIGNATURE_FAILURES.labels(error.problem).inc()
-        raise _reject(
-            400,
-            "invalid_signature",
-            "Invalid webhook signature",
-            "invalid_signature",
-            problem=error.problem,
-        ) from error
-
-    try:
-        event = parse_event(text)
-    except InvalidEvent as error:
-        raise _reject(400, "invalid_payload", str(error), "invalid_payload") from error
+    event = _verified_event(raw_body, stripe_signature, settings)
     log_event(
         logger,
         "WEBHOOK_RECEIVED",
@@ -149,25 +177,7 @@ async def receive_stripe_event(
         livemode=event.livemode,
         account=event.account,
     )
-
-    try:
-        # One statement in its own short transaction: from here on nothing is lost.
-        stored, status = await webhook_inbox.store_event(pool, event.to_inbox(raw_body))
-    except _NOT_STORED as error:
-        log_event(
-            logger,
-            "WEBHOOK_NOT_STORED",
-            logging.ERROR,
-            event_id=event.id,
-            type=event.type,
-            error=type(error).__name__,
-        )
-        raise ApiError(
-            503,
-            "database_unavailable",
-            "The event could not be stored; deliver it again later",
-            headers={"Retry-After": "5"},
-        ) from error
+    stored, status = await _store(pool, event, raw_body)
     if status == "pending":
         inbox_dispatcher = getattr(request.app.state, "inbox_dispatcher", None)
         if inbox_dispatcher is not None:

@@ -16,8 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.temporal_gateway import TemporalGateway
-from api.webhooks.dispatch import Dispatcher, InboxDispatcher
+from api.webhooks.dispatch import Dispatcher
 from api.webhooks.events import parse_event
+from api.webhooks.inbox_dispatcher import InboxDispatcher
 from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import ApiSettings
 from tests.conftest import (
