@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app impor
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import free_port, rss_mib  # noqa: E402
+from devstack.processes import ChildProcess  # noqa: E402
 from onramp.migrate import apply_migrations  # noqa: E402
-from onramp.processes import ChildProcess  # noqa: E402
 
 CHUNK = 1024 * 1024
 TIMEOUT_SECONDS = 120.0

@@ -42,8 +42,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.webhooks.signature import InvalidSignature, verify_signature
+from devstack.processes import ChildProcess, find_executable
 from onramp.migrate import apply_migrations
-from onramp.processes import ChildProcess, find_executable
 from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,14 +53,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import TOKEN_SECRET, free_port  # noqa: E402
-from tests.webhooks.events import (  # noqa: E402
+from devstack.stripe_events import (  # noqa: E402
     create_user,
     event_body,
     sign,
     stripe_id,
     subscription_object,
 )
-from tests.webhooks.receivers import RECEIVERS, SubscriptionReceiver  # noqa: E402
+from devstack.stripe_receivers import RECEIVERS, SubscriptionReceiver  # noqa: E402
 
 SECRETS = ("whsec_benchplatform0001", "whsec_benchconnect0002")
 STRIPE_KEY = "sk_test_onramp_bench"

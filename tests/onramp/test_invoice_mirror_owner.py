@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from devstack.stripe_events import create_user
 from onramp import billing
-from tests.webhooks.events import create_user
 from workflows.contracts import InvoiceSnapshot
 
 

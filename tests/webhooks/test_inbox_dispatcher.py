@@ -18,6 +18,8 @@ from api.app import create_app
 from api.temporal_gateway import TemporalGateway
 from api.webhooks.dispatch import Dispatcher, InboxDispatcher
 from api.webhooks.events import parse_event
+from devstack.stripe_events import create_user, event_body, sign, stripe_id, subscription_object
+from devstack.stripe_receivers import SubscriptionReceiver
 from onramp import webhook_inbox
 from onramp.settings import ApiSettings
 from tests.conftest import (
@@ -28,8 +30,6 @@ from tests.conftest import (
 )
 from tests.support.api_server import serve_app
 from tests.support.polling import eventually
-from tests.webhooks.events import create_user, event_body, sign, stripe_id, subscription_object
-from tests.webhooks.receivers import SubscriptionReceiver
 
 
 def _dispatcher(pool: asyncpg.Pool, settings: ApiSettings) -> InboxDispatcher:
