@@ -32,7 +32,6 @@ from devstack.stripe_catalog import ensure_catalog
 from devstack.supervisor import StackError, free_port
 from onramp.stripe_client import build_stripe_client
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "bench-client-key-0123456789"
 ADMIN_KEY = "bench-admin-key-0123456789"
 STRIPE_KEY = "sk_test_onramp_bench"
