@@ -2,8 +2,9 @@
 
 Embedded Postgres, the Temporal dev server (history in a SQLite file), the Stripe
 sandbox (webhooks to the API), an SMTP sink, the worker and the API: the same
-processes `onramp dev` runs, on free 127.0.0.1 ports, each of which a run can kill,
-restart or measure. Everything is stopped and deleted when the block ends.
+processes `onramp dev` runs, started by the same functions (`devstack.supervisor`), on
+free 127.0.0.1 ports, each of which a run can kill, restart or measure. Everything is
+stopped and deleted when the block ends.
 
     async with BenchStack.running() as stack:
         stack.api_url, stack.sandbox_url, stack.mail_dir, ...

@@ -1,4 +1,4 @@
-"""Fixtures of the checkout tests (issue 16): a checkout stack — the API served over real
+"""Fixtures of the checkout tests: a checkout stack — the API served over real
 HTTP (so Stripe's webhooks and the user's `success_url` reach it), the Stripe sandbox
 with the tier prices, an SMTP server that keeps messages (and can refuse recipients
 with a 5xx, a permanent failure), and the worker (in-process, or `python -m worker`
