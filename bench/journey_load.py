@@ -47,7 +47,7 @@ from bench.journeys import (  # noqa: E402
     run_journeys,
 )
 from bench.stack import BenchStack  # noqa: E402
-from onramp.processes import ChildProcess  # noqa: E402
+from devstack.processes import ChildProcess  # noqa: E402
 from workflows.contracts.checkout import checkout_workflow_id  # noqa: E402
 from workflows.contracts.signup import signup_workflow_id  # noqa: E402
 from workflows.contracts.subscription import subscription_workflow_id  # noqa: E402

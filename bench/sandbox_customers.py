@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,51 +21,15 @@ from pathlib import Path
 import httpx
 import stripe
 
-ROOT = Path(__file__).resolve().parent.parent
-READY = "sandbox listening on "
+from devstack import supervisor
+from devstack.supervisor import Sandbox
 
 
-def start_sandbox(log_path: Path, timeout: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
-    """The sandbox on a port the OS picks (no race for a "free" port), and its URL."""
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        # Rate limits off: this measures the sandbox's own throughput, far beyond the
-        # 25 requests per second Stripe allows a test-mode account.
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--rate-limit",
-            "0",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if line.startswith(READY):
-                return process, line[len(READY) :].strip()
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"the sandbox did not start:\n{log_path.read_text(errors='replace')}")
-
-
-def stop_sandbox(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def start_sandbox(log_path: Path, timeout: float = 20.0) -> Sandbox:
+    """The sandbox on a port the OS picks (no race for a "free" port)."""
+    # Rate limits off: this measures the sandbox's own throughput, far beyond the
+    # 25 requests per second Stripe allows a test-mode account.
+    return supervisor.start_sandbox(args=["--rate-limit", "0"], log_file=log_path, timeout=timeout)
 
 
 Call = Callable[[int], Awaitable[None]]
@@ -172,13 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds at most")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
-        process, url = start_sandbox(Path(tmp) / "sandbox.log")
+        sandbox = start_sandbox(Path(tmp) / "sandbox.log")
         try:
             result = asyncio.run(
-                run(url, args.requests, args.concurrency, args.client, args.budget)
+                run(sandbox.url, args.requests, args.concurrency, args.client, args.budget)
             )
         finally:
-            stop_sandbox(process)
+            sandbox.stop()
     print(
         f"sandbox customers.create ({args.client} client, concurrency {args.concurrency}): "
         f"{result['requests']:.0f} ok, {result['errors']:.0f} errors in "

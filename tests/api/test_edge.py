@@ -24,6 +24,7 @@ import pytest
 from playwright.async_api import Browser
 
 from api.app import create_app
+from devstack.stripe_events import event_body, sign, stripe_id
 from onramp.passwords import SET_PASSWORD
 from onramp.repositories import password_tokens
 from onramp.settings import ApiSettings
@@ -31,7 +32,6 @@ from onramp.tokens import hash_token
 from tests.support.api_server import serve_app
 from tests.support.harness import ADMIN_KEY, WEBHOOK_SECRETS, auth, open_app_client
 from tests.support.stack import Stack
-from tests.webhooks.events import event_body, sign, stripe_id
 
 WEBHOOK = "/v1/webhooks/stripe"
 

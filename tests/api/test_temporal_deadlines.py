@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from onramp.stripe_catalog import ensure_catalog
+from devstack.stripe_catalog import ensure_catalog
 from onramp.stripe_client import build_stripe_client
 from tests.support.freezing import frozen, own_temporal, process_tree
 from tests.support.harness import (

@@ -1,4 +1,4 @@
-"""Fixtures of the checkout tests (issue 16): a checkout stack — the API served over real
+"""Fixtures of the checkout tests: a checkout stack — the API served over real
 HTTP (so Stripe's webhooks and the user's `success_url` reach it), the Stripe sandbox
 with the tier prices, an SMTP server that keeps messages (and can refuse recipients
 with a 5xx, a permanent failure), and the worker (in-process, or `python -m worker`
@@ -11,7 +11,6 @@ import contextlib
 import email
 import email.policy
 import re
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,8 +30,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from onramp.processes import ChildProcess
-from onramp.stripe_catalog import ensure_catalog
+from devstack import supervisor
+from devstack.processes import ChildProcess
+from devstack.stripe_catalog import ensure_catalog
 from onramp.stripe_client import build_stripe_client
 from tests.support.api_server import serve_app
 from tests.support.harness import (
@@ -171,10 +171,8 @@ class CheckoutStack:
 
     def start_worker_process(self) -> ChildProcess:
         log = Path(tempfile.gettempdir()) / f"onramp-checkout-worker-{uuid.uuid4().hex[:8]}.log"
-        child = ChildProcess(
-            "worker", [sys.executable, "-m", "worker"], env=self.worker_env, log_file=log
-        )
-        self._children.append(child.start())
+        child = supervisor.start_worker(self.worker_env, log_file=log)
+        self._children.append(child)
         return child
 
     # --- the journey ---

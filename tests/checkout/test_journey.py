@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from onramp.processes import find_executable
+from devstack.processes import find_executable
 from tests.checkout.conftest import PASSWORD, OpenStack, link_in, state_of
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history

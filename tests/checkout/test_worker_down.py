@@ -11,7 +11,7 @@ import signal
 
 import asyncpg
 
-from onramp.processes import ChildProcess
+from devstack.processes import ChildProcess
 from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
 from tests.support.polling import eventually
 from worker.main import EXIT_STOP_FORCED, LOCAL_STEP_MARGIN

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from activities.billing import invoice_row
+from devstack.stripe_events import create_user
 from onramp.repositories import invoices
-from tests.webhooks.events import create_user
 from workflows.contracts.subscription import InvoiceSnapshot
 
 

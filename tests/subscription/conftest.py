@@ -19,9 +19,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from devstack import supervisor
+from devstack.stripe_catalog import ensure_catalog
+from devstack.supervisor import MailSink
 from onramp.settings import ApiSettings
-from onramp.smtp_sink import SmtpSink
-from onramp.stripe_catalog import ensure_catalog
 from onramp.stripe_client import build_stripe_client
 from tests.support.api_server import serve_app
 from tests.support.harness import (
@@ -38,9 +39,14 @@ from worker.registry import activities_for
 
 
 @pytest.fixture(scope="session")
-def smtp_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
-    with SmtpSink(Path(tmp_path_factory.mktemp("mail")), port=0) as sink:
+def smtp_sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
+    """The SMTP sink process `onramp dev` runs, keeping messages in a tmp directory."""
+    directory = Path(tmp_path_factory.mktemp("mail"))
+    sink = supervisor.start_smtp_sink(directory, log_file=directory.parent / "smtp.log")
+    try:
         yield sink
+    finally:
+        sink.stop()
 
 
 def sandbox_client(sandbox_url: str) -> stripe.StripeClient:
@@ -64,7 +70,7 @@ class BillingStack:
     settings: ApiSettings
     temporal: Client
     prices: dict[str, str]
-    smtp: SmtpSink
+    smtp: MailSink
 
     async def signup(self, *, lazy: bool = True) -> str:
         """A new active user; `lazy` leaves the Stripe customer NULL."""
@@ -109,7 +115,7 @@ async def billing_stack(
     temporal_env: WorkflowEnvironment,
     task_queue: str,
     catalog: dict[str, str],
-    smtp_sink: SmtpSink,
+    smtp_sink: MailSink,
     worker_overrides: dict[str, Any],
     activity_overrides: list[Callable[..., Any]],
 ) -> AsyncIterator[BillingStack]:

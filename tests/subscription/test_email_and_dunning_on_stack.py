@@ -11,14 +11,14 @@ import asyncpg
 from pydantic import SecretStr
 
 from activities.email import EmailActivities, message_id_for
-from onramp.smtp_sink import SmtpSink
+from devstack.supervisor import MailSink
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
 from tests.support.polling import eventually
 from workflows.contracts.common import SendEmailInput
 
 
-def _mail_for(sink: SmtpSink, address: str) -> list[tuple[str, str]]:
+def _mail_for(sink: MailSink, address: str) -> list[tuple[str, str]]:
     return [
         (str(message["X-Onramp-Template"]), str(message["Message-ID"]))
         for message in sink.messages()
@@ -76,7 +76,7 @@ async def _async(value: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 async def test_retried_send_is_not_sent_twice(
-    billing_stack: BillingStack, db_pool: asyncpg.Pool, smtp_sink: SmtpSink
+    billing_stack: BillingStack, db_pool: asyncpg.Pool, smtp_sink: MailSink
 ) -> None:
     user_id = await billing_stack.signup()
     email = (await billing_stack.api.get(f"/v1/users/{user_id}", headers=auth())).json()["email"]

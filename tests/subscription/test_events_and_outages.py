@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devstack.stripe_events import event_body, event_id_of, sign
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.polling import eventually
-from tests.webhooks.events import event_body, event_id_of, sign
 from workflows.contracts.subscription import SubscriptionState, subscription_workflow_id
 
 

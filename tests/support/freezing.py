@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from onramp.processes import ChildProcess, find_executable
-from workflows import search_attributes
+from devstack import supervisor
+from devstack.processes import ChildProcess
 
 
 def process_tree(pid: int) -> list[int]:
@@ -71,44 +69,17 @@ def frozen(pids: Sequence[int], *, at_most: float = 120.0) -> Iterator[None]:
         _signal_all(pids, signal.SIGCONT)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def own_temporal() -> AsyncIterator[tuple[str, ChildProcess, Client]]:
-    """A Temporal dev server of the test's own (address, process, connected client)."""
-    executable = find_executable("temporal")
-    assert executable is not None, "the `temporal` CLI is missing: run the tests with make test"
-    port = free_port()
-    argv = [
-        executable, "server", "start-dev", "--headless",
-        "--ip", "127.0.0.1", "--port", str(port), "--log-level", "error",
-    ]  # fmt: skip
-    for key in search_attributes.ALL:
-        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    """A Temporal dev server of the test's own (address, process, connected client),
+    started by `devstack.supervisor` with its history in memory."""
+    port = supervisor.free_port()
     log = Path(tempfile.gettempdir()) / f"onramp-own-temporal-{port}.log"
-    child = ChildProcess("temporal", argv, env=os.environ, log_file=log).start()
+    child = await asyncio.to_thread(supervisor.start_temporal, port, log_file=log)
     address = f"127.0.0.1:{port}"
     try:
-        client = await _connect(address, child, seconds=60)
+        client = await supervisor.connect_when_up(address, child, seconds=60)
         yield address, child, client
     finally:
         child.signal(signal.SIGCONT)  # a frozen server cannot stop
         child.stop(timeout=10)
-
-
-async def _connect(address: str, child: ChildProcess, seconds: float) -> Client:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        assert child.exit_code() is None, "the Temporal dev server exited at start"
-        try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
-        except RuntimeError:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.2)

@@ -5,73 +5,24 @@
 
     async with sandbox_process_async() as base_url: ...
 
-The sandbox binds 127.0.0.1 on a port the OS picks (`--port 0`, so parallel test runs
-never collide), the helper waits for `/_sandbox/health`, yields the base URL and stops
-the process on exit (SIGTERM, then SIGKILL after `stop_timeout`). Startup failures raise
-`RuntimeError` with the sandbox's output.
+The process is started by `devstack.supervisor.start_sandbox`, as `onramp dev` and the
+benchmarks start it: 127.0.0.1 on a port the OS picks (`--port 0`, so parallel test runs
+never collide), ready once `/_sandbox/health` answers; stopped on exit (SIGTERM, then
+SIGKILL after `stop_timeout`). Startup failures raise `StackError` with the sandbox's
+output.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY = "sandbox listening on "
+from devstack.supervisor import start_sandbox
 
 __all__ = ["sandbox_process", "sandbox_process_async"]
-
-
-def _start(
-    args: tuple[str, ...], log_path: Path, timeout: float
-) -> tuple[subprocess.Popen[bytes], str]:
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0", *args],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log.close()
-    deadline = time.monotonic() + timeout
-    url = None
-    while time.monotonic() < deadline and process.poll() is None:
-        if url is None:
-            for line in log_path.read_text(errors="replace").splitlines():
-                if line.startswith(READY):
-                    url = line[len(READY) :].strip()
-        if url is not None:
-            try:
-                if httpx.get(f"{url}/_sandbox/health", timeout=1.0).status_code == 200:
-                    return process, url
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.05)
-    _stop(process, 2.0)
-    raise RuntimeError(
-        f"the sandbox did not become healthy within {timeout} s:\n"
-        + log_path.read_text(errors="replace")
-    )
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
@@ -80,11 +31,13 @@ def sandbox_process(
 ) -> Iterator[str]:
     """A running sandbox (extra CLI `args` appended); yields its base URL."""
     with tempfile.TemporaryDirectory(prefix="onramp-sandbox-") as tmp:
-        process, url = _start(args, Path(tmp) / "sandbox.log", start_timeout)
+        sandbox = start_sandbox(
+            args=args, log_file=Path(tmp) / "sandbox.log", timeout=start_timeout
+        )
         try:
-            yield url
+            yield sandbox.url
         finally:
-            _stop(process, stop_timeout)
+            sandbox.stop(stop_timeout)
 
 
 @contextlib.asynccontextmanager
@@ -93,10 +46,10 @@ async def sandbox_process_async(
 ) -> AsyncIterator[str]:
     """The same for async code: starting and stopping run in a worker thread."""
     with tempfile.TemporaryDirectory(prefix="onramp-sandbox-") as tmp:
-        process, url = await asyncio.to_thread(
-            _start, args, Path(tmp) / "sandbox.log", start_timeout
+        sandbox = await asyncio.to_thread(
+            start_sandbox, args=args, log_file=Path(tmp) / "sandbox.log", timeout=start_timeout
         )
         try:
-            yield url
+            yield sandbox.url
         finally:
-            await asyncio.to_thread(_stop, process, stop_timeout)
+            await asyncio.to_thread(sandbox.stop, stop_timeout)

@@ -13,11 +13,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
+from devstack.stripe_receivers import RECEIVERS
 from onramp.logging import JsonFormatter
 from onramp.settings import ApiSettings
 from tests.conftest import make_api_settings, temporal_address
 from tests.support.api_server import serve_app
-from tests.webhooks.receivers import RECEIVERS
 
 
 class LogLines(logging.Handler):

@@ -1,15 +1,13 @@
 """A Temporal dev server that a test may stop and start again (same history, same port).
 
 The session's shared server must never go down under other tests, so an outage test
-runs its own: `temporal server start-dev` bound to 127.0.0.1 on a free port, history in
-a SQLite file of the test's tmp dir, onramp's search attributes registered.
+runs its own, started by `devstack.supervisor.start_temporal` (127.0.0.1, a free port,
+history in a SQLite file of the test's tmp dir, onramp's search attributes registered).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,44 +15,29 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from onramp.processes import ChildProcess, find_executable
+from devstack import supervisor
+from devstack.processes import ChildProcess
 from onramp.temporal import connect_temporal
-from workflows import search_attributes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class OwnTemporal:
     def __init__(self, directory: Path) -> None:
-        executable = find_executable("temporal")
-        if executable is None:
-            raise RuntimeError("`temporal` is not installed: run the tests with `make test`")
-        self.port = free_port()
+        self.port = supervisor.free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log_file = directory / "temporal.log"
-        self.argv = [
-            executable, "server", "start-dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--headless",
-            "--db-filename", str(directory / "temporal.db"),
-            "--log-level", "error",
-        ]  # fmt: skip
-        for key in search_attributes.ALL:
-            self.argv += ["--search-attribute", f"{key.name}=Keyword"]
+        self.db_file = directory / "temporal.db"
         self.child: ChildProcess | None = None
 
     async def start(self, within: float = 60.0) -> Client:
         """Start (or restart) the server; return a client once it answers."""
-        self.child = ChildProcess(
-            "temporal", self.argv, env=dict(os.environ), log_file=self.log_file
-        ).start()
         deadline = time.monotonic() + within
+        self.child = await asyncio.to_thread(
+            supervisor.start_temporal,
+            self.port,
+            db_file=self.db_file,
+            log_file=self.log_file,
+            timeout=within,
+        )
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.child.exit_code() is not None:

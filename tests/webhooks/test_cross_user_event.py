@@ -19,11 +19,11 @@ import asyncpg
 import httpx
 import pytest
 
+from devstack.stripe_events import event_body, sign
 from tests.subscription import conftest as billing_fixtures
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.polling import eventually
-from tests.webhooks.events import event_body, sign
 
 # The platform collected this card (a test card: only tests may name one).
 CARD = "pm_card_visa"

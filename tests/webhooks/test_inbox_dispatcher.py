@@ -19,6 +19,8 @@ from api.temporal_gateway import TemporalGateway
 from api.webhooks.dispatch import Dispatcher
 from api.webhooks.events import parse_event
 from api.webhooks.inbox_dispatcher import InboxDispatcher
+from devstack.stripe_events import create_user, event_body, sign, stripe_id, subscription_object
+from devstack.stripe_receivers import SubscriptionReceiver
 from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import ApiSettings
 from tests.conftest import (
@@ -29,8 +31,6 @@ from tests.conftest import (
 )
 from tests.support.api_server import serve_app
 from tests.support.polling import eventually
-from tests.webhooks.events import create_user, event_body, sign, stripe_id, subscription_object
-from tests.webhooks.receivers import SubscriptionReceiver
 
 
 def _dispatcher(pool: asyncpg.Pool, settings: ApiSettings) -> InboxDispatcher:

@@ -16,12 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
-from onramp.settings import ApiSettings
-from tests.conftest import WEBHOOK_SECRETS, make_api_settings
-from tests.support.api_server import serve_app
-from tests.support.polling import eventually
-from tests.webhooks.conftest import LogLines
-from tests.webhooks.events import (
+from devstack.stripe_events import (
     create_user,
     event_body,
     event_id_of,
@@ -29,7 +24,12 @@ from tests.webhooks.events import (
     stripe_id,
     subscription_object,
 )
-from tests.webhooks.receivers import CheckoutReceiver, OnboardingReceiver, SubscriptionReceiver
+from devstack.stripe_receivers import CheckoutReceiver, OnboardingReceiver, SubscriptionReceiver
+from onramp.settings import ApiSettings
+from tests.conftest import WEBHOOK_SECRETS, make_api_settings
+from tests.support.api_server import serve_app
+from tests.support.polling import eventually
+from tests.webhooks.conftest import LogLines
 from workflows.contracts.common import UserRef
 
 PATH = "/v1/webhooks/stripe"

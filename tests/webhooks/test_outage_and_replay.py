@@ -19,14 +19,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from api.app import create_app
-from onramp.processes import find_executable
+from devstack.processes import find_executable
+from devstack.stripe_events import create_user, event_body, event_id_of, sign, stripe_id
+from devstack.stripe_receivers import RECEIVERS, OnboardingReceiver, SubscriptionReceiver
 from onramp.settings import ApiSettings
 from tests.conftest import STRIPE_TEST_KEY, WEBHOOK_SECRETS, make_api_settings
 from tests.support.api_server import serve_app
 from tests.support.polling import eventually
-from tests.webhooks.events import create_user, event_body, event_id_of, sign, stripe_id
 from tests.webhooks.own_temporal import OwnTemporal
-from tests.webhooks.receivers import RECEIVERS, OnboardingReceiver, SubscriptionReceiver
 
 PATH = "/v1/webhooks/stripe"
 SECRET = WEBHOOK_SECRETS[0]

@@ -11,10 +11,10 @@ from temporalio.client import Client
 
 from api.webhooks.replay import ReplaySettings, replay, summary
 from api.webhooks.routing import ROUTES, find_route, route_by_customer, route_checkout
+from devstack.stripe_events import create_user, event_body, event_id_of, stripe_id
+from devstack.stripe_receivers import SubscriptionReceiver
 from onramp.settings import ApiSettings
 from tests.conftest import STRIPE_TEST_KEY
-from tests.webhooks.events import create_user, event_body, event_id_of, stripe_id
-from tests.webhooks.receivers import SubscriptionReceiver
 
 PATH = "/v1/webhooks/stripe"
 

@@ -8,7 +8,6 @@ worker`) are killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +17,8 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from onramp.processes import ChildProcess
+from devstack import supervisor
+from devstack.processes import ChildProcess
 from tests.support.ensure_probe import EnsureCustomerProbe
 from tests.support.harness import worker_process_env
 from tests.support.stack import Stack
@@ -74,7 +74,7 @@ def worker_process(database_url: str, stack: Stack) -> Iterator[Any]:
             stack.sandbox.base_url,
             LOG_LEVEL="WARNING",
         )
-        child = ChildProcess("worker", [sys.executable, "-m", "worker"], env=env).start()
+        child = supervisor.start_worker(env)
         started.append(child)
         return child
 

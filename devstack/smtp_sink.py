@@ -1,7 +1,8 @@
 """A local SMTP sink (aiosmtpd on 127.0.0.1) that keeps every message as an .eml file.
 
-`onramp dev` runs it so a developer can read what the service sent; tests read the
-directory. Run alone with `python -m onramp.smtp_sink --dir .onramp/mail --port 1025`.
+`onramp dev`, the benchmarks and the tests run it (through `devstack.supervisor`) so a
+person or a test can read what the service sent. Run alone with
+`python -m devstack.smtp_sink --dir .onramp/mail --port 1025`.
 """
 
 from __future__ import annotations
@@ -74,12 +75,7 @@ class SmtpSink:
 
     def messages(self) -> list[EmailMessage]:
         """Every stored message, oldest first."""
-        found = []
-        for path in sorted(self.directory.glob("*.eml")):
-            parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            assert isinstance(parsed, EmailMessage)
-            found.append(parsed)
-        return found
+        return read_messages(self.directory)
 
     def __enter__(self) -> SmtpSink:
         self.start()
@@ -87,6 +83,16 @@ class SmtpSink:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def read_messages(directory: Path) -> list[EmailMessage]:
+    """Every message a sink stored in `directory`, oldest first."""
+    found = []
+    for path in sorted(directory.glob("*.eml")):
+        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        found.append(parsed)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

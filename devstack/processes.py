@@ -1,6 +1,6 @@
 """Child processes that cannot outlive the process that started them.
 
-Used by `onramp dev` and by the tests that run real worker/API processes. Each child
+Used by `devstack.supervisor` and by the tests that run real worker/API processes. Each child
 gets its own session (so a terminal's Ctrl-C reaches only the parent, which then
 stops the children in order) and a parent-death signal (so a parent killed with
 SIGKILL takes them with it).

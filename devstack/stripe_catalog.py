@@ -2,7 +2,8 @@
 billing cycle, found by lookup key `onramp_<tier>_<cycle>` and created when absent.
 
 `onramp dev` calls :func:`ensure_catalog` against the sandbox at start and hands the
-returned map to the worker as environment variables; tests call it too.
+returned map to the worker as environment variables; the benchmarks and tests call it
+too. Development tooling: the service itself only reads the price ids from settings.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed Stripe events for tests (and the bench): bodies as Stripe would send them."""
+"""Signed Stripe events as Stripe would send them, for the tests and the benchmarks."""
 
 from __future__ import annotations
 

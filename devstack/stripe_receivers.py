@@ -1,8 +1,8 @@
-"""Test-only receivers of Stripe event signals, registered under the real type names.
+"""Stand-in receivers of Stripe event signals, registered under the real workflow names.
 
-The real checkout, onboarding and subscription workflows come with later issues; these
-stand-ins record the signals they get (deduplicated by event id, as every receiver
-must) and answer two queries, so tests can count effects.
+They record the signals they get (deduplicated by event id, as every receiver must) and
+answer two queries, so the webhook tests and the ingress benchmark can count effects
+without the real checkout, onboarding and subscription workflows behind them.
 """
 
 from __future__ import annotations
