@@ -17,6 +17,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict .
+	$(BIN)/lint-imports --no-cache
 
 pytest: install-dev chromium
 	$(BIN)/pytest
