@@ -142,7 +142,7 @@ class BillingActivities:
                 non_retryable=True,
             ) from None
         if not mirrored:
-            # The mirror row is another user's: it never changes owner (SPEC 10).
+            # The mirror row is another user's: it never changes owner.
             log_event(
                 logger, "STRIPE_OWNERSHIP_MISMATCH", user_id=request.user_id,
                 object_id=request.invoice.invoice_id, customer_id=request.invoice.customer_id,

@@ -1,4 +1,4 @@
-"""Database and hand-over activities of `checkout-<user>` (SPEC 3.3).
+"""Database and hand-over activities of `checkout-<user>`.
 
 Every state change of a checkout is written here as it happens, so the setup status
 is read from Postgres alone. The hand-over asks `subscription-<user>` — the only writer

@@ -1,4 +1,4 @@
-"""The one email activity (SPEC 3.4, 3.3): outbox row, stable Message-ID, SMTP.
+"""The one email activity: outbox row, stable Message-ID, SMTP.
 
 Dunning (`subscription-<user>`) and the welcome email (`checkout-<user>`) both send
 through `send_email`. The workflow hands over an outbox id (stable across retries), a

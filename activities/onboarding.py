@@ -1,6 +1,6 @@
 """Database activities of Connect onboarding: one statement (or one transaction) each.
 
-Tokens are derived here from their ids (SPEC 3.0), so neither a token nor its link
+Tokens are derived here from their ids, so neither a token nor its link
 `state` ever appears in workflow history.
 """
 

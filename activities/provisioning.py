@@ -4,7 +4,7 @@ Each step is idempotent (a retry finds what the first attempt made) and has an u
 for the compensation of a permanently failed provisioning. Only token ids travel: the
 token's hash is derived here, and the link inside the email send (the welcome email is
 the one email activity's, `activities.email`), so no token or link reaches workflow
-history, the outbox or a log (SPEC 3.0).
+history, the outbox or a log.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stripe activities of `subscription-<user>`: one Stripe side effect each.
 
 Reads re-fetch the subscription or invoice (events are triggers, not truth). Writes
-carry the key `<workflow id>/<update id>/<step>` built by the workflow (SPEC 3.0).
+carry the key `<workflow id>/<update id>/<step>` built by the workflow.
 Object shapes follow the library's API version: the period end lives on the
 subscription item, an invoice's subscription under `parent.subscription_details`.
 

@@ -1,7 +1,7 @@
 """Stripe activities of Connect onboarding: account links and re-reading the account.
 
 Each open of the service's link is its own operation: the account link is created with
-the key `<workflow id>/<update id>/account_link` (SPEC 3.0). The refresh and return
+the key `<workflow id>/<update id>/account_link`. The refresh and return
 URLs carry the token's `state`, derived here so it never enters workflow history; the
 link itself (a bearer secret) leaves this activity sealed (`tokens.seal_text`).
 """

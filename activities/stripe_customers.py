@@ -1,7 +1,7 @@
 """Stripe activities that create and delete a user's customer and Connect account.
 
 Create keys are `customer:<user id>:<generation>` / `account:<user id>:<generation>`
-and the parameters never name the calling workflow (SPEC 3.0), so every caller gets
+and the parameters never name the calling workflow, so every caller gets
 the same object back from Stripe's idempotency memory. Deletes are "delete if
 present": a missing object counts as deleted.
 
@@ -84,7 +84,7 @@ _ACCOUNT_PAGE = 100
 def connect_account_params(
     request: CreateStripeObjectInput, capabilities: Sequence[str]
 ) -> dict[str, Any]:
-    """The account create's parameters: the same whichever workflow asks (SPEC 3.0)."""
+    """The account create's parameters: the same whichever workflow asks."""
     return {
         "controller": CONNECT_CONTROLLER,
         "capabilities": {name: {"requested": True} for name in capabilities},

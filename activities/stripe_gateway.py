@@ -91,7 +91,7 @@ def convert_stripe_error(error: stripe.StripeError, operation: str) -> Applicati
         return ApplicationError(detail, type=errors.STRIPE_CARD_ERROR, non_retryable=True)
     if status == 409 or error.code == "idempotency_key_in_use":
         # Another request with this key is still running; Stripe saved nothing for
-        # ours, so the same key is tried again (SPEC 10).
+        # ours, so the same key is tried again.
         return ApplicationError(detail, type=errors.STRIPE_IDEMPOTENCY_IN_FLIGHT)
     if isinstance(error, stripe.IdempotencyError):
         return ApplicationError(detail, type=errors.STRIPE_IDEMPOTENCY_CONFLICT, non_retryable=True)

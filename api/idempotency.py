@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for the API's own POST and PUT routes (SPEC 5).
+"""`Idempotency-Key` for the API's own POST and PUT routes.
 
 The same key with the same body returns the first answer instead of doing the work
 twice; the same key with another body (or on another route) is a 422; the same key

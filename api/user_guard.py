@@ -1,4 +1,4 @@
-"""The check every per-user operation makes first (SPEC 3.1), as a dependency.
+"""The check every per-user operation makes first, as a dependency.
 
 A user still `signing_up` may yet be removed by the signup's compensation, so no other
 workflow may attach Stripe objects to it: such requests answer 409. Routes take

@@ -314,8 +314,8 @@ async def run(args: argparse.Namespace) -> int:
         f"baseline of {regular.activities} regular no-op activities (no local ones): "
         f"{regular_rate:.2f} workflows/s; journeys / it: {rate / regular_rate:.2f} (context)"
     )
-    # Beside the figures, not instead of them (SPEC: the hash is never weakened): the
-    # same run's work without the hashing's CPU, at the same utilisation of the machine.
+    # Beside the figures, not instead of them (the hash is never weakened): the same
+    # run's work without the hashing's CPU, at the same utilisation of the machine.
     used = sum(cpu.values())
     unhashed = len(done) / (window * (used - hashing.cpu) / used) if used > hashing.cpu else 0.0
     print(

@@ -408,9 +408,9 @@ def _extra(counts: Counter[str]) -> int:
 
 @dataclass
 class Hashing:
-    """What argon2id cost during a run (SPEC: reported beside the figures, never
-    weakened): the API's own count and time of its hashes, and the CPU one hash takes,
-    measured in this process with the same parameters."""
+    """What argon2id cost during a run, reported beside the figures (the hash is never
+    weakened for a benchmark): the API's own count and time of its hashes, and the CPU
+    one hash takes, measured in this process with the same parameters."""
 
     hashes: int = 0
     seconds: float = 0.0

@@ -56,7 +56,7 @@ DEV_DEFAULTS: dict[str, str] = {
 }
 
 
-# Two different signing secrets, so multi-secret verification runs every day (SPEC 7).
+# Two different signing secrets, so multi-secret verification runs every day.
 DEV_PLATFORM_WEBHOOK_SECRET = "whsec_onrampdevplatform0001"  # noqa: S105 - development only
 DEV_CONNECT_WEBHOOK_SECRET = "whsec_onrampdevconnect0002"  # noqa: S105 - development only
 

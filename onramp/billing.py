@@ -1,7 +1,7 @@
 """Billing's unit of work: the subscription row, the users.tier cache and the audit.
 
 A tier change writes `billing.tier` and `users.tier` in one transaction, so the auth
-cache can never drift from the source of truth (SPEC 2); an admin's change adds its
+cache can never drift from the source of truth; an admin's change adds its
 audit row in the same transaction. The statements live in the repositories.
 """
 

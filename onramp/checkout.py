@@ -3,8 +3,7 @@
 The statements live in the repositories (`onramp.repositories`); what is composed here
 must agree across tables: a run is numbered while its user row is held, and a password
 is stored in one transaction with its token and the run's `password_state`. The setup
-status is read from Postgres alone (SPEC 3.3: right while the flow runs, after it
-ended, and with the worker down).
+status is read from Postgres alone.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ NextAction = Literal["pay", "wait_provisioning", "set_password", "go_to_dashboar
 
 
 class SetupStatus(BaseModel):
-    """The status contract of SPEC 3.3, plus timestamps and the workflow id."""
+    """The one setup-status contract (docs/CHECKOUT.md), plus timestamps and the workflow id."""
 
     user_id: str
     payment_state: PaymentState

@@ -1,4 +1,4 @@
-"""Set-password tokens and password hashing (SPEC 3.0, 3.3).
+"""Set-password tokens and password hashing.
 
 The token is derived from its id (`onramp.tokens`, purpose :data:`SET_PASSWORD`), so only
 the id travels through workflows; the email activity derives the link and the API hashes

@@ -1,4 +1,4 @@
-"""Derived tokens (SPEC 3.0): only a token id travels; the token is recomputed where needed.
+"""Derived tokens: only a token id travels; the token is recomputed where needed.
 
 `token = base64url(HMAC-SHA256(ONRAMP_TOKEN_SECRET, purpose ":" token_id))`, without
 padding. Postgres keeps `sha256(token)` (hex), so a database dump hands out nothing and

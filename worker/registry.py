@@ -86,7 +86,7 @@ def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any
 
 
 def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
-    """The activities of `subscription-<user>` (issue 15)."""
+    """The activities of `subscription-<user>`."""
     settings = dependencies.settings
     billing = BillingActivities(dependencies.pool, billing_config_from(settings))
     stripe_billing = StripeBillingActivities(dependencies.stripe)
@@ -109,7 +109,7 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
 
 
 def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
-    """The activities of `checkout-<user>` (issue 16)."""
+    """The activities of `checkout-<user>`."""
     settings = dependencies.settings
     checkout = CheckoutActivities(dependencies.pool, checkout_config_from(settings))
     stripe_checkout = StripeCheckoutActivities(dependencies.stripe)

@@ -1,4 +1,4 @@
-"""Admin tier override `PUT /v1/admin/users/{user_id}/tier` (SPEC 3.4, admin key).
+"""Admin tier override `PUT /v1/admin/users/{user_id}/tier`.
 
 No Stripe call: `subscription-<user>` records the tier in both tables and an audit row
 (who = the API key's name) in one transaction; a NULL Stripe customer stays NULL.

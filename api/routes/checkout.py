@@ -1,4 +1,4 @@
-"""Checkout (SPEC 3.3): start it, Stripe's return to it, and the setup status.
+"""Checkout: start it, Stripe's return to it, and the setup status.
 
 `POST /v1/checkout` does update-with-start on `checkout-<user>` and answers the
 session's URL; the workflow is the only one that talks to Stripe. The status is read

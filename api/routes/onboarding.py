@@ -1,4 +1,4 @@
-"""Connect onboarding for the platform (SPEC 3.2), with the client key.
+"""Connect onboarding for the platform, with the client key.
 
 - `POST /v1/users/{id}/onboarding`: a new token, issued by the workflow
   `onboarding-<user>` through update-with-start; the API derives the token from the id.

@@ -1,4 +1,4 @@
-"""The end user's side of Connect onboarding (SPEC 3.2); no API key, the token or the
+"""The end user's side of Connect onboarding; no API key, the token or the
 state authorises.
 
 - `GET /v1/onboard?token=…`: an update creates a fresh account link; 303 to Stripe (or
@@ -139,7 +139,7 @@ async def open_onboarding_link(
 
 
 async def _by_state(pool: Pool, state: str) -> FoundToken:
-    # Postgres keeps only the state's digest (SPEC 10: nothing stored opens anything).
+    # Postgres keeps only the state's digest.
     found = await onboarding_tokens.find_by_state_hash(pool, tokens.hash_token(state))
     if found is None:
         raise ApiError(400, "invalid_state", "Unknown onboarding state")

@@ -1,4 +1,4 @@
-"""The set-password page and its form's target (SPEC 3.3), answered by the API alone.
+"""The set-password page and its form's target, answered by the API alone.
 
 No API key: the token authorises. The token is hashed to find its row (Postgres keeps
 only sha256(token)); the password is hashed with argon2id in a thread and stored in

@@ -1,4 +1,4 @@
-"""A user's subscription (SPEC 3.4 and 5): read it, change it, list invoices.
+"""A user's subscription: read it, change it, list invoices.
 
 Reads come from Postgres only. Changes are updates of `subscription-<user>`, sent
 with update-with-start (the workflow may not run yet); the client's `Idempotency-Key`

@@ -2,7 +2,7 @@
 
 Only the envelope is checked (id, type, created, livemode, account, data.object); the
 object itself is kept as a plain dict, because workflows re-read it from Stripe anyway
-(SPEC 3.0) and its shape depends on the API version of the sending account.
+and its shape depends on the API version of the sending account.
 """
 
 from __future__ import annotations

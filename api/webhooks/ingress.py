@@ -1,4 +1,4 @@
-"""`POST /v1/webhooks/stripe`: read, verify, store, answer (SPEC 4, 10).
+"""`POST /v1/webhooks/stripe`: read, verify, store, answer.
 
 Stripe retries anything but a 2xx for days, and finalizes a renewal only once its
 `invoice.created` is acknowledged, so the answer comes as soon as the event is stored:

@@ -97,7 +97,7 @@ def report(result: DispatchResult, via: Via) -> DispatchResult:
     metrics.WEBHOOK_EVENTS.labels(result.event_type or "unknown", result.outcome).inc()
     if result.livemode_mismatch:
         metrics.WEBHOOK_REJECTIONS.labels("livemode_mismatch").inc()
-        # Loud: a test/live mix-up once stranded paid customers (SPEC 4).
+        # Loud: a test/live mix-up once stranded paid customers.
         log_event(logger, "WEBHOOK_REJECTED", logging.ERROR, **fields)
     elif result.settled:
         level = logging.WARNING if result.outcome == "orphaned" else logging.INFO

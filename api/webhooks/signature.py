@@ -2,7 +2,7 @@
 
 Stripe signs each endpoint's events with that endpoint's secret: the platform endpoint,
 the Connect endpoint and, during a rotation, the old and the new secret all have to be
-accepted by one route (SPEC 4). The `stripe` library does the cryptography.
+accepted by one route. The `stripe` library does the cryptography.
 """
 
 from __future__ import annotations

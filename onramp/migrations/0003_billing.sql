@@ -1,4 +1,4 @@
--- Subscriptions, invoices, tier audit and the email outbox (issue 15, SPEC 2 and 3.4).
+-- Subscriptions, invoices, tier audit and the email outbox.
 --
 -- `subscription-<user>` is the only writer of these tables (and of users.tier): every
 -- tier change writes `billing.tier` and `users.tier` in one transaction.

@@ -1,4 +1,4 @@
--- Connect onboarding (SPEC 3.2): tokenized links and the mirror of the account's flags.
+-- Connect onboarding: tokenized links and the mirror of the account's flags.
 
 -- Tokens are never stored in the clear: token_hash = sha256(token) in hex. `state` (the
 -- value in Stripe's refresh/return URLs) is written in the same statement that first

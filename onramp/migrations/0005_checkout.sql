@@ -1,4 +1,4 @@
--- Checkout → payment → provisioning (issue 16, SPEC 3.3).
+-- Checkout → payment → provisioning.
 --
 -- `checkout-<user>` writes these tables through activities; the API reads them (the
 -- setup status works with the worker down) and writes only a password (one transaction
@@ -44,7 +44,7 @@ CREATE TABLE workspaces (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Set-password tokens: sha256(token) only; the token is derived from the id (SPEC 3.0).
+-- Set-password tokens: sha256(token) only; the token is derived from the id.
 CREATE TABLE password_tokens (
     id uuid PRIMARY KEY,
     user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -1,4 +1,4 @@
--- Nothing stored opens anything (SPEC 10): the Connect `state` of Stripe's refresh and
+-- Nothing stored opens anything: the Connect `state` of Stripe's refresh and
 -- return URLs is kept as sha256(state) in hex, like tokens, and the API finds a token by
 -- hashing the state it is handed. The account link handed out last is kept sealed
 -- (AES-256-GCM under a key derived from ONRAMP_TOKEN_SECRET, see onramp/tokens.py) with

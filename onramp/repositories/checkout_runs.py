@@ -1,8 +1,7 @@
 """The `checkout_runs` table: one row per run of `checkout-<user>`, numbered per user.
 
 `checkout-<user>` writes through activities, one statement per state change, so the
-setup status is read from here alone (SPEC 3.3: right while the flow runs, after it
-ended, and with the worker down).
+setup status is read from here alone.
 """
 
 from __future__ import annotations

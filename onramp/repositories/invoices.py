@@ -1,7 +1,7 @@
 """The `invoices` table: the invoice mirror `GET /v1/users/{id}/invoices` lists.
 
 Rows are re-read invoices written by `subscription-<user>`; the API never asks Stripe.
-An invoice row never changes owner (SPEC 10 "Ownership").
+An invoice row never changes owner.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The `onboarding_tokens` table: Connect onboarding links' tokens, hashed.
 
-Writers are the onboarding workflow's activities; the API only reads (SPEC 2). A token
+Writers are the onboarding workflow's activities; the API only reads. A token
 moves to `in_progress` together with its `state` digest and expiry in one statement,
-and only after Stripe produced an account link (SPEC 3.2).
+and only after Stripe produced an account link.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The `password_tokens` table: set-password tokens, stored as sha256(token) only.
 
-The token itself is derived from its id (SPEC 3.0) and never stored.
+The token itself is derived from its id and never stored.
 """
 
 from __future__ import annotations

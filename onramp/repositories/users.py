@@ -1,7 +1,7 @@
 """The `users` table: the profile, the user's Stripe ids, the tier cache and the password.
 
 The customer and Connect account ids are saved only where the column is still NULL,
-so a second writer can never overwrite the first (SPEC 2). Each Stripe id has one
+so a second writer can never overwrite the first. Each Stripe id has one
 home, this row; the webhook router finds an event's user here (NULL never matches).
 """
 

@@ -1,6 +1,6 @@
 """The `webhook_events` table: the Stripe webhook inbox.
 
-Every verified event is stored here before Stripe gets its 200 (SPEC 2, 4, 10); the
+Every verified event is stored here before Stripe gets its 200; the
 dispatchers hand it to its workflow afterwards. A dispatcher *claims* rows with a lease
 in one short statement (`FOR UPDATE SKIP LOCKED`, committed at once), makes the Temporal
 call without holding a lock or a connection, then writes the outcome only if the lease
