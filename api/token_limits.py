@@ -5,8 +5,9 @@ Each of them may cost a Stripe call and workflow history, so they are counted pe
 token (by its digest, never the token) and per client address, in fixed one-minute
 windows held in this process. The counters are in memory on purpose: they are an edge
 guard, not business state, and the API writes Postgres only for its own edge records
-(docs/DESIGN.md). The limit is therefore per API process (N replicas admit N times the configured rate), and
-the table is bounded: at most `max_keys` keys are kept, the oldest window dropped first.
+(docs/DESIGN.md). The limit is therefore per API process (N replicas admit N times the
+configured rate), and the table is bounded: at most `max_keys` keys are kept, the oldest
+window dropped first.
 """
 
 from __future__ import annotations
