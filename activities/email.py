@@ -27,7 +27,6 @@ from onramp.passwords import set_password_link
 from onramp.repositories import email_outbox
 from onramp.smtp import SmtpServer
 from workflows import errors
-from workflows.contracts.checkout import SendWelcomeEmailInput
 from workflows.contracts.common import SendEmailInput
 
 logger = logging.getLogger(__name__)
@@ -104,19 +103,6 @@ class EmailActivities:
             outbox_id=request.outbox_id,
         )  # fmt: skip
         return row.message_id
-
-    @activity.defn
-    async def send_welcome_email(self, request: SendWelcomeEmailInput) -> str:
-        """The welcome email under its former activity name, for runs that scheduled it
-        before the checkout sent it through `send_email`: the same send."""
-        return await self.send_email(
-            SendEmailInput(
-                outbox_id=request.outbox_id,
-                template="welcome",
-                user_id=request.user_id,
-                refs={"token_id": request.token_id},
-            )
-        )
 
     def _fields(self, request: SendEmailInput) -> _SafeDict:
         fields = _SafeDict(request.refs)

@@ -56,6 +56,10 @@ PASSED_THROUGH_MODULES = (
     "workflows.local_steps",
     "workflows.ensure",
     "workflows.subscription_state",
+    "workflows.checkout_state",
+    "workflows.onboarding_state",
+    "workflows.failures",
+    "workflows.idempotency_keys",
 )
 
 

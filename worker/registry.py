@@ -71,8 +71,7 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
 
 
 def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
-    """The one email activity, for dunning and the welcome email (and the welcome
-    email's former activity name, for runs that scheduled it under that name)."""
+    """The one email activity, for dunning and the welcome email."""
     settings = dependencies.settings
     email = EmailActivities(
         dependencies.pool,
@@ -82,7 +81,7 @@ def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any
         set_password_url=settings.set_password_url
         or f"{settings.onramp_public_url.rstrip('/')}/v1/portal/set-password",
     )
-    return [email.send_email, email.send_welcome_email]
+    return [email.send_email]
 
 
 def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:

@@ -27,9 +27,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows import errors, policies
+from workflows import errors, failures, policies
 from workflows.contracts.common import (
     BumpGenerationInput,
     CreateStripeObjectInput,
@@ -81,11 +80,6 @@ CONNECT_ACCOUNT = _Kind(
 )
 
 
-def _error_type(error: BaseException) -> str | None:
-    cause = error.cause if isinstance(error, ActivityError) else error
-    return cause.type if isinstance(cause, ApplicationError) else None
-
-
 async def read_user(user_id: str) -> UserRecord:
     user: UserRecord = await database_step(UserActivities.read_user, UserRef(user_id=user_id))
     return user
@@ -117,8 +111,8 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
                 ),
                 **policies.STRIPE_WRITE,
             )
-        except ActivityError as error:
-            if _error_type(error) != errors.STRIPE_IDEMPOTENCY_CONFLICT:
+        except failures.STEP_FAILURES as error:
+            if failures.failure_type(error) != errors.STRIPE_IDEMPOTENCY_CONFLICT:
                 raise
             # Another caller is creating it under the same key right now.
             await workflow.sleep(timedelta(seconds=1))
@@ -127,7 +121,7 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
             saved = await database_step(
                 kind.save, SaveStripeIdInput(user_id=user_id, stripe_id=created)
             )
-        except ActivityError:
+        except failures.STEP_FAILURES:
             await _discard(kind, user_id, created, generation)
             raise
         if saved.saved:
@@ -136,10 +130,9 @@ async def _ensure(kind: _Kind, user_id: str) -> EnsuredStripeObject:
         await _discard(kind, user_id, created, generation)
         assert saved.existing_id is not None  # "not saved" means another id is there
         return EnsuredStripeObject(stripe_id=saved.existing_id, created_by_this_call=False)
-    raise ApplicationError(
+    raise failures.refuse(
         f"could not ensure the {kind.label} of user {user_id}: other callers kept conflicting",
-        type=errors.STRIPE_IDEMPOTENCY_CONFLICT,
-        non_retryable=True,
+        errors.STRIPE_IDEMPOTENCY_CONFLICT,
     )
 
 

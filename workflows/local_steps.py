@@ -24,9 +24,8 @@ after a lost workflow task would be a second request under its idempotency key (
 but not free), and a hand-over waits on another workflow for as long as that takes;
 both belong on their own task slots and timeouts.
 
-Histories recorded before a step became local scheduled it as a regular activity; each
-change has its patch, which keeps those runs (and a long-lived `subscription-<user>`
-until its next continue-as-new) on the old path (docs/REPLAY.md).
+A step's failure reaches the caller as the SDK hands it over (`workflows.failures`
+says what to catch).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
 from temporalio.types import (
     MethodAsyncNoParam,
     MethodAsyncSingleParam,
@@ -46,9 +44,6 @@ from temporalio.types import (
 
 from workflows import policies
 
-LOCAL_DATABASE_STEPS_PATCH = "local-database-steps"
-LOCAL_WELCOME_EMAIL_PATCH = "local-welcome-email"
-LOCAL_STRIPE_READS_PATCH = "local-stripe-reads"
 # The marker under which a local activity's result is recorded in the history (for
 # readers of histories: the tests and the benchmarks).
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -68,7 +63,7 @@ async def database_step(
 async def database_step(activity: Callable[..., Awaitable[Any]], arg: Any = _NO_ARG) -> Any:
     """A Postgres-only activity method, with the `DATABASE` timeouts and retries."""
     args = () if arg is _NO_ARG else (arg,)
-    return await _local_step(activity, args, LOCAL_DATABASE_STEPS_PATCH, policies.DATABASE)
+    return await _local_step(activity, args, policies.DATABASE)
 
 
 async def stripe_read_step(
@@ -78,7 +73,7 @@ async def stripe_read_step(
 ) -> ReturnType:
     """An activity method that re-reads one Stripe object, with the `STRIPE_READ`
     timeouts and retries unless the caller has its own."""
-    result: ReturnType = await _local_step(activity, (arg,), LOCAL_STRIPE_READS_PATCH, options)
+    result: ReturnType = await _local_step(activity, (arg,), options)
     return result
 
 
@@ -87,42 +82,20 @@ async def email_step(
 ) -> ReturnType:
     """An email activity method (the welcome email), with the `EMAIL` timeouts and
     retries."""
-    result: ReturnType = await _local_step(
-        activity, (arg,), LOCAL_WELCOME_EMAIL_PATCH, policies.EMAIL
-    )
+    result: ReturnType = await _local_step(activity, (arg,), policies.EMAIL)
     return result
 
 
 async def _local_step(
     activity: Callable[..., Awaitable[Any]],
     args: tuple[Any, ...],
-    patch: str,
     options: policies.ActivityOptions,
 ) -> Any:
-    """Fails with `ActivityError` (its cause the activity's error) on both paths: the SDK
-    raises a local activity's failure bare, and callers catch `ActivityError` to
-    compensate whatever kind of activity failed."""
-    if not workflow.patched(patch):
-        return await workflow.execute_activity_method(activity, args=args, **options)
-    try:
-        # A local activity has no heartbeat (it lives in its workflow task).
-        return await workflow.execute_local_activity_method(
-            activity,
-            args=args,
-            start_to_close_timeout=options["start_to_close_timeout"],
-            schedule_to_close_timeout=options["schedule_to_close_timeout"],
-            retry_policy=options["retry_policy"],
-        )
-    except ActivityError:
-        raise
-    except FailureError as failure:
-        name = getattr(activity, "__name__", "local activity")
-        raise ActivityError(
-            f"local activity {name} failed",
-            scheduled_event_id=0,
-            started_event_id=0,
-            identity="",
-            activity_type=name,
-            activity_id="",
-            retry_state=None,
-        ) from failure
+    # A local activity has no heartbeat (it lives in its workflow task).
+    return await workflow.execute_local_activity_method(
+        activity,
+        args=args,
+        start_to_close_timeout=options["start_to_close_timeout"],
+        schedule_to_close_timeout=options["schedule_to_close_timeout"],
+        retry_policy=options["retry_policy"],
+    )

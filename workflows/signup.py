@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows import errors, policies, search_attributes
+from workflows import errors, failures, policies, search_attributes
 from workflows.contracts.common import (
     DeleteStripeObjectInput,
     InsertProfileInput,
@@ -42,10 +42,6 @@ from workflows.local_steps import database_step
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_customers import StripeCustomerActivities
     from activities.users import UserActivities
-
-# Runs recorded before the signup started the subscription workflow left it to the
-# checkout's hand-over (update-with-start), which still starts it when it is missing.
-SUBSCRIPTION_AT_SIGNUP_PATCH = "subscription-at-signup"
 
 
 @workflow.defn(name=SIGNUP_WORKFLOW)
@@ -69,8 +65,8 @@ class SignupWorkflow:
                     wants_payouts=request.payouts,
                 ),
             )
-        except ActivityError as error:
-            self._status = SignupStatus(step="failed", error=_message(error))
+        except failures.STEP_FAILURES as error:
+            self._status = SignupStatus(step="failed", error=failures.failure_message(error))
             raise _failure(error, "profile") from None
 
         created_customer: str | None = None
@@ -91,15 +87,14 @@ class SignupWorkflow:
             user: UserRecord = await database_step(
                 UserActivities.mark_user_active, UserRef(user_id=request.user_id)
             )
-        except ActivityError as error:
+        except failures.STEP_FAILURES as error:
             failed_step = self._status.step
-            self._status = SignupStatus(step="compensating", error=_message(error))
+            self._status = SignupStatus(step="compensating", error=failures.failure_message(error))
             await self._compensate(request.user_id, created_customer, created_account)
             self._status.step = "failed"
             raise _failure(error, failed_step) from None
 
-        if workflow.patched(SUBSCRIPTION_AT_SIGNUP_PATCH):
-            await _start_subscription_workflow(request.user_id)
+        await _start_subscription_workflow(request.user_id)
         self._status.step = "complete"
         return SignupResult(
             user_id=user.user_id,
@@ -143,18 +138,11 @@ async def _start_subscription_workflow(user_id: str) -> None:
         )
 
 
-def _message(error: ActivityError) -> str:
-    cause = error.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or error)
-
-
-def _failure(error: ActivityError, step: str) -> ApplicationError:
-    cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type == errors.DUPLICATE_EMAIL:
-        return ApplicationError(cause.message, type=errors.DUPLICATE_EMAIL, non_retryable=True)
-    return ApplicationError(
-        f"signup failed at step {step}: {_message(error)}",
-        {"step": step, "cause_type": getattr(cause, "type", None)},
-        type=errors.SIGNUP_FAILED,
-        non_retryable=True,
+def _failure(error: BaseException, step: str) -> ApplicationError:
+    if failures.failure_type(error) == errors.DUPLICATE_EMAIL:
+        return failures.refuse(failures.failure_message(error), errors.DUPLICATE_EMAIL)
+    return failures.refuse(
+        f"signup failed at step {step}: {failures.failure_message(error)}",
+        errors.SIGNUP_FAILED,
+        {"step": step, "cause_type": failures.failure_type(error)},
     )

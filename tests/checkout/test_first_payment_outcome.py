@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.checkout import first_payment_outcome
+from workflows.checkout_state import first_payment_outcome
 from workflows.contracts.checkout import CheckoutSessionSnapshot
 
 

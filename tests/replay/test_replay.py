@@ -2,8 +2,9 @@
 
 A change that alters the commands a workflow issues for an existing history (order,
 activity types, timers) fails here, before it can break running workflows in
-production. Change workflows on purpose with `workflow.patched(...)`, then record new
-histories (docs/REPLAY.md).
+production. Until the first tagged release, change workflows freely and re-record the
+histories; from then on, guard a change with `workflow.patched(...)` (docs/REPLAY.md).
+`test_replay_detects_changes.py` proves that an unpatched change fails here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def test_every_workflow_type_has_recorded_histories() -> None:
     assert recorded >= {"signup", "onboarding", "checkout", "subscription"}
 
 
-def _load(path: Path) -> WorkflowHistory:
+def load_history(path: Path) -> WorkflowHistory:
     document = json.loads(path.read_text())
     return WorkflowHistory.from_json(document["workflow_id"], document["history"])
 
@@ -39,5 +40,5 @@ async def test_history_replays_against_current_code(path: Path) -> None:
         data_converter=pydantic_data_converter,
         workflow_runner=workflow_runner(),
     )
-    result = await replayer.replay_workflow(_load(path), raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

@@ -192,14 +192,6 @@ class IssuePasswordTokenInput(BaseModel):
     ttl_seconds: int
 
 
-class SendWelcomeEmailInput(BaseModel):
-    """The outbox id is stable across retries; the link is derived inside the send."""
-
-    outbox_id: str
-    user_id: str
-    token_id: str
-
-
 class CheckoutStatus(BaseModel):
     """The `status` query of `checkout-<user>`, for operators."""
 
