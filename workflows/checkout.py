@@ -1,4 +1,4 @@
-"""Checkout → payment → provisioning: `checkout-<user>` (SPEC 3.3).
+"""Checkout → payment → provisioning: `checkout-<user>`.
 
 One run per checkout attempt. The API starts it with update-with-start
 (`start_checkout`): ensure the Stripe customer, create the Checkout Session and answer

@@ -139,7 +139,7 @@ class CheckoutPayment:
         return decision.outcome
 
     def _owned(self, snapshot: CheckoutSessionSnapshot) -> bool:
-        """Ownership (SPEC 10): the session and its subscription belong to the customer
+        """Ownership: the session and its subscription belong to the customer
         saved for the user; anything else is logged (ids only) and ignored."""
         saved = self._customer_id or (self._session.customer_id if self._session else None)
         foreign = checkout_state.foreign_customers(snapshot, saved)

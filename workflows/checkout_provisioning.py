@@ -116,7 +116,7 @@ class CheckoutProvisioning:
         await self._send_welcome_email(str(workflow.uuid4()), progress.token_id)
 
     async def _send_welcome_email(self, outbox_id: str, token_id: str) -> None:
-        """Through the one email activity, as dunning does (SPEC 3.4)."""
+        """Through the one email activity, as dunning does."""
         await email_step(
             EmailActivities.send_email,
             SendEmailInput(

@@ -96,7 +96,7 @@ def is_decided(outcome: SessionOutcome) -> bool:
 def foreign_customers(
     snapshot: CheckoutSessionSnapshot, saved_customer_id: str | None
 ) -> list[str]:
-    """Ownership (SPEC 10): the customers of the session and of its subscription that
+    """Ownership: the customers of the session and of its subscription that
     are not the one saved for the user (empty: the session is the user's)."""
     return [
         customer

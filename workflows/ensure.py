@@ -1,4 +1,4 @@
-"""The shared "ensure Stripe customer" and "ensure Connect account" steps (SPEC 3.0).
+"""The shared "ensure Stripe customer" and "ensure Connect account" steps.
 
 Every workflow that needs a user's customer or Connect account calls these, so one
 owner creates each user-level Stripe object. One activity per side effect:

@@ -21,7 +21,7 @@ STRIPE_IDEMPOTENCY_IN_FLIGHT = "StripeIdempotencyInFlight"
 STRIPE_RATE_LIMITED = "StripeRateLimited"
 STRIPE_UNAVAILABLE = "StripeUnavailable"
 SIGNUP_FAILED = "SignupFailed"
-# Subscription updates (SPEC 3.4): refused by a validator or a re-check under the lock.
+# Subscription updates: refused by a validator or a re-check under the lock.
 NO_STRIPE_BILLING = "NoStripeBilling"
 SUBSCRIPTION_CONFLICT = "SubscriptionConflict"
 SUBSCRIPTION_INVALID = "SubscriptionInvalid"
@@ -38,11 +38,11 @@ CHECKOUT_OPEN = "CheckoutOpen"
 PAYMENT_PENDING = "PaymentPending"
 # Stripe answered 404 for an object re-read: it is gone (a deleted draft invoice).
 STRIPE_OBJECT_MISSING = "StripeObjectMissing"
-# Connect onboarding (issue 17)
+# Connect onboarding
 ONBOARDING_TOKEN_NOT_FOUND = "OnboardingTokenNotFound"  # noqa: S105
 # Expired, revoked or completed: the link answers 410.
 ONBOARDING_TOKEN_GONE = "OnboardingTokenGone"  # noqa: S105
-# Checkout (issue 16)
+# Checkout
 CHECKOUT_CONFLICT = "CheckoutConflict"  # an active paid subscription exists
 CHECKOUT_CLOSED = "CheckoutClosed"  # the run is paid or ending: start another run later
 PROVISIONING_REFUSED = "ProvisioningRefused"  # a permanent provisioning failure

@@ -1,4 +1,4 @@
-"""Idempotency keys of the Stripe writes a workflow makes (SPEC 3.0).
+"""Idempotency keys of the Stripe writes a workflow makes.
 
 A key names the operation: `<workflow id>/<operation>/<step>`, where the operation is
 the update being handled (its id is stable across the client's retries of the same

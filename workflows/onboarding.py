@@ -1,6 +1,6 @@
 """Connect onboarding: `onboarding-<user>`, the owner of a user's onboarding tokens.
 
-SPEC 3.2 / issue 17. A token is issued `pending` (update `issue_token`). Each open of
+A token is issued `pending` (update `issue_token`). Each open of
 the service's link is an update (`open_link`) that ensures the Express account (the
 shared ensure step), creates a fresh Stripe account link under its own idempotency key,
 and only then moves the token to `in_progress` with its state and expiry — so a Stripe
@@ -158,7 +158,7 @@ class OnboardingWorkflow(OnboardingLinks):
             account_id = await self._ensure_account_in_time()
             self._account_id = account_id
             link = await self._create_account_link(account_id, request)
-            # Only now that the link exists does the token move (SPEC 3.2).
+            # Only now that the link exists does the token move.
             try:
                 await database_step(
                     OnboardingActivities.mark_onboarding_token_in_progress,
@@ -330,7 +330,7 @@ class OnboardingWorkflow(OnboardingLinks):
         # (sandboxed) module's model before nesting it in other models.
         snapshot = ConnectAccountSnapshot.model_validate(read.model_dump())
         if snapshot.account_id != self._account_id:
-            # Ownership (SPEC 10): only the account saved for the user is applied.
+            # Ownership: only the account saved for the user is applied.
             workflow.logger.warning(
                 "STRIPE_OWNERSHIP_MISMATCH",
                 extra={

@@ -1,6 +1,6 @@
 """`subscription-<user>`: the one writer of a user's subscription, tiers and invoices.
 
-An entity workflow (SPEC 3.4). Plan changes arrive as updates (each with a validator
+An entity workflow. Plan changes arrive as updates (each with a validator
 that refuses impossible requests before anything is written), Stripe events as the
 signal `STRIPE_EVENT_SIGNAL`. Handlers that await activities hold one lock, so an API
 call, a checkout hand-over and a webhook for the same user never interleave. Events

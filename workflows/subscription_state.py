@@ -41,7 +41,7 @@ def tier_of_price(
 
 
 def compute_tier(state: SubscriptionState, now: datetime) -> Tier:
-    """SPEC 3.4: an admin override holds until the next change made through Stripe;
+    """An admin override holds until the next change made through Stripe;
     otherwise the price's tier while `active`/`trialing`, or `past_due` before
     `grace_until`; `free` in every other case."""
     if state.admin_override_tier is not None:
@@ -56,7 +56,7 @@ def compute_tier(state: SubscriptionState, now: datetime) -> Tier:
 
 
 def owns(state: SubscriptionState, customer_id: str) -> bool:
-    """SPEC 10 "Ownership": a re-read object is applied only when it belongs to the
+    """Ownership: a re-read object is applied only when it belongs to the
     customer saved for the user (a subscription moved to, or made for, another customer
     through the dashboard is not this user's billing)."""
     return state.stripe_customer_id is not None and customer_id == state.stripe_customer_id
@@ -217,7 +217,7 @@ class ReReads:
     """Which Stripe events a re-read already answered, so a burst of events about one
     object costs one re-read, not one each.
 
-    Events are triggers to re-read (SPEC rule 2): an event is answered by any re-read of
+    Events are triggers to re-read: an event is answered by any re-read of
     its object that *began after the event arrived* and was recorded. Stripe sends
     several events for one change (`invoice.created`, `.finalized`, `.paid`,
     `customer.subscription.updated`, …) and they queue behind the workflow's lock, so

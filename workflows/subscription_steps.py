@@ -71,7 +71,7 @@ class SubscriptionSteps:
     _rereads: ReReads
 
     async def _owned(self, customer_id: str, object_id: str) -> bool:
-        """Ownership (SPEC 10): the object's customer is the one saved for the user."""
+        """Ownership: the object's customer is the one saved for the user."""
         if self._state.stripe_customer_id is None:
             user = await read_user(self._state.user_id)
             self._state.stripe_customer_id = user.stripe_customer_id

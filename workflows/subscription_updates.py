@@ -1,4 +1,4 @@
-"""The updates of `subscription-<user>` (SPEC 3.4): upgrade, downgrade, cancel,
+"""The updates of `subscription-<user>`: upgrade, downgrade, cancel,
 reactivate, a new payment method, an admin override and the checkout's hand-over.
 Each has a validator that refuses impossible requests before anything is written,
 and the same check again under the lock. A mixin of `SubscriptionWorkflow`.
@@ -237,7 +237,7 @@ class SubscriptionUpdates(SubscriptionPayments):
     @workflow.update(name=ADMIN_OVERRIDE_UPDATE)
     async def admin_override(self, request: AdminOverrideRequest) -> SubscriptionView:
         async def change() -> None:
-            # No Stripe call: a NULL customer stays NULL (SPEC 3.4).
+            # No Stripe call: a NULL customer stays NULL.
             new = self._state.model_copy(deep=True)
             new.admin_override_tier = request.tier
             new.admin_override_reason = request.reason

@@ -135,7 +135,7 @@ class CheckoutSessionSnapshot(BaseModel):
     # its delayed payment failed; the subscription and its first invoice do.
     subscription_status: str | None = None
     invoice_status: str | None = None
-    # The expanded subscription's customer: ownership is checked on both (SPEC 10).
+    # The expanded subscription's customer: ownership is checked on both.
     subscription_customer_id: str | None = None
 
 

@@ -71,7 +71,7 @@ class InsertProfileInput(BaseModel):
 class CreateStripeObjectInput(BaseModel):
     """Create the user's customer or Connect account under `<kind>:<user>:<generation>`.
 
-    Parameters are the same whichever workflow asks (SPEC 3.0): the email from the
+    Parameters are the same whichever workflow asks: the email from the
     stored profile and `metadata.user_id`, nothing that names the caller.
     """
 
@@ -187,5 +187,5 @@ class QueryRef(Generic[ResultT]):
     result: type[ResultT]
 
 
-# Every workflow answers the operators' `status` query (SPEC 3).
+# Every workflow answers the operators' `status` query.
 STATUS_QUERY = "status"

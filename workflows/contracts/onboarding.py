@@ -28,7 +28,7 @@ class OnboardingWorkflowInput(BaseModel):
     """Start input of `onboarding-<user>` (also when a Stripe event starts it)."""
 
     user_id: str
-    # Issue 17: how often to re-read the account while a token is in progress (the
+    # How often to re-read the account while a token is in progress (the
     # first interval; each quiet re-read doubles it up to `poll_max_seconds`).
     poll_seconds: float = 60.0
     poll_max_seconds: float = 4 * 3600.0

@@ -178,7 +178,7 @@ class SubscriptionState(BaseModel):
     admin_override_at: datetime | None = None
     applied_event_ids: list[str] = Field(default_factory=list)
     # The user's saved Stripe customer: a re-read object of another customer is never
-    # applied (SPEC 10 "Ownership").
+    # applied.
     stripe_customer_id: str | None = None
     pending_payment: PendingPayment | None = None
     pending_events: list[PendingEvent] = Field(default_factory=list)
