@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
+from fastapi import Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deadlines import Deadline
+from api.deps import Pool, Settings, Temporal
 from api.errors import ErrorResponse
-from api.idempotency import Answer, IdempotentRequest
+from api.idempotency import Answer, Idempotency, IdempotentRequest
 from api.operations import change_subscription
 from api.temporal_gateway import TemporalGateway
 from api.user_guard import require_active_user
@@ -142,34 +144,47 @@ class SubscriptionChange:
     may_wait_for_payment: bool = True
 
 
-async def run_change(
-    change: SubscriptionChange,
-    update: UpdateRef[SubscriptionWorkflowInput, ArgT, Any],
-    argument: ArgT,
-    *,
-    idempotency: IdempotentRequest,
-    settings: ApiSettings,
-    pool: asyncpg.Pool,
-    temporal: TemporalGateway,
-) -> JSONResponse:
-    """Run the change once per Idempotency-Key; 200 with the subscription, or 202 while
-    a payment waits for the customer's authentication."""
-    user_id = change.user_id
-    deadline = Deadline.after(settings.subscription_update_wait_seconds)
+@dataclass(frozen=True)
+class SubscriptionChanges:
+    """What a plan change needs from the request (a route's one dependency for it)."""
 
-    async def handler() -> Answer:
-        # Checked here, not by the ActiveUser dependency: FastAPI resolves dependencies
-        # before it validates the body, and an invalid body answers 422 first.
-        await require_active_user(pool, user_id)
-        await change_subscription(
-            temporal, settings, update, argument, user_id=user_id,
-            update_id=idempotency.id_for(change.client_name), deadline=deadline,
-        )  # fmt: skip
-        answer = await subscription_response(pool, user_id)
-        # Accepted, not done: the change waits for the customer's authentication.
-        waits = change.may_wait_for_payment and answer.payment_state == "requires_action"
-        status = 202 if waits else 200
-        return Answer(status, answer.model_dump(mode="json"))
+    idempotency: IdempotentRequest
+    settings: ApiSettings
+    pool: asyncpg.Pool
+    temporal: TemporalGateway
 
-    body = {"user_id": user_id, **change.body}
-    return await idempotency.run(change.client_name, body, deadline, handler)
+    async def run(
+        self,
+        change: SubscriptionChange,
+        update: UpdateRef[SubscriptionWorkflowInput, ArgT, Any],
+        argument: ArgT,
+    ) -> JSONResponse:
+        """Run the change once per Idempotency-Key; 200 with the subscription, or 202
+        while a payment waits for the customer's authentication."""
+        user_id = change.user_id
+        deadline = Deadline.after(self.settings.subscription_update_wait_seconds)
+
+        async def handler() -> Answer:
+            # Checked here, not by the ActiveUser dependency: FastAPI resolves
+            # dependencies before it validates the body, and an invalid body answers 422.
+            await require_active_user(self.pool, user_id)
+            await change_subscription(
+                self.temporal, self.settings, update, argument, user_id=user_id,
+                update_id=self.idempotency.id_for(change.client_name), deadline=deadline,
+            )  # fmt: skip
+            answer = await subscription_response(self.pool, user_id)
+            # Accepted, not done: the change waits for the customer's authentication.
+            waits = change.may_wait_for_payment and answer.payment_state == "requires_action"
+            return Answer(202 if waits else 200, answer.model_dump(mode="json"))
+
+        body = {"user_id": user_id, **change.body}
+        return await self.idempotency.run(change.client_name, body, deadline, handler)
+
+
+def _subscription_changes(
+    idempotency: Idempotency, settings: Settings, pool: Pool, temporal: Temporal
+) -> SubscriptionChanges:
+    return SubscriptionChanges(idempotency, settings, pool, temporal)
+
+
+Changes = Annotated[SubscriptionChanges, Depends(_subscription_changes)]

@@ -13,15 +13,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import AdminKey
-from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES
-from api.idempotency import Idempotency
 from api.input_text import SafeText
 from api.subscription_changes import (
     CHANGE_RESPONSES,
+    Changes,
     SubscriptionChange,
     SubscriptionResponse,
-    run_change,
 )
 from workflows.contracts.common import Tier
 from workflows.contracts.subscription import ADMIN_OVERRIDE, AdminOverrideRequest
@@ -46,18 +44,11 @@ async def override_tier(
     user_id: uuid.UUID,
     key: AdminKey,
     body: TierOverrideBody,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     request = AdminOverrideRequest(tier=body.tier, reason=body.reason, who=key.name)
-    return await run_change(
+    return await changes.run(
         SubscriptionChange(key.name, str(user_id), body.model_dump(), may_wait_for_payment=False),
         ADMIN_OVERRIDE,
         request,
-        idempotency=idempotency,
-        settings=settings,
-        pool=pool,
-        temporal=temporal,
     )

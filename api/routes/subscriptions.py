@@ -3,7 +3,8 @@
 Reads come from Postgres only. Changes are updates of `subscription-<user>`, sent
 with update-with-start (the workflow may not run yet); the client's `Idempotency-Key`
 names the update (so Stripe keys derived from it are the same on a retry) and the
-Postgres record of the `Idempotency` dependency answers a retried request with the first answer.
+Postgres record of the `Idempotency` dependency answers a retried request with the
+first answer.
 
 A payment that needs the customer (3-D Secure) is `payment_state: requires_action` with
 `next_action: {"type": "authenticate_payment", "url": <Stripe's hosted invoice page>}`;
@@ -22,15 +23,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import ClientKey
-from api.deps import Pool, Settings, Temporal
+from api.deps import Pool
 from api.errors import ERROR_RESPONSES, ErrorResponse
-from api.idempotency import Idempotency
 from api.subscription_changes import (
     CHANGE_RESPONSES,
     PAYMENT_RESPONSES,
+    Changes,
     SubscriptionChange,
     SubscriptionResponse,
-    run_change,
     subscription_of,
 )
 from api.user_guard import ActiveUser, require_active_user
@@ -100,16 +100,10 @@ async def upgrade(
     user_id: uuid.UUID,
     key: ClientKey,
     body: UpgradeBody,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     change = SubscriptionChange(key.name, str(user_id), body.model_dump())
-    return await run_change(
-        change, UPGRADE, UpgradeRequest(**body.model_dump()),
-        idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
-    )  # fmt: skip
+    return await changes.run(change, UPGRADE, UpgradeRequest(**body.model_dump()))
 
 
 @router.post(
@@ -122,16 +116,10 @@ async def downgrade(
     user_id: uuid.UUID,
     key: ClientKey,
     body: DowngradeBody,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     change = SubscriptionChange(key.name, str(user_id), body.model_dump())
-    return await run_change(
-        change, DOWNGRADE, DowngradeRequest(**body.model_dump()),
-        idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
-    )  # fmt: skip
+    return await changes.run(change, DOWNGRADE, DowngradeRequest(**body.model_dump()))
 
 
 @router.post(
@@ -143,16 +131,10 @@ async def downgrade(
 async def cancel(
     user_id: uuid.UUID,
     key: ClientKey,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     change = SubscriptionChange(key.name, str(user_id), {})
-    return await run_change(
-        change, CANCEL, EmptyRequest(),
-        idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
-    )  # fmt: skip
+    return await changes.run(change, CANCEL, EmptyRequest())
 
 
 @router.post(
@@ -164,16 +146,10 @@ async def cancel(
 async def reactivate(
     user_id: uuid.UUID,
     key: ClientKey,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     change = SubscriptionChange(key.name, str(user_id), {})
-    return await run_change(
-        change, REACTIVATE, EmptyRequest(),
-        idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
-    )  # fmt: skip
+    return await changes.run(change, REACTIVATE, EmptyRequest())
 
 
 @router.put(
@@ -186,16 +162,12 @@ async def update_payment_method(
     user_id: uuid.UUID,
     key: ClientKey,
     body: PaymentMethodBody,
-    settings: Settings,
-    pool: Pool,
-    temporal: Temporal,
-    idempotency: Idempotency,
+    changes: Changes,
 ) -> JSONResponse:
     change = SubscriptionChange(key.name, str(user_id), body.model_dump())
-    return await run_change(
-        change, UPDATE_PAYMENT_METHOD, PaymentMethodRequest(payment_method=body.payment_method),
-        idempotency=idempotency, settings=settings, pool=pool, temporal=temporal,
-    )  # fmt: skip
+    return await changes.run(
+        change, UPDATE_PAYMENT_METHOD, PaymentMethodRequest(payment_method=body.payment_method)
+    )
 
 
 @router.get(
