@@ -219,5 +219,5 @@ async def _wait_applied(
                 raise
         if applied == expected:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the poll interval of a wait on a condition
     raise AssertionError(f"{workflow_id} applied {applied}, expected {expected}")

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from onramp.processes import ChildProcess
 from tests.support.ensure_probe import EnsureCustomerProbe
 from tests.support.harness import worker_process_env
+from tests.support.polling import eventually
 from tests.support.stack import Stack
 from workflows.contracts import (
     SIGNUP_WORKFLOW,
@@ -61,6 +62,17 @@ async def _release(gate: asyncpg.Connection, user_id: str) -> None:
     await gate.execute("SELECT pg_advisory_unlock(hashtext($1))", f"onramp-test-save-{user_id}")
 
 
+async def _saves_waiting(db_pool: asyncpg.Pool, gate: asyncpg.Connection, count: int) -> None:
+    """Wait until `count` sessions are blocked behind the gate's lock (saves held)."""
+    await eventually(
+        lambda: db_pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            gate.get_server_pid(),
+        ),
+        lambda blocked: blocked >= count,
+    )
+
+
 @pytest.fixture
 def worker_process(database_url: str, stack: Stack) -> Iterator[Any]:
     """Start real `python -m worker` processes on a task queue; all are killed after."""
@@ -90,7 +102,7 @@ async def _wait_for_customer(stack: Stack, email: str, seconds: float = 30) -> s
         if found.data:
             customer_id: str = found.data[0].id
             return customer_id
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the poll interval of a wait on a condition
     raise AssertionError(f"no customer was created for {email}")
 
 
@@ -120,7 +132,7 @@ async def test_worker_killed_after_create_before_save(
         result_type=SignupResult,
     )
     customer_id = await _wait_for_customer(stack, email)
-    await asyncio.sleep(0.5)  # the save is now waiting on the gate
+    await _saves_waiting(db_pool, save_gate, 1)  # the save is now waiting on the gate
     assert await _saved_customer(db_pool, user_id) is None
     first_worker.kill()
     await _release(save_gate, user_id)
@@ -159,7 +171,7 @@ async def test_two_callers_of_ensure_leave_one_customer(
         id=f"probe-{user_id}",
         task_queue=stack.task_queue,  # served by the in-process worker of the stack
     )
-    await asyncio.sleep(1.0)  # both saves are waiting on the gate
+    await _saves_waiting(db_pool, save_gate, 2)  # both saves are waiting on the gate
     first_worker.kill()
     await _release(save_gate, user_id)
     ensured = await asyncio.wait_for(probe.result(), timeout=60)
