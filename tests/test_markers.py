@@ -1,0 +1,137 @@
+"""The markers `make test-fast` leaves out are where they belong.
+
+`make test-fast` runs `-m "not browser and not kill and not slow"`: a test that drives
+Chromium without the `browser` marker, or a module that kills or freezes a process
+without `kill`, would land in the inner loop. The whole tree is collected in a
+subprocess (whatever this run selected), with a small plugin that writes each item's
+fixtures and markers; the kills are found in each test module's own code by its AST.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Written to a temporary directory and loaded with `-p`: it runs only in the subprocess.
+_REPORT_PLUGIN = """
+import json, os
+
+def pytest_collection_finish(session):
+    rows = [
+        {
+            "nodeid": item.nodeid,
+            "path": str(item.path),
+            "fixtures": list(getattr(item, "fixturenames", ())),
+            "marks": sorted({mark.name for mark in item.iter_markers()}),
+        }
+        for item in session.items
+    ]
+    with open(os.environ["ONRAMP_MARKERS_REPORT"], "w") as out:
+        json.dump(rows, out)
+"""
+
+BROWSER_FIXTURES = {"browser", "chromium"}
+KILL_SIGNALS = {"SIGKILL", "SIGSTOP"}
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    directory = tmp_path_factory.mktemp("markers")
+    (directory / "onramp_markers_report.py").write_text(_REPORT_PLUGIN)
+    report = directory / "items.json"
+    env = {
+        **os.environ,
+        "ONRAMP_MARKERS_REPORT": str(report),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")])),
+    }
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    argv += ["-p", "onramp_markers_report", "tests"]
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows: list[dict[str, Any]] = json.loads(report.read_text())
+    assert len(rows) > 100, f"only {len(rows)} tests collected"
+    return rows
+
+
+def kills_or_freezes(source: str) -> bool:
+    """Whether a module's code calls `.kill()`/`os.kill`, names SIGKILL/SIGSTOP, or takes
+    `frozen` (SIGSTOP of a process tree) from tests/support/freezing.py. A `.kill()` in a
+    `finally:` clause is cleanup after a failure (a child that outlived its timeout),
+    not what the test does."""
+    tree = ast.parse(source)
+    cleanup = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.Try | ast.TryStar)
+        for statement in block.finalbody
+        for node in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "kill" and id(node) not in cleanup:
+                return True
+        if isinstance(node, ast.Attribute) and node.attr in KILL_SIGNALS:
+            return True
+        if isinstance(node, ast.Name) and node.id in KILL_SIGNALS:
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "tests.support.freezing":
+            if any(alias.name == "frozen" for alias in node.names):
+                return True
+        if isinstance(node, ast.ImportFrom) and node.module == "signal":
+            if any(alias.name in KILL_SIGNALS for alias in node.names):
+                return True
+    return False
+
+
+def test_every_test_that_drives_chromium_is_marked_browser(
+    collected: list[dict[str, Any]],
+) -> None:
+    unmarked = [
+        row["nodeid"]
+        for row in collected
+        if BROWSER_FIXTURES & set(row["fixtures"]) and "browser" not in row["marks"]
+    ]
+    assert not unmarked, f"drive Chromium but are not marked `browser`: {unmarked}"
+    assert any("browser" in row["marks"] for row in collected)
+
+
+def test_every_module_that_kills_or_freezes_a_process_is_marked_kill(
+    collected: list[dict[str, Any]],
+) -> None:
+    by_module: dict[str, list[dict[str, Any]]] = {}
+    for row in collected:
+        by_module.setdefault(row["path"], []).append(row)
+    killing = {path for path in by_module if kills_or_freezes(Path(path).read_text())}
+    unmarked = [
+        row["nodeid"]
+        for path in sorted(killing)
+        for row in by_module[path]
+        if "kill" not in row["marks"]
+    ]
+    assert not unmarked, f"kill or freeze a process but are not marked `kill`: {unmarked}"
+    assert killing, "no test module kills a process: the check has lost its subject"
+
+
+@pytest.mark.parametrize(
+    ("source", "kills"),
+    [
+        ("first_worker.kill()\n", True),
+        ("import os, signal\nos.kill(pid, signal.SIGSTOP)\n", True),
+        ("from signal import SIGKILL\n", True),
+        ("from tests.support.freezing import frozen, own_temporal\n", True),
+        ('"""Real workers are killed with SIGKILL."""\nprocess.terminate()\n', False),
+        ("try:\n    run()\nfinally:\n    process.kill()\n", False),
+        ("from tests.support.freezing import own_temporal\n", False),
+    ],
+)
+def test_the_kill_check_reads_code_not_prose(source: str, kills: bool) -> None:
+    assert kills_or_freezes(source) is kills
