@@ -75,20 +75,21 @@ def kills_or_freezes(source: str) -> bool:
         for statement in block.finalbody
         for node in ast.walk(statement)
     }
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "kill" and id(node) not in cleanup:
-                return True
-        if isinstance(node, ast.Attribute) and node.attr in KILL_SIGNALS:
-            return True
-        if isinstance(node, ast.Name) and node.id in KILL_SIGNALS:
-            return True
-        if isinstance(node, ast.ImportFrom) and node.module == "tests.support.freezing":
-            if any(alias.name == "frozen" for alias in node.names):
-                return True
-        if isinstance(node, ast.ImportFrom) and node.module == "signal":
-            if any(alias.name in KILL_SIGNALS for alias in node.names):
-                return True
+    return any(_kills(node, cleanup) for node in ast.walk(tree))
+
+
+def _kills(node: ast.AST, cleanup: set[int]) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr == "kill" and id(node) not in cleanup
+    if isinstance(node, ast.Attribute):
+        return node.attr in KILL_SIGNALS
+    if isinstance(node, ast.Name):
+        return node.id in KILL_SIGNALS
+    if isinstance(node, ast.ImportFrom):
+        names = {alias.name for alias in node.names}
+        if node.module == "tests.support.freezing":
+            return "frozen" in names
+        return node.module == "signal" and bool(names & KILL_SIGNALS)
     return False
 
 
