@@ -38,6 +38,9 @@ from tests.support.freezing import frozen, postgres_processes
 from tests.support.harness import auth, open_app_client
 from tests.support.polling import eventually
 
+pytestmark = pytest.mark.kill
+
+
 # The API's Postgres timeouts in the freezing test, and the longest a request may then
 # take: the statement (its client-side bound is 0.5 s later), giving the connection
 # back (at most 1 s), and a margin for a loaded test machine.

@@ -40,6 +40,9 @@ from tests.support.polling import eventually
 from tests.support.stack import SandboxControl
 from worker.build import WorkerDependencies, build_worker
 
+pytestmark = pytest.mark.kill
+
+
 # The routes' deadlines in these tests, and what an answer may take beyond them (the
 # idempotency record's write after the deadline, a loaded test machine).
 DEADLINE = 4.0

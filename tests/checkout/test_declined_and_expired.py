@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.checkout.conftest import OpenStack, state_of
@@ -14,6 +15,9 @@ from workflows.contracts import (
     StripeEventSignal,
     checkout_workflow_id,
 )
+
+pytestmark = pytest.mark.slow
+
 
 UNPAID = ("unpaid", "not_started", "not_sent", "pay")
 

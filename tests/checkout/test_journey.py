@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from onramp.processes import find_executable
@@ -18,6 +19,9 @@ from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts import checkout_workflow_id, subscription_workflow_id
+
+pytestmark = pytest.mark.slow
+
 
 # The walk SPEC 3.3 allows, in order (states may be skipped between two polls).
 WALK = [

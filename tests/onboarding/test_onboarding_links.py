@@ -42,6 +42,7 @@ async def _accounts(served: Served, email: str) -> list[Any]:
     return await served.stack.live_accounts_for(email)
 
 
+@pytest.mark.slow
 async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Served) -> None:
     user_id, email = await served.signup()
     issued = await served.issue(user_id)

@@ -42,6 +42,7 @@ def test_a_share_of_requests_fails_and_changes_nothing(
     client.v1.customers.create(params={"email": "after@example.com"})
 
 
+@pytest.mark.slow
 def test_stripe_retries_recover_every_request(sandbox_url: str, ctl: httpx.Client) -> None:
     # A seeded fault makes the sequence of failures the same on every run.
     ctl.post("/faults", json={"path": "^/v1/customers$", "rate": 0.3, "status": 500, "seed": 7})

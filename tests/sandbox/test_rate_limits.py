@@ -133,6 +133,7 @@ def test_pacer_schedule_allows_a_small_burst_then_spaces_requests() -> None:
     assert all(0.05 < step < 0.15 for step in steps), steps
 
 
+@pytest.mark.slow
 async def test_onramp_client_keeps_a_concurrent_burst_under_the_limit(sandbox_url: str) -> None:
     client = build_stripe_client(_key(), sandbox_url, max_network_retries=0)
     created = await asyncio.gather(

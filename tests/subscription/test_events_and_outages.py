@@ -77,6 +77,7 @@ async def test_upcoming_and_deleted_invoices_are_ignored_with_a_reason(
     assert event_id_of(upcoming) not in state.applied_event_ids
 
 
+@pytest.mark.slow
 async def test_dashboard_plan_change_during_an_outage_applies_once_stripe_answers(
     billing_stack: BillingStack, db_pool: asyncpg.Pool
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from playwright.async_api import Browser
 
 from tests.subscription.conftest import BillingStack
@@ -117,6 +118,7 @@ async def test_paid_user_changes_price_on_the_subscriptions_own_card(
     assert [u["idempotency_key"].rsplit("/", 1)[-1] for u in updates] == ["change_price"]
 
 
+@pytest.mark.browser
 async def test_upgrade_needing_authentication_completed_in_the_browser(
     billing_stack: BillingStack, browser: Browser
 ) -> None:
@@ -146,6 +148,7 @@ async def test_upgrade_needing_authentication_completed_in_the_browser(
     assert len(await _live_subscriptions(stack, done["stripe_customer_id"])) == 1
 
 
+@pytest.mark.browser
 async def test_failed_authentication_keeps_the_old_tier_and_one_subscription(
     billing_stack: BillingStack, browser: Browser, db_pool: asyncpg.Pool
 ) -> None:
@@ -203,6 +206,7 @@ async def test_price_change_declined_keeps_the_old_plan(billing_stack: BillingSt
     assert at_stripe.status == "active"
 
 
+@pytest.mark.slow
 async def test_price_change_needing_authentication_applies_once_authenticated(
     billing_stack: BillingStack,
 ) -> None:
@@ -245,6 +249,7 @@ async def _checkout(stack: BillingStack, user_id: str) -> Any:
     return response
 
 
+@pytest.mark.slow
 async def test_checkout_then_api_upgrade_end_with_one_subscription(
     billing_stack: BillingStack,
 ) -> None:
@@ -299,6 +304,7 @@ async def test_api_upgrade_then_checkout_and_a_second_subscription_end_with_one(
     assert (await stack.stripe.v1.subscriptions.retrieve_async(second.id)).status == "canceled"
 
 
+@pytest.mark.slow
 async def test_renewal_needing_authentication_waits_for_the_customer(
     billing_stack: BillingStack,
 ) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import asyncpg
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -57,6 +58,7 @@ async def _statuses(db: asyncpg.Pool, ids: list[str]) -> dict[str, tuple[str, in
     return {row["event_id"]: (row["status"], row["attempts"]) for row in rows}
 
 
+@pytest.mark.slow
 async def test_two_dispatchers_never_dispatch_one_event_twice(
     database_url: str, receivers: Client, webhook_settings: ApiSettings
 ) -> None:
@@ -95,6 +97,7 @@ async def test_two_dispatchers_never_dispatch_one_event_twice(
             await pool.close()
 
 
+@pytest.mark.slow
 async def test_no_pooled_connection_is_held_while_temporal_does_not_answer(
     database_url: str, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:
@@ -218,6 +221,7 @@ async def test_a_woken_dispatcher_sends_at_once_without_waiting_for_its_poll(
     assert await handle.query(SubscriptionReceiver.signals_received) == 1
 
 
+@pytest.mark.slow
 async def test_webhooks_and_status_reads_answer_while_temporal_hangs(
     database_url: str, db_pool: asyncpg.Pool, task_queue: str
 ) -> None:

@@ -28,6 +28,9 @@ from tests.webhooks.events import create_user, event_body, event_id_of, sign, st
 from tests.webhooks.own_temporal import OwnTemporal
 from tests.webhooks.receivers import RECEIVERS, OnboardingReceiver, SubscriptionReceiver
 
+pytestmark = pytest.mark.slow
+
+
 PATH = "/v1/webhooks/stripe"
 SECRET = WEBHOOK_SECRETS[0]
 RPC_TIMEOUT = 1.5

@@ -20,6 +20,9 @@ from temporalio.worker import Interceptor, Worker
 
 from worker.heartbeats import HeartbeatInterceptor
 
+pytestmark = pytest.mark.slow
+
+
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 
 

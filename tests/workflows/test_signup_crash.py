@@ -30,6 +30,9 @@ from workflows.contracts import (
     signup_workflow_id,
 )
 
+pytestmark = pytest.mark.kill
+
+
 _HOLD_SAVE = """
 CREATE OR REPLACE FUNCTION onramp_test_hold_customer_save() RETURNS trigger AS $$
 BEGIN
