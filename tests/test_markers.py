@@ -2,64 +2,53 @@
 
 `make test-fast` runs `-m "not browser and not kill and not slow"`: a test that drives
 Chromium without the `browser` marker, or a module that kills or freezes a process
-without `kill`, would land in the inner loop. The whole tree is collected in a
-subprocess (whatever this run selected), with a small plugin that writes each item's
-fixtures and markers; the kills are found in each test module's own code by its AST.
+without `kill`, would land in the inner loop. The whole tree is collected (whatever
+this run selected) with a small plugin that keeps each item's fixtures and markers; the
+kills are found in each test module's own code by its AST.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Written to a temporary directory and loaded with `-p`: it runs only in the subprocess.
-_REPORT_PLUGIN = """
-import json, os
-
-def pytest_collection_finish(session):
-    rows = [
-        {
-            "nodeid": item.nodeid,
-            "path": str(item.path),
-            "fixtures": list(getattr(item, "fixturenames", ())),
-            "marks": sorted({mark.name for mark in item.iter_markers()}),
-        }
-        for item in session.items
-    ]
-    with open(os.environ["ONRAMP_MARKERS_REPORT"], "w") as out:
-        json.dump(rows, out)
-"""
-
 BROWSER_FIXTURES = {"browser", "chromium"}
 KILL_SIGNALS = {"SIGKILL", "SIGSTOP"}
 
 
+class _Recorder:
+    """A plugin of the inner session: each collected item's fixtures and markers."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.rows = [
+            {
+                "nodeid": item.nodeid,
+                "path": str(item.path),
+                "fixtures": list(getattr(item, "fixturenames", ())),
+                "marks": {mark.name for mark in item.iter_markers()},
+            }
+            for item in session.items
+        ]
+
+
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    directory = tmp_path_factory.mktemp("markers")
-    (directory / "onramp_markers_report.py").write_text(_REPORT_PLUGIN)
-    report = directory / "items.json"
-    env = {
-        **os.environ,
-        "ONRAMP_MARKERS_REPORT": str(report),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")])),
-    }
-    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
-    argv += ["-p", "onramp_markers_report", "tests"]
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows: list[dict[str, Any]] = json.loads(report.read_text())
-    assert len(rows) > 100, f"only {len(rows)} tests collected"
-    return rows
+def collected() -> list[dict[str, Any]]:
+    """The whole tree, whatever this run selected, collected by a session of its own in
+    this process (the test modules are mostly imported already: it takes a second or
+    two, not the several seconds of a subprocess)."""
+    recorder = _Recorder()
+    argv = ["--collect-only", "-qq", "-p", "no:cacheprovider", "--rootdir", str(ROOT)]
+    code = pytest.main([*argv, str(ROOT / "tests")], plugins=[recorder])
+    assert code == pytest.ExitCode.OK, f"collecting the tests failed ({code!r})"
+    assert len(recorder.rows) > 100, f"only {len(recorder.rows)} tests collected"
+    return recorder.rows
 
 
 def kills_or_freezes(source: str) -> bool:
