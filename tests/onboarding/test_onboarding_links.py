@@ -110,6 +110,7 @@ async def test_full_journey_completes_from_account_updated(
     await record_history(temporal_client, onboarding_workflow_id(user_id), "onboarding_journey")
 
 
+@pytest.mark.slow
 async def test_completion_is_detected_by_polling_without_webhooks(
     stack: Stack, db_pool: asyncpg.Pool
 ) -> None:

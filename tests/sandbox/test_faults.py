@@ -78,6 +78,7 @@ def test_plain_rate_limit_is_not_retried(sandbox_url: str, ctl: httpx.Client) ->
     assert [r["status"] for r in _requests(ctl, "/v1/customers")] == [429]
 
 
+@pytest.mark.slow
 def test_lock_timeout_is_retried_by_stripe(sandbox_url: str, ctl: httpx.Client) -> None:
     ctl.post(
         "/faults", json={"path": "^/v1/customers$", "status": 429, "lock_timeout": True, "times": 2}

@@ -16,6 +16,8 @@ from tests.support.polling import eventually
 from tests.webhooks.events import event_body, event_id_of, sign
 from workflows.contracts import SubscriptionState, subscription_workflow_id
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def worker_overrides() -> dict[str, Any]:
@@ -77,7 +79,6 @@ async def test_upcoming_and_deleted_invoices_are_ignored_with_a_reason(
     assert event_id_of(upcoming) not in state.applied_event_ids
 
 
-@pytest.mark.slow
 async def test_dashboard_plan_change_during_an_outage_applies_once_stripe_answers(
     billing_stack: BillingStack, db_pool: asyncpg.Pool
 ) -> None:
