@@ -159,6 +159,7 @@ async def test_token_routes_answer_429_past_their_minute(
     assert refresh[:limit] == [400] * limit and refresh[limit] == 429
 
 
+@pytest.mark.slow
 async def test_a_completed_onboardings_state_starts_no_run(
     limited: Served, temporal_client: Client
 ) -> None:

@@ -73,6 +73,7 @@ async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Ser
     assert issued["token"] not in json.dumps({k: str(v) for k, v in dict(row).items()})
 
 
+@pytest.mark.slow
 async def test_full_journey_completes_from_account_updated(
     served: Served, temporal_client: Client
 ) -> None:
@@ -229,6 +230,7 @@ def _state_of(served: Served, row: asyncpg.Record) -> str:
     return tokens.derive_token(secret, tokens.CONNECT_STATE, str(row["id"]))
 
 
+@pytest.mark.slow
 async def test_account_updated_after_completion_updates_the_flags(served: Served) -> None:
     user_id, _ = await served.signup()
     issued = await served.issue(user_id)

@@ -70,6 +70,7 @@ def test_limits_are_per_api_key_and_not_retried_by_stripe(
     assert ctl.get("/stats").json()["rate_limited"] == {"global-rate": 1}
 
 
+@pytest.mark.slow
 def test_a_limited_request_is_not_saved_under_its_key(
     sandbox_url: str, api: httpx.Client, ctl: httpx.Client
 ) -> None:

@@ -389,6 +389,7 @@ async def test_the_same_event_five_times_has_one_row_and_one_effect(
     assert await _signals(receivers, workflow_id) == 2  # not just deduplicated: sent once
 
 
+@pytest.mark.slow
 async def test_a_stored_pending_event_is_dispatched_without_a_redelivery(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool, receivers: Client
 ) -> None:
