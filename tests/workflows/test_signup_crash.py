@@ -65,14 +65,21 @@ async def _release(gate: asyncpg.Connection, user_id: str) -> None:
     await gate.execute("SELECT pg_advisory_unlock(hashtext($1))", f"onramp-test-save-{user_id}")
 
 
+# Sessions held by the gate: waiting on its lock, or on the row of a save that is (a
+# BEFORE UPDATE trigger runs with the row already locked).
+_HELD_BY_GATE = """
+WITH waiting AS (SELECT pid, pg_blocking_pids(pid) AS behind FROM pg_stat_activity)
+SELECT count(*) FROM waiting w
+WHERE $1 = ANY(w.behind)
+   OR EXISTS (SELECT 1 FROM waiting v WHERE v.pid = ANY(w.behind) AND $1 = ANY(v.behind))
+"""
+
+
 async def _saves_waiting(db_pool: asyncpg.Pool, gate: asyncpg.Connection, count: int) -> None:
-    """Wait until `count` sessions are blocked behind the gate's lock (saves held)."""
+    """Wait until `count` saves are held by the gate."""
     await eventually(
-        lambda: db_pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            gate.get_server_pid(),
-        ),
-        lambda blocked: blocked >= count,
+        lambda: db_pool.fetchval(_HELD_BY_GATE, gate.get_server_pid()),
+        lambda held: held >= count,
     )
 
 
