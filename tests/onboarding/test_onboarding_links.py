@@ -184,6 +184,7 @@ async def _previous_statuses(client: Client, user_id: str) -> list[str]:
     return [result for name, result in executions if name == "mark_onboarding_token_in_progress"]
 
 
+@pytest.mark.slow
 async def test_reopening_reuses_the_fresh_link_and_refresh_makes_a_new_one(
     served: Served,
 ) -> None:
@@ -280,6 +281,7 @@ async def test_api_refuses_unknown_and_signing_up_users(served: Served) -> None:
     assert refused.status_code == 409
 
 
+@pytest.mark.slow
 async def test_a_new_token_revokes_the_unused_one(served: Served) -> None:
     user_id, _ = await served.signup()
     first = await served.issue(user_id)

@@ -99,6 +99,7 @@ async def test_free_user_without_a_card_is_sent_to_checkout(billing_stack: Billi
     assert (await stack.subscription(user_id))["tier"] == "free"
 
 
+@pytest.mark.slow
 async def test_paid_user_changes_price_on_the_subscriptions_own_card(
     billing_stack: BillingStack,
 ) -> None:
@@ -189,6 +190,7 @@ async def test_failed_authentication_keeps_the_old_tier_and_one_subscription(
     ]
 
 
+@pytest.mark.slow
 async def test_price_change_declined_keeps_the_old_plan(billing_stack: BillingStack) -> None:
     stack = billing_stack
     user_id, pro = await _pro_then_paying_with(stack, DECLINING_CARD)
@@ -270,6 +272,7 @@ async def test_checkout_then_api_upgrade_end_with_one_subscription(
     assert len(await _live_subscriptions(stack, body["stripe_customer_id"])) == 1
 
 
+@pytest.mark.slow
 async def test_api_upgrade_then_checkout_and_a_second_subscription_end_with_one(
     billing_stack: BillingStack,
 ) -> None:
