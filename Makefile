@@ -1,4 +1,5 @@
-# The two commands of the README: `make dev` (the whole embedded stack) and `make test`.
+# The commands of the README: `make dev` (the whole embedded stack), `make test` (lint and
+# every test: what CI runs) and `make test-fast` (the inner loop).
 # Each creates .venv if missing and installs what it needs into it.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test lint pytest install-dev install-embedded chromium clean
+.PHONY: dev test test-fast lint pytest install-dev install-embedded chromium clean
 
 dev: install-embedded
 	$(BIN)/onramp dev
@@ -21,6 +22,10 @@ lint: install-dev
 
 pytest: install-dev chromium
 	$(BIN)/pytest
+
+# No lint, no browser, no process kills, nothing slow (markers in pyproject.toml).
+test-fast: install-dev
+	$(BIN)/pytest -m "not browser and not kill and not slow"
 
 install-embedded: $(VENV)/.installed-embedded
 install-dev: $(VENV)/.installed-dev

@@ -38,6 +38,9 @@ from tests.support.freezing import frozen, postgres_processes
 from tests.support.harness import auth, open_app_client
 from tests.support.polling import eventually
 
+pytestmark = pytest.mark.kill
+
+
 # The API's Postgres timeouts in the freezing test, and the longest a request may then
 # take: the statement (its client-side bound is 0.5 s later), giving the connection
 # back (at most 1 s), and a margin for a loaded test machine.
@@ -103,7 +106,7 @@ async def test_postgres_down_is_503_then_back_to_normal(
             answers.append((await client.get(user, headers=auth())).status_code)
             if answers[-1] != 503:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # a client's retry spacing; the loop waits on the answer
         assert answers[-1] == 404 and set(answers[:-1]) <= {503}, answers
 
 
@@ -247,4 +250,4 @@ async def _until_not_503(
         if response.status_code != 503:
             return response
         assert time.monotonic() < deadline, f"still 503 after {seconds} s: {response.text}"
-        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        await asyncio.sleep(float(response.headers.get("retry-after", "1")))  # as it asks

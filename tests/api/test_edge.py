@@ -336,6 +336,7 @@ async def test_docs_and_metrics_exposure_follow_the_settings(api_settings: ApiSe
         assert (await client.get("/metrics")).status_code == 404
 
 
+@pytest.mark.browser
 async def test_the_set_password_form_works_in_a_browser_under_its_policy(
     api_settings: ApiSettings, db_pool: asyncpg.Pool, browser: Browser
 ) -> None:

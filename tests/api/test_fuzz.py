@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -58,6 +59,9 @@ from api.app import create_app
 from tests.support.api_server import serve_app
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.slow
+
 
 Case = GenericCase[Any]
 Operation = APIOperation[Any, Any, Any, Any]

@@ -18,6 +18,7 @@ import pytest
 from api import idempotency
 from api.deadlines import Deadline
 from api.errors import ApiError
+from tests.support.polling import eventually
 
 ROUTE = "POST /v1/test"
 
@@ -46,6 +47,20 @@ async def _run(
     )
 
 
+async def _claimed(pool: asyncpg.Pool, key: str) -> None:
+    """Wait until the first request has claimed `key` (its handler then holds the gate)."""
+    await eventually(
+        lambda: pool.fetchval(
+            "SELECT count(*) FROM api_idempotency_keys"
+            " WHERE client_name = 'claims-test' AND idempotency_key = $1",
+            key,
+        ),
+        lambda rows: rows == 1,
+        seconds=10,
+        interval=0.02,
+    )
+
+
 async def test_a_repeat_waits_within_its_deadline_then_409_with_retry_after(
     db_pool: asyncpg.Pool,
 ) -> None:
@@ -53,7 +68,7 @@ async def test_a_repeat_waits_within_its_deadline_then_409_with_retry_after(
     gate = asyncio.Event()
     first = asyncio.create_task(_run(db_pool, key, idempotency.Answer(201, {"n": 1}), gate=gate))
     try:
-        await asyncio.sleep(0.2)  # the first request has claimed the key
+        await _claimed(db_pool, key)
         with pytest.raises(ApiError) as refused:
             await _run(db_pool, key, idempotency.Answer(201, {"n": 2}))
         assert refused.value.status == 409
@@ -72,7 +87,7 @@ async def test_a_claim_past_its_deadline_is_taken_over_and_its_late_outcome_is_d
     gate = asyncio.Event()
     stuck = asyncio.create_task(_run(db_pool, key, idempotency.Answer(201, {"n": 1}), gate=gate))
     try:
-        await asyncio.sleep(0.2)
+        await _claimed(db_pool, key)
         # As if the first request had claimed the key longer ago than its deadline
         # plus the margin (a live request has answered by then: this one died).
         await db_pool.execute(

@@ -9,6 +9,7 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
@@ -89,6 +90,7 @@ def _pollers(text: str, queue: str) -> dict[str, float]:
     return found
 
 
+@pytest.mark.slow
 async def test_a_worker_that_stops_is_seen_by_the_system_status_and_the_gauge(
     database_url: str,
     db_pool: asyncpg.Pool,

@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.support.harness import (
@@ -23,6 +24,9 @@ from tests.support.harness import (
     WEBHOOK_SECRETS,
     temporal_address,
 )
+
+pytestmark = pytest.mark.slow
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

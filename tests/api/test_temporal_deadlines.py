@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -35,8 +36,12 @@ from tests.support.harness import (
     open_app_client,
     temporal_address,
 )
+from tests.support.polling import eventually
 from tests.support.stack import SandboxControl
 from worker.build import WorkerDependencies, build_worker
+
+pytestmark = pytest.mark.kill
+
 
 # The routes' deadlines in these tests, and what an answer may take beyond them (the
 # idempotency record's write after the deadline, a loaded test machine).
@@ -78,7 +83,10 @@ async def _until_answered(post: Post, seconds: float = 90.0) -> httpx.Response:
         if response.status_code != 503:
             return response
         assert time.monotonic() < deadline, f"still 503 after {seconds} s: {response.text}"
-        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))  # as it asks
+
+
+_CLAIMS = "SELECT count(*) FROM api_idempotency_keys WHERE idempotency_key = $1"
 
 
 class Api:
@@ -122,7 +130,7 @@ class Api:
             "status"
         ) != "active":
             assert time.monotonic() < deadline, f"user {user_id} never became active"
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the poll interval of a wait on a condition
 
 
 @pytest.fixture
@@ -247,7 +255,8 @@ async def test_a_hanging_stripe_call_answers_503_in_time_then_the_same_key_gets_
         async for http in open_app_client(create_app(settings)):
             api = Api(http)
             user_id = await api.active_user()
-            post: Post = getattr(api, operation)(user_id, uuid.uuid4().hex)
+            key = uuid.uuid4().hex
+            post: Post = getattr(api, operation)(user_id, key)
             # Stripe answers this one write only after three deadlines.
             await sandbox.add_fault(
                 path=stripe_path, method="POST", delay_ms=int(DEADLINE * 3000), times=1
@@ -258,7 +267,9 @@ async def test_a_hanging_stripe_call_answers_503_in_time_then_the_same_key_gets_
             # the wait for the first and a wait of its own (which made a 30 s checkout
             # answer after 40-75 s).
             first = asyncio.create_task(_timed(post))
-            await asyncio.sleep(0.5)
+            await eventually(  # the first has claimed the key and runs
+                partial(db_pool.fetchval, _CLAIMS, key), lambda claims: claims == 1, interval=0.02
+            )
             repeated = await _timed(post)
             _assert_503_in_time(await first, operation)
             assert (await first)[0].json()["error"]["code"] == "operation_pending"

@@ -4,8 +4,12 @@ Keeps `bench/` from rotting between benchmark runs (docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.journeys import Hashing, check_invariants, run_journeys
 from bench.stack import BenchStack
+
+pytestmark = pytest.mark.kill
 
 
 async def test_three_journeys_through_the_bench_stack_with_a_worker_kill() -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.checkout.conftest import OpenStack, state_of
 from tests.support.polling import eventually
 from workflows.contracts.checkout import CheckoutStatus, checkout_workflow_id
 from workflows.contracts.common import STRIPE_EVENT_SIGNAL, StripeEventSignal
+
+pytestmark = pytest.mark.slow
+
 
 UNPAID = ("unpaid", "not_started", "not_sent", "pay")
 

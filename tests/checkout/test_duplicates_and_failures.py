@@ -3,10 +3,15 @@ provisioning step with an operator retry (Must show 5)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.checkout.conftest import OpenStack, state_of
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
 from workflows.contracts.checkout import checkout_workflow_id
+
+pytestmark = pytest.mark.slow
+
 
 BILLING_ROWS = "SELECT count(*) FROM billing WHERE user_id = $1"
 WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"

@@ -10,12 +10,19 @@ import subprocess
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+
 from devstack.processes import find_executable
 from tests.checkout.conftest import PASSWORD, OpenStack, link_in, state_of
 from tests.support.harness import ADMIN_KEY, auth
 from tests.support.histories import record_history
+from tests.support.polling import eventually
 from workflows.contracts.checkout import checkout_workflow_id
 from workflows.contracts.subscription import subscription_workflow_id
+
+pytestmark = pytest.mark.slow
+
 
 # The walk SPEC 3.3 allows, in order (states may be skipped between two polls).
 WALK = [
@@ -38,6 +45,25 @@ def _history(address: str, workflow_id: str) -> str:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return result.stdout
+
+
+async def _settled(client: Client, workflow_ids: tuple[str, ...]) -> None:
+    """Wait until each workflow is closed or waits with nothing in progress (no workflow
+    task, activity or child pending): its history then holds all it has done."""
+
+    async def busy() -> list[str]:
+        found: list[str] = []
+        for workflow_id in workflow_ids:
+            description = await client.get_workflow_handle(workflow_id).describe()
+            raw = description.raw_description
+            pending = raw.HasField("pending_workflow_task") or bool(
+                raw.pending_activities or raw.pending_children
+            )
+            if description.status == WorkflowExecutionStatus.RUNNING and pending:
+                found.append(workflow_id)
+        return found
+
+    await eventually(busy, lambda found: not found)
 
 
 async def test_checkout_journey_end_to_end(checkout_stack: OpenStack) -> None:
@@ -140,7 +166,9 @@ async def test_checkout_journey_end_to_end(checkout_stack: OpenStack) -> None:
         assert stored.startswith("$argon2id$")
 
         # Must show 8: no token and no password in the exported histories.
-        await asyncio.sleep(0.5)
+        await _settled(
+            stack.temporal, (checkout_workflow_id(user_id), subscription_workflow_id(user_id))
+        )
         histories = [
             await asyncio.to_thread(_history, stack.temporal.service_client.config.target_host, wf)
             for wf in (checkout_workflow_id(user_id), subscription_workflow_id(user_id))

@@ -4,8 +4,12 @@ reads), and the route is rate-limited per session and per client address."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.checkout.conftest import CheckoutStack, OpenStack
 from workflows.contracts.checkout import CHECKOUT_RETURN_SIGNAL, checkout_workflow_id
+
+pytestmark = pytest.mark.slow
 
 
 async def _return_signals(stack: CheckoutStack, user_id: str) -> int:

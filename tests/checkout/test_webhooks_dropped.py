@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.checkout.conftest import SUCCESS_PAGE, OpenStack, state_of
+
+pytestmark = pytest.mark.slow
 
 
 async def test_reconcile_completes_without_webhooks(checkout_stack: OpenStack) -> None:

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
@@ -24,6 +25,9 @@ from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts.checkout import CheckoutStatus, checkout_workflow_id
+
+pytestmark = pytest.mark.slow
+
 
 # Stripe's `incomplete` → `incomplete_expired` after 23 h without a paid first invoice.
 PAST_INCOMPLETE_EXPIRY = 23 * 3600 + 120

@@ -10,11 +10,14 @@ from __future__ import annotations
 import signal
 
 import asyncpg
+import pytest
 
 from devstack.processes import ChildProcess
 from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
 from tests.support.polling import eventually
 from worker.main import EXIT_STOP_FORCED, LOCAL_STEP_MARGIN
+
+pytestmark = pytest.mark.kill
 
 
 async def _hold(gate: asyncpg.Connection, user_id: str) -> None:

@@ -86,6 +86,7 @@ async def limited(stack: Stack, db_pool: asyncpg.Pool) -> AsyncIterator[Served]:
         yield served
 
 
+@pytest.mark.slow
 async def test_a_thousand_opens_of_one_link_cost_one_account_link(
     unlimited: Served, temporal_client: Client
 ) -> None:
@@ -119,6 +120,7 @@ async def test_a_thousand_opens_of_one_link_cost_one_account_link(
     assert (runs, events) == (runs_before, events_before), figures
 
 
+@pytest.mark.slow
 async def test_token_routes_answer_429_past_their_minute(
     limited: Served, temporal_client: Client
 ) -> None:
@@ -157,6 +159,7 @@ async def test_token_routes_answer_429_past_their_minute(
     assert refresh[:limit] == [400] * limit and refresh[limit] == 429
 
 
+@pytest.mark.slow
 async def test_a_completed_onboardings_state_starts_no_run(
     limited: Served, temporal_client: Client
 ) -> None:

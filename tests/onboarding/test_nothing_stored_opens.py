@@ -11,11 +11,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import pytest
 
 from onramp import tokens
 from tests.checkout import conftest as checkout_fixtures
 from tests.checkout.conftest import CheckoutStack, OpenStack, link_in
 from tests.support.harness import TOKEN_SECRET, auth
+
+pytestmark = pytest.mark.slow
+
 
 PASSWORD = "correct horse battery staple 7"
 

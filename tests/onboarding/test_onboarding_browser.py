@@ -13,6 +13,8 @@ from playwright.async_api import Browser
 from tests.onboarding.conftest import Served, serve_onboarding
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 async def served(stack: Stack, db_pool: asyncpg.Pool) -> Any:

@@ -165,6 +165,7 @@ async def test_capabilities_under_review_do_not_complete_onboarding(
     assert [t.status for t in final.tokens] == ["completed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("refusal", "error_type"),
     [

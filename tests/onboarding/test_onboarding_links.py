@@ -42,6 +42,7 @@ async def _accounts(served: Served, email: str) -> list[Any]:
     return await served.stack.live_accounts_for(email)
 
 
+@pytest.mark.slow
 async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Served) -> None:
     user_id, email = await served.signup()
     issued = await served.issue(user_id)
@@ -72,6 +73,7 @@ async def test_stripe_outage_answers_502_and_keeps_the_token_pending(served: Ser
     assert issued["token"] not in json.dumps({k: str(v) for k, v in dict(row).items()})
 
 
+@pytest.mark.slow
 async def test_full_journey_completes_from_account_updated(
     served: Served, temporal_client: Client
 ) -> None:
@@ -109,6 +111,7 @@ async def test_full_journey_completes_from_account_updated(
     await record_history(temporal_client, onboarding_workflow_id(user_id), "onboarding_journey")
 
 
+@pytest.mark.slow
 async def test_completion_is_detected_by_polling_without_webhooks(
     stack: Stack, db_pool: asyncpg.Pool
 ) -> None:
@@ -181,6 +184,7 @@ async def _previous_statuses(client: Client, user_id: str) -> list[str]:
     return [result for name, result in executions if name == "mark_onboarding_token_in_progress"]
 
 
+@pytest.mark.slow
 async def test_reopening_reuses_the_fresh_link_and_refresh_makes_a_new_one(
     served: Served,
 ) -> None:
@@ -227,6 +231,7 @@ def _state_of(served: Served, row: asyncpg.Record) -> str:
     return tokens.derive_token(secret, tokens.CONNECT_STATE, str(row["id"]))
 
 
+@pytest.mark.slow
 async def test_account_updated_after_completion_updates_the_flags(served: Served) -> None:
     user_id, _ = await served.signup()
     issued = await served.issue(user_id)
@@ -276,6 +281,7 @@ async def test_api_refuses_unknown_and_signing_up_users(served: Served) -> None:
     assert refused.status_code == 409
 
 
+@pytest.mark.slow
 async def test_a_new_token_revokes_the_unused_one(served: Served) -> None:
     user_id, _ = await served.signup()
     first = await served.issue(user_id)

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from onramp import passwords
+from tests.support.polling import until
 
 
 def _hash_metric(suffix: str) -> float:
@@ -59,7 +60,8 @@ async def test_at_most_hashing_threads_hashes_at_once() -> None:
 
     loop = asyncio.get_running_loop()
     tasks = [loop.run_in_executor(passwords._hashing, occupy) for _ in range(5)]
-    await asyncio.sleep(0.3)
+    await until(lambda: running >= passwords.HASHING_THREADS, what="the pool to fill")
+    await asyncio.sleep(0.1)  # time for a thread beyond the limit to start, were there one
     release.set()
     await asyncio.gather(*tasks)
     assert most == passwords.HASHING_THREADS

@@ -29,7 +29,7 @@ def wait_for(check: Callable[[], T | None], timeout: float = 10.0, what: str = "
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # the poll interval of a wait on a condition
 
 
 @dataclass

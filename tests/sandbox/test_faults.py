@@ -42,6 +42,7 @@ def test_a_share_of_requests_fails_and_changes_nothing(
     client.v1.customers.create(params={"email": "after@example.com"})
 
 
+@pytest.mark.slow
 def test_stripe_retries_recover_every_request(sandbox_url: str, ctl: httpx.Client) -> None:
     # A seeded fault makes the sequence of failures the same on every run.
     ctl.post("/faults", json={"path": "^/v1/customers$", "rate": 0.3, "status": 500, "seed": 7})
@@ -77,6 +78,7 @@ def test_plain_rate_limit_is_not_retried(sandbox_url: str, ctl: httpx.Client) ->
     assert [r["status"] for r in _requests(ctl, "/v1/customers")] == [429]
 
 
+@pytest.mark.slow
 def test_lock_timeout_is_retried_by_stripe(sandbox_url: str, ctl: httpx.Client) -> None:
     ctl.post(
         "/faults", json={"path": "^/v1/customers$", "status": 429, "lock_timeout": True, "times": 2}

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import stripe
 from playwright.async_api import Browser
 
 from tests.sandbox.helpers import Receiver, make_price
+
+pytestmark = pytest.mark.browser
 
 
 async def test_checkout_page_pays_and_redirects(

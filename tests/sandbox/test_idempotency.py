@@ -102,6 +102,7 @@ def test_errors_after_execution_began_are_replayed(
     assert two.headers["Idempotent-Replayed"] == "true"
 
 
+@pytest.mark.slow
 def test_in_flight_key_gets_409_with_retry_hint(
     api: httpx.Client, ctl: httpx.Client, sandbox_url: str
 ) -> None:

@@ -70,6 +70,7 @@ def test_limits_are_per_api_key_and_not_retried_by_stripe(
     assert ctl.get("/stats").json()["rate_limited"] == {"global-rate": 1}
 
 
+@pytest.mark.slow
 def test_a_limited_request_is_not_saved_under_its_key(
     sandbox_url: str, api: httpx.Client, ctl: httpx.Client
 ) -> None:
@@ -133,6 +134,7 @@ def test_pacer_schedule_allows_a_small_burst_then_spaces_requests() -> None:
     assert all(0.05 < step < 0.15 for step in steps), steps
 
 
+@pytest.mark.slow
 async def test_onramp_client_keeps_a_concurrent_burst_under_the_limit(sandbox_url: str) -> None:
     client = build_stripe_client(_key(), sandbox_url, max_network_retries=0)
     created = await asyncio.gather(

@@ -190,6 +190,7 @@ def test_hosted_page_authenticates(client: stripe.StripeClient, ctl: httpx.Clien
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
 
 
+@pytest.mark.browser
 async def test_hosted_page_in_chromium_authenticates_or_fails(
     browser: Browser,
     client: stripe.StripeClient,

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 import stripe
 
 from tests.sandbox.helpers import API_KEY, advance, make_customer, make_price, wait_for
 from tests.support.sandbox_process import sandbox_process
+
+pytestmark = pytest.mark.slow
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:

@@ -51,8 +51,14 @@ def test_failed_deliveries_are_retried(
         if d.event["id"] == event["id"]
     ]
     assert attempts == [500, 500, 200]
-    log = ctl.get("/webhooks/deliveries").json()["data"]
-    mine = [(d["attempt"], d["status"], d["outcome"]) for d in log if d["event"] == event["id"]]
+
+    def logged() -> list[tuple[int, int, str]] | None:
+        # The sandbox logs an attempt once it has read the answer: after the receiver saw it.
+        log = ctl.get("/webhooks/deliveries").json()["data"]
+        mine = [(d["attempt"], d["status"], d["outcome"]) for d in log if d["event"] == event["id"]]
+        return mine if len(mine) == 3 else None
+
+    mine = wait_for(logged, what="the third attempt in the delivery log")
     assert mine == [(1, 500, "failed"), (2, 500, "failed"), (3, 200, "succeeded")]
     wait_for(
         lambda: client.v1.events.retrieve(event["id"]).pending_webhooks == 0,

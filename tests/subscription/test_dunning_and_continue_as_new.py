@@ -49,7 +49,7 @@ async def _until(
             state = await _state(handle)
             if accept(state):
                 return state
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the poll interval of a wait on a condition
 
 
 @contextlib.asynccontextmanager

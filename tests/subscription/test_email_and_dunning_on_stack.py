@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 
 from activities.email import EmailActivities, message_id_for
@@ -26,6 +27,7 @@ def _mail_for(sink: MailSink, address: str) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow
 async def test_payment_failure_starts_grace_and_emails(
     billing_stack: BillingStack, db_pool: asyncpg.Pool
 ) -> None:

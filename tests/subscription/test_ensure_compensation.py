@@ -47,6 +47,7 @@ def activity_overrides(failing_save: FailFirstSave) -> list[Callable[..., Any]]:
     return [failing_save.save_stripe_customer_id]
 
 
+@pytest.mark.slow
 async def test_failed_save_deletes_the_customer_and_retry_makes_one(
     billing_stack: BillingStack, failing_save: FailFirstSave, db_pool: asyncpg.Pool
 ) -> None:

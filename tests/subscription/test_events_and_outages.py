@@ -16,6 +16,8 @@ from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.polling import eventually
 from workflows.contracts.subscription import SubscriptionState, subscription_workflow_id
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def worker_overrides() -> dict[str, Any]:

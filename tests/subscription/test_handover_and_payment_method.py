@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import pytest
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
@@ -63,6 +64,7 @@ async def test_checkout_handover_records_the_subscription_and_tier(
     assert user_tier == "enterprise"
 
 
+@pytest.mark.slow
 async def test_payment_method_route(billing_stack: BillingStack) -> None:
     stack = billing_stack
     user_id = await stack.signup()

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import ADMIN_KEY, auth
@@ -51,6 +52,7 @@ async def _subscription_writes(stack: BillingStack, subscription_id: str | None)
     ]
 
 
+@pytest.mark.slow
 async def test_subscription_journey_over_http(
     billing_stack: BillingStack, db_pool: asyncpg.Pool
 ) -> None:

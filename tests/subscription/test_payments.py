@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from playwright.async_api import Browser
 
 from tests.subscription.conftest import BillingStack
@@ -98,6 +99,7 @@ async def test_free_user_without_a_card_is_sent_to_checkout(billing_stack: Billi
     assert (await stack.subscription(user_id))["tier"] == "free"
 
 
+@pytest.mark.slow
 async def test_paid_user_changes_price_on_the_subscriptions_own_card(
     billing_stack: BillingStack,
 ) -> None:
@@ -117,6 +119,7 @@ async def test_paid_user_changes_price_on_the_subscriptions_own_card(
     assert [u["idempotency_key"].rsplit("/", 1)[-1] for u in updates] == ["change_price"]
 
 
+@pytest.mark.browser
 async def test_upgrade_needing_authentication_completed_in_the_browser(
     billing_stack: BillingStack, browser: Browser
 ) -> None:
@@ -146,6 +149,7 @@ async def test_upgrade_needing_authentication_completed_in_the_browser(
     assert len(await _live_subscriptions(stack, done["stripe_customer_id"])) == 1
 
 
+@pytest.mark.browser
 async def test_failed_authentication_keeps_the_old_tier_and_one_subscription(
     billing_stack: BillingStack, browser: Browser, db_pool: asyncpg.Pool
 ) -> None:
@@ -186,6 +190,7 @@ async def test_failed_authentication_keeps_the_old_tier_and_one_subscription(
     ]
 
 
+@pytest.mark.slow
 async def test_price_change_declined_keeps_the_old_plan(billing_stack: BillingStack) -> None:
     stack = billing_stack
     user_id, pro = await _pro_then_paying_with(stack, DECLINING_CARD)
@@ -203,6 +208,7 @@ async def test_price_change_declined_keeps_the_old_plan(billing_stack: BillingSt
     assert at_stripe.status == "active"
 
 
+@pytest.mark.slow
 async def test_price_change_needing_authentication_applies_once_authenticated(
     billing_stack: BillingStack,
 ) -> None:
@@ -245,6 +251,7 @@ async def _checkout(stack: BillingStack, user_id: str) -> Any:
     return response
 
 
+@pytest.mark.slow
 async def test_checkout_then_api_upgrade_end_with_one_subscription(
     billing_stack: BillingStack,
 ) -> None:
@@ -265,6 +272,7 @@ async def test_checkout_then_api_upgrade_end_with_one_subscription(
     assert len(await _live_subscriptions(stack, body["stripe_customer_id"])) == 1
 
 
+@pytest.mark.slow
 async def test_api_upgrade_then_checkout_and_a_second_subscription_end_with_one(
     billing_stack: BillingStack,
 ) -> None:
@@ -299,6 +307,7 @@ async def test_api_upgrade_then_checkout_and_a_second_subscription_end_with_one(
     assert (await stack.stripe.v1.subscriptions.retrieve_async(second.id)).status == "canceled"
 
 
+@pytest.mark.slow
 async def test_renewal_needing_authentication_waits_for_the_customer(
     billing_stack: BillingStack,
 ) -> None:

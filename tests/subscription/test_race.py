@@ -13,10 +13,14 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from tests.subscription.conftest import BillingStack
 from tests.support.harness import auth
 from tests.support.polling import eventually
+
+pytestmark = pytest.mark.slow
+
 
 USERS = 20
 

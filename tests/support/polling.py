@@ -26,3 +26,19 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {seconds} s; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+async def until(
+    condition: Callable[[], bool],
+    *,
+    what: str,
+    seconds: float = 30.0,
+    interval: float = 0.02,
+) -> None:
+    """Wait until the synchronous `condition` holds (state of this process: threads,
+    tasks, pools); fail naming `what` at the deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -52,7 +52,7 @@ class OwnTemporal:
                 return client
             except Exception as error:  # not up yet: keep polling until the deadline
                 last = error
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # the poll interval of a wait on a condition
         raise RuntimeError(f"temporal did not answer on {self.address} within {within} s: {last}")
 
     async def stop(self) -> None:

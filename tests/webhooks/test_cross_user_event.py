@@ -25,6 +25,9 @@ from tests.subscription.conftest import BillingStack
 from tests.support.harness import WEBHOOK_SECRETS, auth
 from tests.support.polling import eventually
 
+pytestmark = pytest.mark.slow
+
+
 # The platform collected this card (a test card: only tests may name one).
 CARD = "pm_card_visa"
 MISMATCH = "STRIPE_OWNERSHIP_MISMATCH"

@@ -241,6 +241,7 @@ async def test_an_event_without_a_customer_is_orphaned_not_matched_to_null(
     assert row["status"] == "orphaned" and row["user_id"] is None
 
 
+@pytest.mark.slow
 async def test_an_event_for_a_checkout_that_ended_is_orphaned(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool, receivers: Client, task_queue: str
 ) -> None:
@@ -274,6 +275,7 @@ async def test_an_event_for_a_checkout_that_ended_is_orphaned(
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 
+@pytest.mark.slow
 async def test_a_checkout_event_without_a_known_user_is_orphaned(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool
 ) -> None:
@@ -287,6 +289,7 @@ async def test_a_checkout_event_without_a_known_user_is_orphaned(
         assert (await _settled(db_pool, event_id_of(body)))["status"] == "orphaned"
 
 
+@pytest.mark.slow
 async def test_account_updated_reaches_onboarding_by_signal_with_start(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool, receivers: Client
 ) -> None:
@@ -348,6 +351,7 @@ async def test_a_live_event_at_a_test_mode_service_is_ignored_loudly(
 # --- duplicates ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_same_event_five_times_has_one_row_and_one_effect(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool, receivers: Client
 ) -> None:
@@ -389,6 +393,7 @@ async def test_the_same_event_five_times_has_one_row_and_one_effect(
     assert await _signals(receivers, workflow_id) == 2  # not just deduplicated: sent once
 
 
+@pytest.mark.slow
 async def test_a_stored_pending_event_is_dispatched_without_a_redelivery(
     http: httpx.AsyncClient, db_pool: asyncpg.Pool, receivers: Client
 ) -> None:

@@ -28,6 +28,9 @@ from tests.support.api_server import serve_app
 from tests.support.polling import eventually
 from tests.webhooks.own_temporal import OwnTemporal
 
+pytestmark = pytest.mark.slow
+
+
 PATH = "/v1/webhooks/stripe"
 SECRET = WEBHOOK_SECRETS[0]
 RPC_TIMEOUT = 1.5
@@ -219,5 +222,5 @@ async def _wait_applied(
                 raise
         if applied == expected:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the poll interval of a wait on a condition
     raise AssertionError(f"{workflow_id} applied {applied}, expected {expected}")

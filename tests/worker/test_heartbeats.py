@@ -20,12 +20,16 @@ from temporalio.worker import Interceptor, Worker
 
 from worker.heartbeats import HeartbeatInterceptor
 
+pytestmark = pytest.mark.slow
+
+
 HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 
 
 @activity.defn
 async def slow_call() -> int:
     """Stands for a Stripe write or the hand-over: awaits, never heartbeats itself."""
+    # A sleep by design: the call outlasts the heartbeat timeout without heartbeating.
     await asyncio.sleep(HEARTBEAT_TIMEOUT.total_seconds() * 3)
     return activity.info().attempt
 

@@ -15,6 +15,9 @@ import stripe
 
 from tests.support.sandbox_process import sandbox_process
 
+pytestmark = pytest.mark.slow
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk_test_onramp_stripe_check"
 ROWS = [

@@ -146,6 +146,7 @@ async def test_permanent_failure_compensates_and_signup_can_be_retried(
     assert len((await stack.stripe.v1.customers.list_async({"email": email})).data) == 1
 
 
+@pytest.mark.slow
 async def test_transient_faults_only_delay_fifty_signups(stack: Stack) -> None:
     await stack.sandbox.add_fault(path="^/v1/", rate=0.15, status=500)
     await stack.sandbox.add_fault(path="^/v1/", rate=0.15, status=429)

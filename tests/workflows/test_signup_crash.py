@@ -21,6 +21,7 @@ from devstack import supervisor
 from devstack.processes import ChildProcess
 from tests.support.ensure_probe import EnsureCustomerProbe
 from tests.support.harness import worker_process_env
+from tests.support.polling import eventually
 from tests.support.stack import Stack
 from workflows.contracts.signup import (
     SIGNUP_WORKFLOW,
@@ -28,6 +29,9 @@ from workflows.contracts.signup import (
     SignupResult,
     signup_workflow_id,
 )
+
+pytestmark = pytest.mark.kill
+
 
 _HOLD_SAVE = """
 CREATE OR REPLACE FUNCTION onramp_test_hold_customer_save() RETURNS trigger AS $$
@@ -61,6 +65,24 @@ async def _release(gate: asyncpg.Connection, user_id: str) -> None:
     await gate.execute("SELECT pg_advisory_unlock(hashtext($1))", f"onramp-test-save-{user_id}")
 
 
+# Sessions held by the gate: waiting on its lock, or on the row of a save that is (a
+# BEFORE UPDATE trigger runs with the row already locked).
+_HELD_BY_GATE = """
+WITH waiting AS (SELECT pid, pg_blocking_pids(pid) AS behind FROM pg_stat_activity)
+SELECT count(*) FROM waiting w
+WHERE $1 = ANY(w.behind)
+   OR EXISTS (SELECT 1 FROM waiting v WHERE v.pid = ANY(w.behind) AND $1 = ANY(v.behind))
+"""
+
+
+async def _saves_waiting(db_pool: asyncpg.Pool, gate: asyncpg.Connection, count: int) -> None:
+    """Wait until `count` saves are held by the gate."""
+    await eventually(
+        lambda: db_pool.fetchval(_HELD_BY_GATE, gate.get_server_pid()),
+        lambda held: held >= count,
+    )
+
+
 @pytest.fixture
 def worker_process(database_url: str, stack: Stack) -> Iterator[Any]:
     """Start real `python -m worker` processes on a task queue; all are killed after."""
@@ -90,7 +112,7 @@ async def _wait_for_customer(stack: Stack, email: str, seconds: float = 30) -> s
         if found.data:
             customer_id: str = found.data[0].id
             return customer_id
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the poll interval of a wait on a condition
     raise AssertionError(f"no customer was created for {email}")
 
 
@@ -120,7 +142,7 @@ async def test_worker_killed_after_create_before_save(
         result_type=SignupResult,
     )
     customer_id = await _wait_for_customer(stack, email)
-    await asyncio.sleep(0.5)  # the save is now waiting on the gate
+    await _saves_waiting(db_pool, save_gate, 1)  # the save is now waiting on the gate
     assert await _saved_customer(db_pool, user_id) is None
     first_worker.kill()
     await _release(save_gate, user_id)
@@ -159,7 +181,7 @@ async def test_two_callers_of_ensure_leave_one_customer(
         id=f"probe-{user_id}",
         task_queue=stack.task_queue,  # served by the in-process worker of the stack
     )
-    await asyncio.sleep(1.0)  # both saves are waiting on the gate
+    await _saves_waiting(db_pool, save_gate, 2)  # both saves are waiting on the gate
     first_worker.kill()
     await _release(save_gate, user_id)
     ensured = await asyncio.wait_for(probe.result(), timeout=60)

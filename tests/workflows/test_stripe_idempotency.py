@@ -77,6 +77,7 @@ async def test_saved_500_on_create_is_reread_and_one_customer_remains(
         assert reread < second
 
 
+@pytest.mark.slow
 async def test_in_flight_create_is_retried_under_the_same_key(
     stack: Stack, temporal_client: Client
 ) -> None:
@@ -112,6 +113,7 @@ async def test_in_flight_create_is_retried_under_the_same_key(
     assert (200, True) in answers  # the retried caller got its result replayed
 
 
+@pytest.mark.slow
 async def test_delete_that_failed_after_deleting_counts_as_done(stack: Stack) -> None:
     customer = await stack.stripe.v1.customers.create_async({"email": _email()})
     await stack.sandbox.add_fault(
