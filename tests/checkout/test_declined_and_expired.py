@@ -1,4 +1,4 @@
-"""Declined card and expired session (issue 16, Must show 6)."""
+"""Declined card and expired session."""
 
 from __future__ import annotations
 

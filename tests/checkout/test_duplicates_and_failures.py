@@ -1,5 +1,5 @@
-"""Duplicated, shuffled events (issue 16, Must show 3) and a permanently failing
-provisioning step with an operator retry (Must show 5)."""
+"""Duplicated, shuffled events and a permanently failing
+provisioning step with an operator retry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Checkout end to end over HTTP (issue 16, Must show 1 and 8): signup → checkout → pay
+"""Checkout end to end over HTTP: signup → checkout → pay
 → the setup status walks to `set_password` → the welcome email's link works →
 `go_to_dashboard`; the exported workflow histories hold neither token nor password."""
 
@@ -24,7 +24,7 @@ from workflows.contracts.subscription import subscription_workflow_id
 pytestmark = pytest.mark.slow
 
 
-# The walk SPEC 3.3 allows, in order (states may be skipped between two polls).
+# The walk the status contract allows, in order (states may be skipped between two polls).
 WALK = [
     ("unpaid", "not_started", "not_sent", "pay"),
     ("confirming", "not_started", "not_sent", "wait_provisioning"),
@@ -165,7 +165,7 @@ async def test_checkout_journey_end_to_end(checkout_stack: OpenStack) -> None:
         )
         assert stored.startswith("$argon2id$")
 
-        # Must show 8: no token and no password in the exported histories.
+        # No token and no password in the exported histories.
         await _settled(
             stack.temporal, (checkout_workflow_id(user_id), subscription_workflow_id(user_id))
         )

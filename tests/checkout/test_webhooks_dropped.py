@@ -1,4 +1,4 @@
-"""No webhook ever arrives (issue 16, Must show 2): the checkout still completes, by its
+"""No webhook ever arrives: the checkout still completes, by its
 own re-read after the reconcile interval, and at once when the user's browser comes
 back through the session's `success_url`."""
 

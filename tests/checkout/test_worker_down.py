@@ -1,4 +1,4 @@
-"""Provisioning interrupted by the worker (issue 16, Must show 7 and 4).
+"""Provisioning interrupted by the worker.
 
 A trigger holds the workspace insert of the test's user while the test holds an
 advisory lock, so the worker is stopped (SIGTERM) or SIGKILLed exactly during

@@ -1,4 +1,4 @@
-"""Nothing stored opens anything (SPEC 10): after full journeys — signup, an onboarding
+"""Nothing stored opens anything: after full journeys — signup, an onboarding
 link opened (and Stripe's refresh), checkout paid, password set — every value of every
 table is read back (text, json and bytea alike) and holds no onboarding token, no
 Connect state, no account link, no set-password token and no password.

@@ -1,6 +1,6 @@
 """The full journey in a real headless Chromium (Debian's /usr/bin/chromium): the
 service's link → Stripe's (sandbox's) hosted page → click → back on the service's
-return URL → `account.updated` → completed (issue 17, item 2)."""
+return URL → `account.updated` → completed."""
 
 from __future__ import annotations
 

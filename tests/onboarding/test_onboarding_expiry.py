@@ -1,4 +1,4 @@
-"""Token expiry by workflow timer, on the time-skipping server (issue 17, item 5).
+"""Token expiry by workflow timer, on the time-skipping server.
 
 An unused token becomes `expired` when its lifetime ends, the run then ends (no token
 open, handlers finished), and the service's link answers 410.

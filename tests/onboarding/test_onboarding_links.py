@@ -1,4 +1,4 @@
-"""Connect onboarding against real services (issue 17, SPEC 3.2).
+"""Connect onboarding against real services.
 
 The API is served over HTTP; the worker runs the real workflows and activities; the
 sandbox speaks Stripe's API, fails on request, and sends signed Connect webhooks.

@@ -1,4 +1,4 @@
-"""The invoice mirror never changes owner (SPEC 10 "Ownership"): an upsert of an invoice
+"""The invoice mirror never changes owner: an upsert of an invoice
 already mirrored for another user writes nothing and says so."""
 
 from __future__ import annotations

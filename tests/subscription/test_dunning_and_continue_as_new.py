@@ -1,4 +1,4 @@
-"""Issue 15, must-show 4 and 6, on the time-skipping server with the real workflow and
+"""Dunning and continue-as-new on the time-skipping server with the real workflow and
 same-named fake activities: grace periods measured in days, continue-as-new."""
 
 from __future__ import annotations

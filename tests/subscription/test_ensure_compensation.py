@@ -1,4 +1,4 @@
-"""Issue 15, must-show 5: the upgrade's shared ensure step compensates a failed save.
+"""The upgrade's shared ensure step compensates a failed save.
 
 Saving the new customer id fails once, permanently (a same-named activity that refuses
 the first call): the customer just created is deleted in the sandbox and the

@@ -1,4 +1,4 @@
-"""Issue 28, must-show 6 and 7 (subscription side), over HTTP on a running stack:
+"""Events and Stripe outages (subscription side), over HTTP on a running stack:
 every event under `invoice.*`/`customer.subscription.*` is safe, and a Stripe outage
 never drops an event — a dashboard-made plan change applies on its own once Stripe
 answers again."""

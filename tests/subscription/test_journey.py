@@ -1,4 +1,4 @@
-"""Issue 15, must-show 1, 2 and 7: the subscription journey over HTTP on a running stack.
+"""The subscription journey over HTTP on a running stack.
 
 The API is served over real HTTP and registered at the sandbox as a webhook endpoint,
 so `customer.subscription.deleted` at the period end reaches `subscription-<user>`
@@ -212,7 +212,7 @@ async def test_unknown_and_signing_up_users(billing_stack: BillingStack) -> None
 async def test_retried_upgrade_with_same_key_is_one_change(
     billing_stack: BillingStack,
 ) -> None:
-    """Must-show 7: same Idempotency-Key → the first answer, one Stripe change."""
+    """Same Idempotency-Key → the first answer, one Stripe change."""
     stack = billing_stack
     user_id = await stack.signup()
     headers = {**auth(), "Idempotency-Key": f"upgrade-{uuid.uuid4()}"}
@@ -240,7 +240,7 @@ async def test_retried_upgrade_with_same_key_is_one_change(
 
 
 async def test_tier_sync_is_blocking(billing_stack: BillingStack, db_pool: asyncpg.Pool) -> None:
-    """Must-show 2: the users.tier write fails → the change fails as a whole."""
+    """The users.tier write fails → the change fails as a whole."""
     stack = billing_stack
     user_id = await stack.signup()
     function = f"refuse_tier_{uuid.uuid4().hex[:8]}"

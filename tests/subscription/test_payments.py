@@ -1,4 +1,4 @@
-"""Issue 28, must-show 2, 3 and 6 (subscription side), end to end over HTTP: payments as
+"""Payments (subscription side), end to end over HTTP: payments as
 Stripe makes them — no test card in production code, a payment method the platform
 collected or Checkout, 3-D Secure on Stripe's hosted invoice page (driven in a real
 headless Chromium), pending price changes, one billing subscription per user."""

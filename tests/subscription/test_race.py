@@ -1,4 +1,4 @@
-"""Issue 15, must-show 3: an upgrade and a burst of shuffled, duplicated subscription
+"""An upgrade and a burst of shuffled, duplicated subscription
 events for the same user at the same moment end in the state Stripe holds, with the
 billing row and users.tier equal — for 20 users at once.
 

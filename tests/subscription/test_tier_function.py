@@ -1,4 +1,4 @@
-"""The tier as one pure function of the re-read subscription and local state (SPEC 3.4)."""
+"""The tier as one pure function of the re-read subscription and local state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A test workflow that is a second caller of the shared ensure step (SPEC 3.0).
+"""A test workflow that is a second caller of the shared ensure step.
 
 Checkout and upgrade call `ensure_stripe_customer` in later issues; until then this
 probe stands in for "another workflow ensures the same user's customer".

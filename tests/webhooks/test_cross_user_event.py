@@ -1,4 +1,4 @@
-"""Ownership on every re-read (SPEC 10), through the real ingress.
+"""Ownership on every re-read, through the real ingress.
 
 Bob and Carol each pay for `pro`. A validly signed `invoice.paid` names Bob's invoice
 and Carol's customer: the router sends it to `subscription-<carol>`, which re-reads the

@@ -1,5 +1,5 @@
 """POST /v1/webhooks/stripe against a running API: verify, store, answer, then the
-API's inbox dispatcher routes and dispatches (SPEC 4, 10)."""
+API's inbox dispatcher routes and dispatches."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Signup against real services: the sandbox, embedded Postgres, the Temporal dev server.
 
-SPEC 3.1 / issue 14: profile → customer → account in order or not at all; a crash
+Profile → customer → account in order or not at all; a crash
 between "customer created" and "id saved" leaves one customer; a permanent failure
 leaves nothing behind; transient faults only delay; a client retry is one signup.
 """

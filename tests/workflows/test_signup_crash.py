@@ -1,4 +1,4 @@
-"""A worker killed between "Stripe customer created" and "id saved" (issue 14, 2 and 5).
+"""A worker killed between "Stripe customer created" and "id saved".
 
 A test-only trigger makes saving the customer id wait on an advisory lock that the test
 holds, so the kill lands exactly in that window. Real worker processes (`python -m
