@@ -8,7 +8,6 @@ from __future__ import annotations
 
 DUPLICATE_EMAIL = "DuplicateEmail"
 USER_NOT_FOUND = "UserNotFound"
-USER_NOT_ACTIVE = "UserNotActive"
 STRIPE_CARD_ERROR = "StripeCardError"
 STRIPE_INVALID_REQUEST = "StripeInvalidRequest"
 STRIPE_AUTHENTICATION = "StripeAuthentication"
@@ -53,7 +52,6 @@ EMAIL_REFUSED = "EmailRefused"
 NON_RETRYABLE = [
     DUPLICATE_EMAIL,
     USER_NOT_FOUND,
-    USER_NOT_ACTIVE,
     STRIPE_CARD_ERROR,
     STRIPE_INVALID_REQUEST,
     STRIPE_AUTHENTICATION,
