@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test test-fast lint pytest install-dev install-embedded chromium clean
+.PHONY: dev test test-fast lint pytest install-dev install-embedded chromium axe clean
 
 dev: install-embedded
 	$(BIN)/onramp dev
@@ -20,7 +20,7 @@ lint: install-dev
 	$(BIN)/mypy --strict .
 	$(BIN)/lint-imports --no-cache
 
-pytest: install-dev chromium
+pytest: install-dev chromium axe
 	$(BIN)/pytest
 
 # No lint, no browser, no process kills, nothing slow (markers in pyproject.toml).
@@ -50,5 +50,16 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# axe-core, which the browser tests inject into pages to check accessibility (npm).
+axe: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = "0" ]; then \
+		echo "installing Debian's npm for the accessibility checks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; \
+	fi
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache node_modules test-artifacts

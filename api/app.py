@@ -15,6 +15,7 @@ from api import metrics
 from api.deps import open_pool, temporal_gateway
 from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
+from api.pages.error_pages import error_page
 from api.routes import (
     admin_system,
     admin_tier,
@@ -23,6 +24,7 @@ from api.routes import (
     health,
     onboarding_links,
     portal,
+    static,
     subscriptions,
     users,
 )
@@ -62,7 +64,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, error_page=error_page)
     _add_middleware(app, docs_paths={path for path in (docs_url, redoc_url) if path})
     _include_routers(app, settings)
     return app
@@ -137,6 +139,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         admin_tier.router,
         checkout_routes.router,
         portal.router,
+        static.router,
         admin_workflows.router,
         admin_system.router,
         webhook_ingress.router,

@@ -7,19 +7,23 @@ unexpected is a 500 `internal_error` whose details go to the log, never to the c
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from api.pages.actions import Action
+from api.pages.negotiation import answers_a_person
 from onramp.db import DATABASE_UNAVAILABLE_ERRORS
 from onramp.logging import log_event
 from workflows import errors
@@ -49,6 +53,7 @@ class ApiError(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        actions: Sequence[Action] = (),
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -56,6 +61,8 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.extra = extra or {}
+        # The ways forward a person gets on the error's page (end-user routes only).
+        self.actions = tuple(actions)
 
 
 @dataclass(frozen=True)
@@ -258,12 +265,53 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(WorkflowUpdateFailedError, _workflow_failure)
-    app.add_exception_handler(WorkflowFailureError, _workflow_failure)
-    for unavailable in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(unavailable, _database_unavailable)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+class ErrorPage(Protocol):
+    """Renders an error as a page for a person (api/pages/error_pages.py)."""
+
+    def __call__(
+        self,
+        request: Request,
+        status: int,
+        code: str,
+        message: str,
+        actions: Sequence[Action] = (),
+        headers: dict[str, str] | None = None,
+    ) -> Response: ...
+
+
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def _for_people(handler: Handler, error_page: ErrorPage | None) -> Callable[..., Any]:
+    """The handler's JSON answer, or the same error as a page when a browser opened an
+    end-user route (api/pages/negotiation.py)."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if error_page is None or not answers_a_person(request):
+            return response
+        error = json.loads(bytes(response.body))["error"]
+        return error_page(
+            request,
+            response.status_code,
+            error["code"],
+            error["message"],
+            getattr(exc, "actions", ()),
+            dict(response.headers),
+        )
+
+    return answer
+
+
+def install_error_handlers(app: FastAPI, *, error_page: ErrorPage | None = None) -> None:
+    handlers: list[tuple[type[Exception], Handler]] = [
+        (ApiError, _api_error),
+        (WorkflowUpdateFailedError, _workflow_failure),
+        (WorkflowFailureError, _workflow_failure),
+        *((unavailable, _database_unavailable) for unavailable in DATABASE_UNAVAILABLE_ERRORS),
+        (StarletteHTTPException, _http_error),
+        (RequestValidationError, _validation_error),
+        (Exception, _unexpected_error),
+    ]
+    for kind, handler in handlers:
+        app.add_exception_handler(kind, _for_people(handler, error_page))

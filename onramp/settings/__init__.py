@@ -31,6 +31,7 @@ from onramp.settings.api import (
     WebhookSettings,
 )
 from onramp.settings.shared import (
+    BrandSettings,
     CommonSettings,
     Concern,
     LoggingSettings,
@@ -65,6 +66,7 @@ __all__ = [
     "ApiKey",
     "ApiSettings",
     "BillingSettings",
+    "BrandSettings",
     "CheckoutSessionSettings",
     "CheckoutSettings",
     "CommonSettings",
@@ -107,6 +109,7 @@ CONCERNS: tuple[type[Concern], ...] = (
     StripeClientSettings,
     TokenSettings,
     PublicUrlSettings,
+    BrandSettings,
     EdgeSettings,
     TemporalDeadlineSettings,
     DatabaseDeadlineSettings,

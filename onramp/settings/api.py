@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from onramp.settings.shared import (
+    BrandSettings,
     Concern,
     LoggingSettings,
     PostgresSettings,
@@ -233,6 +234,7 @@ class ApiSettings(
     StripeSettings,
     TokenSettings,
     PublicUrlSettings,
+    BrandSettings,
     EdgeSettings,
     DatabaseDeadlineSettings,
     SignupSettings,

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from onramp.settings.values import (
     HostPort,
+    HttpUrlStr,
     PostgresDsnSecret,
     PublicUrlStr,
     StripeSecretKey,
@@ -108,6 +109,28 @@ class PublicUrlSettings(Concern):
         default="http://127.0.0.1:8000",
         description="base URL end users and Stripe reach the API at: links in emails, "
         "Checkout's success URL, onboarding return URLs (a trailing `/` is dropped)",
+    )
+
+
+class BrandSettings(Concern):
+    """The platform's brand on the pages and emails end users see."""
+
+    platform_name: str = Field(
+        default="onramp",
+        min_length=1,
+        max_length=80,
+        description="the platform's name, shown on every end-user page and email",
+    )
+    brand_color: str = Field(
+        default="#4f46e5",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="the platform's colour (`#rrggbb`) for buttons and links on the pages "
+        "and emails; pick one with a contrast of at least 4.5:1 against white",
+    )
+    dashboard_url: HttpUrlStr | None = Field(
+        default=None,
+        description="where a customer goes once setup is done (the status page's and the "
+        "set-password page's last step; unset: the public URL)",
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from onramp.settings.shared import (
+    BrandSettings,
     Concern,
     LoggingSettings,
     PostgresSettings,
@@ -195,6 +196,7 @@ class WorkerSettings(
     StripeClientSettings,
     TokenSettings,
     PublicUrlSettings,
+    BrandSettings,
     BillingSettings,
     CheckoutSessionSettings,
     EmailSettings,

@@ -124,7 +124,7 @@ class EnsuredStripeObject(BaseModel):
 STRIPE_EVENT_SIGNAL = "stripe_event"
 
 
-EmailTemplate = Literal["payment_failed", "downgraded_after_grace", "welcome"]
+EmailTemplate = Literal["payment_failed", "downgraded_after_grace", "welcome", "set_password_link"]
 
 
 class ReadStripeObjectInput(BaseModel):
