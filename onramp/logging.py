@@ -60,6 +60,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+_TEMPORAL_CONTEXT = frozenset({"temporal_workflow", "temporal_activity"})
+
+
 class ConsoleFormatter(logging.Formatter):
     """`HH:MM:SS LEVEL process EVENT key=value …`: one short line for a person's console.
 
@@ -69,8 +72,16 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = _fields(record)
         event = str(fields.pop("event", record.getMessage()))
-        clock = datetime.fromtimestamp(record.created, UTC).astimezone().strftime("%H:%M:%S")
         process = record.name.split(".", 1)[0]
+        # Temporal's workflow and activity loggers append their whole context to the
+        # message (" ({'attempt': 1, …})") and again as a field; the line already names
+        # the workflow or user it is about, so a person gets neither copy.
+        if _TEMPORAL_CONTEXT & fields.keys():
+            for key in _TEMPORAL_CONTEXT:
+                fields.pop(key, None)
+            event = event.split(" ({", 1)[0]
+            process = "worker"
+        clock = datetime.fromtimestamp(record.created, UTC).astimezone().strftime("%H:%M:%S")
         parts = [clock, f"{record.levelname:<7}", process, event]
         parts += [f"{key}={_console_value(value)}" for key, value in fields.items()]
         line = " ".join(parts)

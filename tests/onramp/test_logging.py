@@ -74,3 +74,22 @@ def test_json_stays_the_default() -> None:
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+def test_a_workflow_line_drops_temporals_appended_context() -> None:
+    context = {"workflow_id": "checkout-u1", "run_id": "r1", "attempt": 1}
+    record = logging.LogRecord(
+        "temporalio.workflow",
+        logging.INFO,
+        __file__,
+        1,
+        f"PROVISIONING_COMPLETED ({context})",
+        None,
+        None,
+    )
+    record.temporal_workflow = context
+    record.user_id = "u1"
+    line = ConsoleFormatter().format(record)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    worker PROVISIONING_COMPLETED user_id=u1", line), (
+        line
+    )
