@@ -26,7 +26,7 @@ from onramp.settings import BrandSettings, EmailSettings, PublicUrlSettings, loa
 DEFAULT_OUT = Path(".onramp") / "email-preview"
 # Only for the sample link: a preview's link is not meant to work.
 _SAMPLE_SECRET = "email-preview-not-a-real-secret-0123456789"  # noqa: S105
-_SAMPLE_TOKEN_ID = "00000000-0000-4000-8000-000000000000"
+_SAMPLE_TOKEN_ID = "00000000-0000-4000-8000-000000000000"  # noqa: S105 - an id
 SAMPLE_RECIPIENT = "customer@example.com"
 
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     templates: tuple[TemplateName, ...] = TEMPLATE_NAMES if args.all else (args.template,)
     for template in templates:
         for path in write_preview(template, args.out, settings):
-            print(path)
+            print(path)  # noqa: T201 - the command's output
 
 
 if __name__ == "__main__":
