@@ -1,6 +1,6 @@
 """Each HTML email opened in Chromium at a phone's width and a desktop's: a screenshot
-of each (`test-artifacts/screenshots/email-<template>.png`, `…-320.png` for the phone), no serious or
-critical axe-core violation, and nothing wider than the screen."""
+of each (`test-artifacts/screenshots/email-<template>.png`, `…-320.png` for the phone),
+no serious or critical axe-core violation, and nothing wider than the screen."""
 
 from __future__ import annotations
 
