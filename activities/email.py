@@ -1,9 +1,11 @@
 """The one email activity: outbox row, stable Message-ID, SMTP.
 
-Dunning (`subscription-<user>`) and the welcome email (`checkout-<user>`) both send
-through `send_email`. The workflow hands over an outbox id (stable across retries), a
-template and ids — never a token, a link or a secret: the welcome email's set-password
-link is derived here from its token id, at the moment it is sent. The row is inserted
+Dunning (`subscription-<user>`), the welcome email (`checkout-<user>`) and a fresh
+set-password link all send through `send_email`. The workflow hands over an outbox id
+(stable across retries), a template and ids — never a token, a link or a secret: a
+set-password link is derived here from its token id, at the moment it is sent. The
+message is multipart (plain text and HTML) rendered by `onramp.emails` with the
+platform's brand, the same renderer `onramp email preview` uses. The row is inserted
 once; a send that already succeeded is not repeated; a retry after a crash between
 "sent" and "marked sent" carries the same `Message-ID`, so the receiver can recognise
 it. A mail server that refuses the message for good (5xx) fails the send as
@@ -13,6 +15,7 @@ it. A mail server that refuses the message for good (5xx) fails the send as
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -22,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.users import existing_user
+from onramp.emails import EmailBrand, EmailFieldMissing, compose, render_email
 from onramp.logging import log_event
 from onramp.passwords import set_password_link
 from onramp.repositories import email_outbox
@@ -31,35 +35,13 @@ from workflows.contracts.common import SendEmailInput
 
 logger = logging.getLogger(__name__)
 
-_SUBJECTS = {
-    "payment_failed": "Your payment failed",
-    "downgraded_after_grace": "Your plan was moved to free",
-    "welcome": "Welcome: set your password",
-}
-_BODIES = {
-    "payment_failed": (
-        "We could not charge your card for your subscription.\n"
-        "Please update your payment method; your plan stays active until {grace_until}.\n"
-    ),
-    "downgraded_after_grace": (
-        "Your payment was not received in time, so your plan is now free.\n"
-        "Paying the open invoice restores your plan.\n"
-    ),
-    "welcome": (
-        "Welcome aboard: your payment is confirmed and your workspace is ready.\n\n"
-        "Choose your password here (the link works once):\n{link}\n"
-    ),
-}
+# The emails that carry a set-password link, derived here from the token id in refs.
+_LINKED_TEMPLATES = frozenset({"welcome", "set_password_link"})
 
 
 def message_id_for(outbox_id: str) -> str:
     """The Message-ID of an outbox row: the same for every attempt."""
     return f"<{outbox_id}@onramp.local>"
-
-
-class _SafeDict(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "(unknown)"
 
 
 class EmailActivities:
@@ -71,8 +53,10 @@ class EmailActivities:
         *,
         token_secret: SecretStr,
         set_password_url: str,
+        brand: EmailBrand | None = None,
     ) -> None:
         self.pool = pool
+        self.brand = brand or EmailBrand()
         self.sender = sender
         self.smtp = SmtpServer.from_url(smtp_url)
         self.token_secret = token_secret
@@ -89,13 +73,7 @@ class EmailActivities:
         )  # fmt: skip
         if row.status == "sent":
             return row.message_id
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = user.email
-        message["Subject"] = _SUBJECTS[request.template]
-        message["Message-ID"] = row.message_id
-        message["X-Onramp-Template"] = request.template
-        message.set_content(_BODIES[request.template].format_map(self._fields(request)))
+        message = self._compose(request, to=user.email, message_id=row.message_id)
         await self._submit(message)
         await email_outbox.mark_outbox_sent(self.pool, request.outbox_id)
         log_event(
@@ -104,13 +82,26 @@ class EmailActivities:
         )  # fmt: skip
         return row.message_id
 
-    def _fields(self, request: SendEmailInput) -> _SafeDict:
-        fields = _SafeDict(request.refs)
-        if request.template == "welcome":
+    def _compose(self, request: SendEmailInput, *, to: str, message_id: str) -> EmailMessage:
+        try:
+            rendered = render_email(
+                request.template, brand=self.brand, fields=self._fields(request)
+            )
+        except EmailFieldMissing as error:
+            # A template asked for a field the workflow did not hand over: no retry
+            # brings it, so the send fails for good instead of mailing a blank.
+            raise ApplicationError(
+                str(error), type=errors.EMAIL_REFUSED, non_retryable=True
+            ) from None
+        return compose(rendered, sender=self.sender, to=to, message_id=message_id)
+
+    def _fields(self, request: SendEmailInput) -> Mapping[str, str]:
+        fields = dict(request.refs)
+        if request.template in _LINKED_TEMPLATES:
             token_id = request.refs.get("token_id")
             if not token_id:
                 raise ApplicationError(
-                    "a welcome email needs the token id of its set-password link",
+                    f"a {request.template} email needs the token id of its set-password link",
                     type=errors.EMAIL_REFUSED,
                     non_retryable=True,
                 )

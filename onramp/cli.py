@@ -5,7 +5,8 @@
 `worker` or the development tooling);
 `migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
 events (it runs `python -m api.webhooks.replay`); `stripe check` exercises onramp's
-Stripe calls against a platform's test-mode account (`python -m worker.stripe_check`).
+Stripe calls against a platform's test-mode account (`python -m worker.stripe_check`);
+`email preview` writes the emails as files (`python -m onramp.emails.preview`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def _cmd_webhooks_replay(args: argparse.Namespace) -> None:
 def _cmd_stripe_check(_: argparse.Namespace) -> None:
     # It runs the worker's activity code, so it runs as a module of `worker`.
     _exec_module("worker.stripe_check")
+
+
+def _cmd_email_preview(args: argparse.Namespace) -> None:
+    _exec_module("onramp.emails.preview", *args.preview_args)
 
 
 def _cmd_migrate(_: argparse.Namespace) -> None:
@@ -125,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run each Stripe flow against test mode (STRIPE_SECRET_KEY=sk_test_…) and clean up",
     ).set_defaults(handler=_cmd_stripe_check)
+    email = commands.add_parser("email", help="the emails onramp sends")
+    email_commands = email.add_subparsers(dest="email_command", required=True)
+    # No options of its own ("+" prefix): every argument, --help included, goes to
+    # `python -m onramp.emails.preview`.
+    preview = email_commands.add_parser(
+        "preview",
+        help="write TEMPLATE (or --all) as .html, .txt and .eml files [--out DIR]",
+        add_help=False,
+        prefix_chars="+",
+    )
+    preview.add_argument("preview_args", nargs=argparse.REMAINDER)
+    preview.set_defaults(handler=_cmd_email_preview)
     return parser
 
 

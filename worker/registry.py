@@ -15,6 +15,7 @@ from activities.stripe_checkout import StripeCheckoutActivities
 from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
 from activities.users import UserActivities
+from onramp.emails import EmailBrand, set_password_base_url
 from workflows.checkout import CheckoutWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.signup import SignupWorkflow
@@ -78,8 +79,10 @@ def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any
         settings.smtp_url,
         settings.email_from,
         token_secret=settings.onramp_token_secret,
-        set_password_url=settings.set_password_url
-        or f"{settings.onramp_public_url.rstrip('/')}/v1/portal/set-password",
+        set_password_url=set_password_base_url(
+            settings.set_password_url, settings.onramp_public_url
+        ),
+        brand=EmailBrand.from_settings(settings),
     )
     return [email.send_email]
 

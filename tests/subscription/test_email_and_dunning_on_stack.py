@@ -5,7 +5,7 @@ email in the sink; paying the invoice → active again."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -54,6 +54,12 @@ async def test_payment_failure_starts_grace_and_emails(
     assert 6.9 < (grace - datetime.now(grace.tzinfo)).total_seconds() / 86400 <= 7
     mail = await eventually(lambda: _async(_mail_for(stack.smtp, email)), bool, seconds=20)
     assert [template for template, _ in mail] == ["payment_failed"]
+    # Multipart: plain text, then the HTML a mail client prefers, both saying until when.
+    (sent,) = [message for message in stack.smtp.messages() if message["To"] == email]
+    parts = {part.get_content_type(): part.get_content() for part in sent.iter_parts()}
+    assert list(parts) == ["text/plain", "text/html"]
+    until = grace.astimezone(UTC)
+    assert all(f"{until.day} {until:%B %Y, %H:%M} UTC" in text for text in parts.values())
     outbox = await db_pool.fetchrow(
         "SELECT id::text, template, refs::text, message_id, status FROM email_outbox "
         "WHERE user_id = $1",
