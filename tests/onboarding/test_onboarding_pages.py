@@ -11,6 +11,7 @@ continues by itself to the request that makes the new link.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urlparse
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, Route
 
 from onramp import requirements, tokens
 from tests.onboarding.conftest import Served, serve_onboarding
@@ -222,9 +223,7 @@ async def test_onboarding_pages_in_chromium(served: Served, browser: Browser) ->
         await screenshot(page, "onboarding-return-due")
         await assert_accessible(page)
 
-        # "Continue with Stripe" goes through the preparing page to a new link.
-        async with page.expect_navigation(url="**/_sandbox/pages/connect/**"):
-            await page.get_by_role("link", name="Continue with Stripe").click()
+        await _continue_through_preparing_page(page)
         async with page.expect_navigation(url=f"{served.base_url}/v1/connect/return**"):
             await page.click("#complete")
         await page.get_by_role("heading", name="Onboarding is complete").wait_for()
@@ -234,6 +233,27 @@ async def test_onboarding_pages_in_chromium(served: Served, browser: Browser) ->
         await _error_pages(page, issued["url"], served.base_url)
     finally:
         await page.close()
+
+
+async def _continue_through_preparing_page(page: Page) -> None:
+    """ "Continue with Stripe" shows the preparing page, whose meta refresh asks for the
+    link by itself. That request is answered 204 here (a browser then stays on the page)
+    to look at the page; its own link then goes on to Stripe's page."""
+    refreshed = asyncio.Event()
+
+    async def no_content(route: Route) -> None:
+        refreshed.set()
+        await route.fulfill(status=204)
+
+    await page.route(lambda url: "go=true" in url, no_content)
+    await page.get_by_role("link", name="Continue with Stripe").click()
+    await asyncio.wait_for(refreshed.wait(), timeout=30)
+    await page.get_by_role("heading", name="Preparing your secure Stripe link…").wait_for()
+    await screenshot(page, "onboarding-preparing")
+    await assert_accessible(page)
+    await page.unroute_all()
+    async with page.expect_navigation(url="**/_sandbox/pages/connect/**"):
+        await page.get_by_role("link", name="Continue to Stripe").click()
 
 
 async def _error_pages(page: Page, used_url: str, base_url: str) -> None:
