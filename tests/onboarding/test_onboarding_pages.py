@@ -211,8 +211,7 @@ async def test_return_page_says_what_is_due_then_complete(served: Served) -> Non
 async def test_onboarding_pages_in_chromium(served: Served, browser: Browser) -> None:
     user_id, _ = await served.signup()
     issued = await served.issue(user_id)
-    # axe-core is injected as an inline script, which the pages' CSP refuses (as it should).
-    page = await browser.new_page(bypass_csp=True)
+    page = await browser.new_page()
     try:
         # To Stripe's (the sandbox's) page, then back without finishing.
         await page.goto(issued["url"])
