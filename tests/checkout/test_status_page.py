@@ -1,0 +1,237 @@
+"""The hosted status page: Stripe's return lands on it (unless the platform set its own
+CHECKOUT_SUCCESS_URL), it moves on with webhooks dropped (the return re-reads) and says
+"being prepared" while the worker is stopped, moving on when a worker is back. Its link
+is a signed view token: an expired or forged one gets a page in a browser and the JSON
+error shape for a program."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from api.app import create_app
+from onramp.settings import ApiSettings
+from onramp.view_tokens import VIEW_TOKEN_TTL_SECONDS, issue_view_token
+from tests.checkout.conftest import CheckoutStack, OpenStack
+from tests.checkout.test_worker_down import _paid_and_blocked_in_workspace_step, _release
+from tests.support.api_server import serve_app
+from tests.support.axe import assert_accessible
+from tests.support.browser import screenshot
+from tests.support.harness import TOKEN_SECRET
+from tests.support.polling import eventually
+from worker.main import EXIT_STOP_FORCED, LOCAL_STEP_MARGIN
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+JSON_ACCEPT = {"Accept": "application/json"}
+HTML_ACCEPT = {"Accept": BROWSER_ACCEPT}
+STATUS_PAGE = "/v1/checkout/status-page"
+# The hosted page is the default: no CHECKOUT_SUCCESS_URL.
+HOSTED = {"checkout_success_url": None, "checkout_return_reread_seconds": 0.0}
+
+
+async def _return(stack: CheckoutStack, session_id: str) -> str:
+    """Stripe's redirect back: 303 to the status page; its view token."""
+    back = await stack.api.get(
+        "/v1/checkout/return", params={"session_id": session_id}, follow_redirects=False
+    )
+    assert back.status_code == 303, back.text
+    location = back.headers["location"]
+    assert location.startswith(f"{STATUS_PAGE}?view="), location
+    return parse_qs(urlsplit(location).query)["view"][0]
+
+
+async def _state(stack: CheckoutStack, view: str) -> dict[str, Any]:
+    answer = await stack.api.get(f"{STATUS_PAGE}/state", params={"view": view})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _page(stack: CheckoutStack, view: str) -> str:
+    answer = await stack.api.get(STATUS_PAGE, params={"view": view}, headers=HTML_ACCEPT)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    return answer.text
+
+
+@pytest.mark.slow
+async def test_status_page_moves_on_with_webhooks_dropped(checkout_stack: OpenStack) -> None:
+    # The reconcile interval is far away and no webhook arrives: only the return re-reads.
+    async with checkout_stack(webhooks=False, reconcile_after=600.0, api_overrides=HOSTED) as s:
+        user_id, address = await s.signup()
+        session_id = (await s.checkout(user_id))["checkout_session_id"]
+
+        # Back before paying (the browser's back button): still confirming.
+        early = await _return(s, session_id)
+        state = await _state(s, early)
+        assert (state["stage"], state["next_action"]) == ("confirming", "pay")
+        assert not state["final"]
+        page = await _page(s, early)
+        assert "Confirming your payment…" in page
+        assert '<meta http-equiv="refresh" content="5">' in page
+        assert 'src="/static/status.js"' in page
+
+        assert (await s.pay(session_id)).status_code == 200
+        view = await _return(s, session_id)
+        moved = await eventually(
+            lambda: _state(s, view), lambda body: body["stage"] == "check_email", seconds=20
+        )
+        assert moved["next_action"] == "set_password"
+        assert [step["state"] for step in moved["steps"]] == ["done", "done", "done", "current"]
+        assert moved["actions"] == [
+            {
+                "label": "Send the email again",
+                "url": "/v1/portal/set-password/resend",
+                "method": "post",
+                "primary": True,
+            }
+        ]
+        # The state names no email address and no secret.
+        assert address not in str(moved) and "@" not in str(moved)
+        page = await _page(s, view)
+        assert "Check your email to set your password" in page
+        assert 'action="/v1/portal/set-password/resend"' in page
+        assert f'name="view" value="{view}"' in page
+        assert 'aria-current="step"' in page
+        # The early link (same session, same user) has moved on too.
+        assert (await _state(s, early))["stage"] == "check_email"
+
+
+async def accessible_at(browser: Browser, url: str) -> None:
+    """axe on the page at `url`, opened beside the page under test: axe is injected as an
+    inline script, which the pages' Content-Security-Policy refuses, so only this page
+    bypasses it (the page under test keeps it, and its script must run under it)."""
+    context = await browser.new_context(bypass_csp=True)
+    try:
+        page = await context.new_page()
+        await page.goto(url)
+        await assert_accessible(page)
+    finally:
+        await context.close()
+
+
+async def _open_page(browser: Browser, url: str) -> Page:
+    page = await browser.new_page()
+    await page.goto(url)
+    await page.evaluate("window.__loaded = true")
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_status_page_says_preparing_while_the_worker_is_stopped(
+    checkout_stack: OpenStack, workspace_gate: asyncpg.Connection, browser: Browser
+) -> None:
+    async with checkout_stack(worker=False, api_overrides=HOSTED) as stack:
+        first, user_id, _ = await _paid_and_blocked_in_workspace_step(stack, workspace_gate)
+        first.signal(signal.SIGTERM)
+        bound = 1 + LOCAL_STEP_MARGIN.total_seconds()
+
+        async def exit_code() -> int | None:
+            return first.exit_code()
+
+        code = await eventually(exit_code, lambda code: code is not None, seconds=bound + 15)
+        assert code == EXIT_STOP_FORCED
+        await _release(workspace_gate, user_id)
+
+        # No worker at all: the page is answered from Postgres and says so.
+        session_id = (await stack.status(user_id))["checkout_session_id"]
+        view = await _return(stack, session_id)
+        state = await _state(stack, view)
+        assert (state["stage"], state["next_action"]) == ("preparing", "wait_provisioning")
+        assert [step["state"] for step in state["steps"]] == ["done", "current", "todo", "todo"]
+        assert "Your workspace is being prepared" in await _page(stack, view)
+        url = f"{stack.api_url}{STATUS_PAGE}?view={view}"
+        page = await _open_page(browser, url)
+        await expect(page.locator("h1")).to_have_text("Your workspace is being prepared")
+        await accessible_at(browser, url)
+        await screenshot(page, "status-preparing-worker-down")
+
+        # A worker again: the same page moves on by itself, without a reload.
+        stack.start_worker_process()
+        moved = await eventually(
+            lambda: _state(stack, view), lambda body: body["stage"] == "check_email", seconds=90
+        )
+        assert moved["next_action"] == "set_password"
+        await expect(page.locator("h1")).to_have_text(
+            "Check your email to set your password", timeout=30_000
+        )
+        assert await page.evaluate("window.__loaded === true")
+        await expect(page.get_by_role("button", name="Send the email again")).to_be_visible()
+        await accessible_at(browser, url)
+        await screenshot(page, "status-check-email")
+        assert "Check your email to set your password" in await _page(stack, view)
+
+
+def _token(settings: ApiSettings, user_id: str, *, issued: float) -> str:
+    return issue_view_token(
+        TOKEN_SECRET,
+        user_id=user_id,
+        session_id="cs_test_0000000000",
+        now=issued,
+        ttl_seconds=VIEW_TOKEN_TTL_SECONDS,
+    )
+
+
+def _bad_links(settings: ApiSettings) -> list[tuple[str, int, str]]:
+    someone = "00000000-0000-4000-8000-000000000000"
+    expired = _token(settings, someone, issued=time.time() - VIEW_TOKEN_TTL_SECONDS - 5)
+    body, _, signature = _token(settings, someone, issued=time.time()).partition(".")
+    forged = f"{body}.{signature[::-1]}"
+    unknown_user = _token(settings, someone, issued=time.time())
+    return [
+        (expired, 410, "view_token_expired"),
+        (forged, 404, "view_token_invalid"),
+        ("not-a-token", 404, "view_token_invalid"),
+        (unknown_user, 404, "view_token_invalid"),
+    ]
+
+
+async def test_expired_and_forged_view_tokens(
+    app_client: httpx.AsyncClient, api_settings: ApiSettings
+) -> None:
+    for view, status, code in _bad_links(api_settings):
+        for path in (STATUS_PAGE, f"{STATUS_PAGE}/state"):
+            as_json = await app_client.get(path, params={"view": view}, headers=JSON_ACCEPT)
+            assert as_json.status_code == status, (path, as_json.text)
+            assert as_json.json()["error"]["code"] == code
+            as_page = await app_client.get(path, params={"view": view}, headers=HTML_ACCEPT)
+            assert as_page.status_code == status, (path, as_page.text)
+            assert as_page.headers["content-type"].startswith("text/html")
+            assert "Back to " in as_page.text
+        if status == 410:
+            assert "This status link has expired" in as_page.text
+
+
+async def test_state_polls_of_one_link_are_rate_limited(
+    app_client: httpx.AsyncClient, api_settings: ApiSettings
+) -> None:
+    view = _token(api_settings, "00000000-0000-4000-8000-000000000001", issued=time.time())
+    answers = [
+        (await app_client.get(f"{STATUS_PAGE}/state", params={"view": view})).status_code
+        for _ in range(95)
+    ]
+    assert answers[:90] == [404] * 90  # an unknown user: counted all the same
+    assert answers[90:] == [429] * 5
+
+
+@pytest.mark.browser
+async def test_expired_and_forged_links_in_a_browser(
+    api_settings: ApiSettings, browser: Browser
+) -> None:
+    async with serve_app(create_app(api_settings)) as base_url:
+        page = await browser.new_page()
+        for view, status, _ in _bad_links(api_settings)[:2]:
+            url = f"{base_url}{STATUS_PAGE}?view={view}"
+            answer = await page.goto(url)
+            assert answer is not None and answer.status == status
+            await expect(page.get_by_role("link", name="Back to onramp")).to_be_visible()
+            await screenshot(page, f"status-link-{status}")
+            await accessible_at(browser, url)
