@@ -73,7 +73,7 @@ class StatusView(BaseModel):
     final: bool
 
 
-class _PaymentFacts(BaseModel):
+class PaymentFacts(BaseModel):
     """What the run and the billing row say about an unpaid payment."""
 
     outcome: Literal["expired", "failed"] | None = None
@@ -100,7 +100,7 @@ def _steps(status: SetupStatus) -> list[StatusStep]:
 
 
 def _payment_view(
-    status: SetupStatus, facts: _PaymentFacts, back: StatusAction
+    status: SetupStatus, facts: PaymentFacts, back: StatusAction
 ) -> tuple[Stage, str, str, str | None, list[StatusAction], bool]:
     if status.payment_state == "unpaid" and facts.outcome is not None:
         message = (
@@ -126,7 +126,7 @@ def _payment_view(
     return ("confirming", heading, message, reason, [], False)
 
 
-def build_view(status: SetupStatus, facts: _PaymentFacts, settings: ApiSettings) -> StatusView:
+def build_view(status: SetupStatus, facts: PaymentFacts, settings: ApiSettings) -> StatusView:
     """The page's content from the status contract (and, before the payment is settled,
     the run's outcome and the billing row's pending action)."""
     back = StatusAction(
@@ -178,9 +178,9 @@ def _claims(settings: ApiSettings, view: str) -> ViewClaims:
     raise ApiError(404, "view_token_invalid", "This status link is not valid")
 
 
-async def _facts(pool: Pool, status: SetupStatus) -> _PaymentFacts:
+async def _facts(pool: Pool, status: SetupStatus) -> PaymentFacts:
     if status.payment_state == "paid":
-        return _PaymentFacts()
+        return PaymentFacts()
     run = await checkout_runs.latest_run(pool, status.user_id)
     row = await billing.get_billing(pool, status.user_id)
     invoice_url = None
@@ -193,7 +193,7 @@ async def _facts(pool: Pool, status: SetupStatus) -> _PaymentFacts:
     since = 0.0
     if run is not None:
         since = (datetime.now(UTC) - run.updated_at).total_seconds()
-    return _PaymentFacts(
+    return PaymentFacts(
         outcome=run.payment_outcome if run is not None else None,
         invoice_url=invoice_url,
         since_change=since,

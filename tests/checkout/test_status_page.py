@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +19,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from api.app import create_app
+from onramp import checkout
+from onramp.repositories import checkout_runs, users
+from onramp.repositories.checkout_runs import CheckoutRunChange, NewCheckoutRun
 from onramp.settings import ApiSettings
 from onramp.view_tokens import VIEW_TOKEN_TTL_SECONDS, issue_view_token
 from tests.checkout.conftest import CheckoutStack, OpenStack
@@ -234,4 +239,136 @@ async def test_expired_and_forged_links_in_a_browser(
             assert answer is not None and answer.status == status
             await expect(page.get_by_role("link", name="Back to onramp")).to_be_visible()
             await screenshot(page, f"status-link-{status}")
+            await accessible_at(browser, url)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A checkout run written as its workflow would have, and what its page says."""
+
+    name: str
+    change: dict[str, str]
+    heading: str
+    shows: str
+    final: bool = False
+    requires_action: bool = False
+
+
+INVOICE = "https://invoice.stripe.test/i/in_TestStatusPage1"
+STAGES = [
+    Stage("open", {}, "Confirming your payment…", "moves on by itself"),
+    Stage(
+        "delayed",
+        {"session_status": "complete", "payment_state": "confirming"},
+        "Confirming your payment…",
+        "bank transfer",
+    ),
+    Stage("authentication", {}, "Confirming your payment…", "Confirm the payment", False, True),
+    Stage(
+        "failed",
+        {"session_status": "complete", "payment_outcome": "failed"},
+        "Your payment was not completed",
+        "did not go through",
+        final=True,
+    ),
+    Stage(
+        "expired",
+        {"session_status": "expired", "payment_outcome": "expired"},
+        "Your payment was not completed",
+        "expired",
+        final=True,
+    ),
+    Stage(
+        "preparing",
+        {"session_status": "complete", "payment_state": "paid", "provisioning_state": "running"},
+        "Your workspace is being prepared",
+        "Your payment is received",
+    ),
+    Stage(
+        "check-email",
+        {
+            "session_status": "complete",
+            "payment_state": "paid",
+            "provisioning_state": "completed",
+            "password_state": "sent",
+        },
+        "Check your email to set your password",
+        "Send the email again",
+    ),
+    Stage(
+        "all-set",
+        {
+            "session_status": "complete",
+            "payment_state": "paid",
+            "provisioning_state": "completed",
+            "password_state": "set",
+        },
+        "You are all set",
+        "Go to your dashboard",
+        final=True,
+    ),
+]
+
+
+async def _user_at(db: asyncpg.Pool, stage: Stage) -> str:
+    """A user whose latest checkout run is at `stage` (rows as the workflows write them)."""
+    user_id = str(uuid.uuid4())
+    await users.insert_profile(db, user_id, f"page-{user_id[:8]}@example.com", "page", False)
+    run_id = f"checkout-{user_id}/1"
+    session = f"cs_test_{uuid.uuid4().hex}"
+    await checkout.record_session(
+        db,
+        NewCheckoutRun(
+            run_id=run_id,
+            workflow_id=f"checkout-{user_id}",
+            user_id=user_id,
+            tier="pro",
+            billing_cycle="monthly",
+            session_id=session,
+            session_url=None,
+        ),
+    )
+    await checkout_runs.record_state(db, CheckoutRunChange.model_validate(
+        {"run_id": run_id, **stage.change}
+    ))  # fmt: skip
+    if stage.requires_action:
+        await db.execute(
+            "INSERT INTO billing (user_id, tier, status, stripe_subscription_id, payment_state, "
+            "payment_action_kind, payment_action_invoice_id, payment_action_url) VALUES "
+            "($1, 'free', 'incomplete', $2, 'requires_action', 'new_subscription', $3, $4)",
+            uuid.UUID(user_id),
+            f"sub_{uuid.uuid4().hex[:14]}",
+            "in_TestStatusPage1",
+            INVOICE,
+        )
+    return user_id
+
+
+@pytest.mark.browser
+async def test_every_stage_in_a_browser(
+    api_settings: ApiSettings, db_pool: asyncpg.Pool, browser: Browser
+) -> None:
+    """Each stage's page: its words, its way forward, no meta refresh once final, no
+    horizontal scrolling at 320 px, and no serious or critical axe violation."""
+    async with serve_app(create_app(api_settings)) as base_url:
+        for stage in STAGES:
+            user_id = await _user_at(db_pool, stage)
+            view = _token(api_settings, user_id, issued=time.time())
+            url = f"{base_url}{STATUS_PAGE}?view={view}"
+            page = await browser.new_page(viewport={"width": 320, "height": 640})
+            answer = await page.goto(url)
+            assert answer is not None and answer.status == 200
+            await expect(page.locator("h1")).to_have_text(stage.heading)
+            await expect(page.locator("#status")).to_contain_text(stage.shows)
+            html = await answer.text()
+            assert ('http-equiv="refresh"' in html) is not stage.final, stage.name
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 320, (stage.name, width)
+            await screenshot(page, f"status-{stage.name}-320")
+            await page.set_viewport_size({"width": 1280, "height": 800})
+            await screenshot(page, f"status-{stage.name}")
+            if stage.requires_action:
+                link = page.get_by_role("link", name="Confirm the payment")
+                await expect(link).to_have_attribute("href", INVOICE)
+            await page.close()
             await accessible_at(browser, url)
