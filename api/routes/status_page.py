@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from api import token_limits
 from api.deps import Pool, Settings
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse, json_error_response
 from api.pages.render import dashboard_url, render_page
 from onramp import checkout
 from onramp.checkout import SetupStatus
@@ -31,7 +31,7 @@ from onramp.repositories import billing, checkout_runs
 from onramp.settings import ApiSettings
 from onramp.view_tokens import MAX_VIEW_TOKEN_LENGTH, ViewClaims, verify_view_token
 
-router = APIRouter(prefix="/v1/checkout/status-page", tags=["checkout"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/checkout/status-page", tags=["checkout"])
 
 RESEND_URL = "/v1/portal/set-password/resend"
 # The page's script polls at most once a second; a storm of one token is refused.
@@ -226,9 +226,23 @@ def _check_polls(request: Request, view: str) -> None:
         )
 
 
-_TOKEN_ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorResponse, "description": "A view token that is not ours"},
-    410: {"model": ErrorResponse, "description": "An expired view token"},
+_EXPIRED = "An expired view token"
+_UNKNOWN = "A view token that is not ours, or names no user"
+_MALFORMED = "No view token, or one too long"
+# The page's errors are JSON for programs (a browser gets them as a page).
+_PAGE_ERRORS: dict[int | str, dict[str, object]] = {
+    404: json_error_response(_UNKNOWN),
+    410: json_error_response(_EXPIRED),
+    422: json_error_response(_MALFORMED),
+    429: {
+        **json_error_response("Too many requests for this link or from this address"),
+        "headers": token_limits.RATE_LIMITED_RESPONSE["headers"],
+    },
+}
+_STATE_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": _UNKNOWN},
+    410: {"model": ErrorResponse, "description": _EXPIRED},
+    422: VALIDATION_ERROR_RESPONSE,
     429: token_limits.RATE_LIMITED_RESPONSE,
 }
 
@@ -237,7 +251,7 @@ _TOKEN_ERRORS: dict[int | str, dict[str, object]] = {
     "",
     response_class=HTMLResponse,
     summary="The hosted status page after Checkout (a view token opens it, no API key)",
-    responses=_TOKEN_ERRORS,
+    responses=_PAGE_ERRORS,
 )
 async def status_page(
     request: Request, view: ViewToken, settings: Settings, pool: Pool
@@ -258,7 +272,7 @@ async def status_page(
 @router.get(
     "/state",
     summary="The status page's content as JSON, for its script (polled with backoff)",
-    responses=_TOKEN_ERRORS,
+    responses=_STATE_ERRORS,
 )
 async def status_state(
     request: Request, view: ViewToken, settings: Settings, pool: Pool
