@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from api.app import create_app
+from api.routes.status_page import STATE_POLLS_PER_MINUTE
 from onramp import checkout
 from onramp.repositories import checkout_runs, users
 from onramp.repositories.checkout_runs import CheckoutRunChange, NewCheckoutRun
@@ -175,7 +176,7 @@ async def test_status_page_says_preparing_while_the_worker_is_stopped(
         assert "Check your email to set your password" in await _page(stack, view)
 
 
-def _token(settings: ApiSettings, user_id: str, *, issued: float) -> str:
+def _token(user_id: str, *, issued: float) -> str:
     return issue_view_token(
         TOKEN_SECRET,
         user_id=user_id,
@@ -185,12 +186,12 @@ def _token(settings: ApiSettings, user_id: str, *, issued: float) -> str:
     )
 
 
-def _bad_links(settings: ApiSettings) -> list[tuple[str, int, str]]:
+def _bad_links() -> list[tuple[str, int, str]]:
     someone = "00000000-0000-4000-8000-000000000000"
-    expired = _token(settings, someone, issued=time.time() - VIEW_TOKEN_TTL_SECONDS - 5)
-    body, _, signature = _token(settings, someone, issued=time.time()).partition(".")
+    expired = _token(someone, issued=time.time() - VIEW_TOKEN_TTL_SECONDS - 5)
+    body, _, signature = _token(someone, issued=time.time()).partition(".")
     forged = f"{body}.{signature[::-1]}"
-    unknown_user = _token(settings, someone, issued=time.time())
+    unknown_user = _token(someone, issued=time.time())
     return [
         (expired, 410, "view_token_expired"),
         (forged, 404, "view_token_invalid"),
@@ -199,10 +200,8 @@ def _bad_links(settings: ApiSettings) -> list[tuple[str, int, str]]:
     ]
 
 
-async def test_expired_and_forged_view_tokens(
-    app_client: httpx.AsyncClient, api_settings: ApiSettings
-) -> None:
-    for view, status, code in _bad_links(api_settings):
+async def test_expired_and_forged_view_tokens(app_client: httpx.AsyncClient) -> None:
+    for view, status, code in _bad_links():
         for path in (STATUS_PAGE, f"{STATUS_PAGE}/state"):
             as_json = await app_client.get(path, params={"view": view}, headers=JSON_ACCEPT)
             assert as_json.status_code == status, (path, as_json.text)
@@ -215,16 +214,28 @@ async def test_expired_and_forged_view_tokens(
             assert "This status link has expired" in as_page.text
 
 
-async def test_state_polls_of_one_link_are_rate_limited(
-    app_client: httpx.AsyncClient, api_settings: ApiSettings
+async def test_an_unknown_session_returns_to_a_page_or_the_json_error(
+    app_client: httpx.AsyncClient,
 ) -> None:
-    view = _token(api_settings, "00000000-0000-4000-8000-000000000001", issued=time.time())
+    params = {"session_id": "cs_test_unknownSession"}
+    as_page = await app_client.get("/v1/checkout/return", params=params, headers=HTML_ACCEPT)
+    assert as_page.status_code == 404
+    assert as_page.headers["content-type"].startswith("text/html")
+    assert "No checkout has this session" in as_page.text
+    as_json = await app_client.get("/v1/checkout/return", params=params, headers=JSON_ACCEPT)
+    assert as_json.status_code == 404
+    assert as_json.json()["error"]["code"] == "checkout_not_found"
+
+
+async def test_state_polls_of_one_link_are_rate_limited(app_client: httpx.AsyncClient) -> None:
+    view = _token("00000000-0000-4000-8000-000000000001", issued=time.time())
     answers = [
         (await app_client.get(f"{STATUS_PAGE}/state", params={"view": view})).status_code
-        for _ in range(95)
+        for _ in range(STATE_POLLS_PER_MINUTE + 5)
     ]
-    assert answers[:90] == [404] * 90  # an unknown user: counted all the same
-    assert answers[90:] == [429] * 5
+    # A poll a second is within the limit; an unknown user's link is counted all the same.
+    assert answers[:STATE_POLLS_PER_MINUTE] == [404] * STATE_POLLS_PER_MINUTE
+    assert answers[STATE_POLLS_PER_MINUTE:] == [429] * 5
 
 
 @pytest.mark.browser
@@ -233,7 +244,7 @@ async def test_expired_and_forged_links_in_a_browser(
 ) -> None:
     async with serve_app(create_app(api_settings)) as base_url:
         page = await browser.new_page()
-        for view, status, _ in _bad_links(api_settings)[:2]:
+        for view, status, _ in _bad_links()[:2]:
             url = f"{base_url}{STATUS_PAGE}?view={view}"
             answer = await page.goto(url)
             assert answer is not None and answer.status == status
@@ -353,7 +364,7 @@ async def test_every_stage_in_a_browser(
     async with serve_app(create_app(api_settings)) as base_url:
         for stage in STAGES:
             user_id = await _user_at(db_pool, stage)
-            view = _token(api_settings, user_id, issued=time.time())
+            view = _token(user_id, issued=time.time())
             url = f"{base_url}{STATUS_PAGE}?view={view}"
             page = await browser.new_page(viewport={"width": 320, "height": 640})
             answer = await page.goto(url)
