@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -99,23 +100,35 @@ def _steps(status: SetupStatus) -> list[StatusStep]:
     return steps
 
 
-def _payment_view(
-    status: SetupStatus, facts: PaymentFacts, back: StatusAction
-) -> tuple[Stage, str, str, str | None, list[StatusAction], bool]:
+@dataclass(frozen=True)
+class _Shown:
+    """One stage's words and ways forward (the steps are computed apart)."""
+
+    stage: Stage
+    heading: str
+    message: str
+    reason: str | None = None
+    actions: tuple[StatusAction, ...] = ()
+    final: bool = False
+
+
+def _payment_stage(status: SetupStatus, facts: PaymentFacts, back: StatusAction) -> _Shown:
     if status.payment_state == "unpaid" and facts.outcome is not None:
         message = (
             "The checkout session expired before a payment was made."
             if facts.outcome == "expired"
             else "Your payment did not go through, and nothing was charged."
         )
-        return ("payment_ended", "Your payment was not completed", message, None, [back], True)
+        return _Shown(
+            "payment_ended", "Your payment was not completed", message, None, (back,), True
+        )
     heading = "Confirming your payment…"
     message = "This page moves on by itself once your payment is confirmed."
     if facts.invoice_url is not None:
         action = StatusAction(label="Confirm the payment", url=facts.invoice_url)
         asked = "Your bank asks you to confirm this payment before it can complete."
-        return ("confirming", heading, message, asked, [action], False)
-    reason: str | None = None
+        return _Shown("confirming", heading, message, asked, (action,))
+    reason = None
     if status.payment_state == "confirming":
         reason = (
             "Your payment method settles later (a bank transfer or a debit can take a few "
@@ -123,42 +136,44 @@ def _payment_view(
         )
     elif facts.since_change >= SLOW_SECONDS:
         reason = "Stripe is still processing your payment; this can take a minute."
-    return ("confirming", heading, message, reason, [], False)
+    return _Shown("confirming", heading, message, reason)
+
+
+def _stage(status: SetupStatus, facts: PaymentFacts, settings: ApiSettings) -> _Shown:
+    dashboard = dashboard_url(settings)
+    if status.payment_state != "paid":
+        back = StatusAction(label=f"Back to {settings.platform_name}", url=dashboard, primary=False)
+        return _payment_stage(status, facts, back)
+    if status.next_action == "wait_provisioning":
+        message = "Your payment is received. This page moves on by itself when it is ready."
+        reason = None
+        if status.provisioning_state == "failed":
+            reason = "This is taking longer than usual; we are on it and will email you."
+        return _Shown("preparing", "Your workspace is being prepared", message, reason)
+    if status.next_action == "set_password":
+        resend = StatusAction(label="Send the email again", url=RESEND_URL, method="post")
+        message = "We sent you an email with a link to set your password."
+        return _Shown(
+            "check_email", "Check your email to set your password", message, None, (resend,)
+        )
+    message = "Your workspace is ready and your password is set."
+    go = StatusAction(label="Go to your dashboard", url=dashboard)
+    return _Shown("dashboard", "You are all set", message, None, (go,), final=True)
 
 
 def build_view(status: SetupStatus, facts: PaymentFacts, settings: ApiSettings) -> StatusView:
     """The page's content from the status contract (and, before the payment is settled,
     the run's outcome and the billing row's pending action)."""
-    back = StatusAction(
-        label=f"Back to {settings.platform_name}", url=dashboard_url(settings), primary=False
-    )
-    reason: str | None = None
-    actions: list[StatusAction] = []
-    final = False
-    if status.payment_state != "paid":
-        stage, heading, message, reason, actions, final = _payment_view(status, facts, back)
-    elif status.next_action == "wait_provisioning":
-        stage, heading = "preparing", "Your workspace is being prepared"
-        message = "Your payment is received. This page moves on by itself when it is ready."
-        if status.provisioning_state == "failed":
-            reason = "This is taking longer than usual; we are on it and will email you."
-    elif status.next_action == "set_password":
-        stage, heading = "check_email", "Check your email to set your password"
-        message = "We sent you an email with a link to set your password."
-        actions = [StatusAction(label="Send the email again", url=RESEND_URL, method="post")]
-    else:
-        stage, heading, final = "dashboard", "You are all set", True
-        message = "Your workspace is ready and your password is set."
-        actions = [StatusAction(label="Go to your dashboard", url=dashboard_url(settings))]
+    shown = _stage(status, facts, settings)
     return StatusView(
-        stage=stage,
+        stage=shown.stage,
         next_action=status.next_action,
-        heading=heading,
-        message=message,
-        reason=reason,
-        actions=actions,
+        heading=shown.heading,
+        message=shown.message,
+        reason=shown.reason,
+        actions=list(shown.actions),
         steps=_steps(status),
-        final=final,
+        final=shown.final,
     )
 
 
