@@ -25,6 +25,7 @@ from api.routes import (
     onboarding_links,
     portal,
     static,
+    status_page,
     subscriptions,
     users,
 )
@@ -138,6 +139,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         subscriptions.router,
         admin_tier.router,
         checkout_routes.router,
+        status_page.router,
         portal.router,
         static.router,
         admin_workflows.router,

@@ -9,8 +9,10 @@ worker down.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
@@ -28,6 +30,8 @@ from api.user_guard import require_active_user
 from onramp import checkout
 from onramp.checkout import SetupStatus
 from onramp.repositories import billing, checkout_runs
+from onramp.settings import ApiSettings
+from onramp.view_tokens import VIEW_TOKEN_TTL_SECONDS, issue_view_token
 from workflows.contracts.checkout import (
     CHECKOUT_RETURNED,
     CheckoutReturnSignal,
@@ -108,9 +112,13 @@ def _subscription_exists(status: str) -> ApiError:
 @router.get(
     "/v1/checkout/return",
     status_code=303,
-    summary="Stripe's success_url: re-read the session now, then go to the success page",
+    summary="Stripe's success_url: re-read the session now, then go to the status page "
+    "(or the platform's CHECKOUT_SUCCESS_URL)",
     responses={
-        303: {"description": "To the platform's success page"},
+        303: {
+            "description": "To the hosted status page with a fresh view token, or to "
+            "CHECKOUT_SUCCESS_URL when the platform configured one"
+        },
         404: {"model": ErrorResponse},
         429: token_limits.RATE_LIMITED_RESPONSE,
     },
@@ -126,11 +134,11 @@ async def checkout_return(
     user_id = await checkout_runs.user_of_session(pool, session_id)
     if user_id is None:
         raise ApiError(404, "checkout_not_found", "No checkout has this session")
-    target = settings.checkout_success_url or f"{settings.onramp_public_url}/"
+    target = RedirectResponse(_after_return(settings, user_id, session_id), status_code=303)
     # One re-read per session every few seconds: a reload storm costs no Stripe calls
     # and no history beyond that (the workflow also re-reads on its own timer).
     if not token_limits.reread_due(request, session_id, settings.checkout_return_reread_seconds):
-        return RedirectResponse(target, status_code=303)
+        return target
     # An ended checkout has nothing to re-read; an unreachable Temporal is caught up by
     # the workflow's own reconciliation. Either way the user moves on.
     with contextlib.suppress(WorkflowNotFound, TemporalUnavailable):
@@ -139,7 +147,22 @@ async def checkout_return(
             CheckoutReturnSignal(session_id=session_id),
             workflow_id=checkout_workflow_id(user_id),
         )
-    return RedirectResponse(target, status_code=303)
+    return target
+
+
+def _after_return(settings: ApiSettings, user_id: str, session_id: str) -> str:
+    """The platform's success page, else our status page with a token for this session."""
+    if settings.checkout_success_url:
+        return settings.checkout_success_url
+    token = issue_view_token(
+        settings.onramp_token_secret,
+        user_id=user_id,
+        session_id=session_id,
+        now=time.time(),
+        ttl_seconds=VIEW_TOKEN_TTL_SECONDS,
+    )
+    # Relative: the browser stays on the host that Stripe sent it back to.
+    return f"/v1/checkout/status-page?{urlencode({'view': token})}"
 
 
 class SetupStatusResponse(BaseModel):

@@ -107,7 +107,8 @@ class CheckoutSettings(Concern):
 
     checkout_success_url: HttpUrlStr | None = Field(
         default=None,
-        description="the platform's page after `GET /v1/checkout/return` (unset: the public URL)",
+        description="the platform's page after `GET /v1/checkout/return` (unset: onramp's "
+        "hosted status page, `/v1/checkout/status-page`)",
     )
     checkout_wait_seconds: float = Field(
         default=30.0,

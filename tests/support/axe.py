@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -49,3 +49,14 @@ async def accessibility_violations(page: Page) -> list[dict[str, Any]]:
 async def assert_accessible(page: Page) -> None:
     violations = await accessibility_violations(page)
     assert not violations, violations
+
+
+async def accessible_at(browser: Browser, url: str) -> None:
+    """axe on a fresh copy of the page at `url`, beside the page under test (whose own
+    state, e.g. a marker that it never reloaded, axe must not touch)."""
+    page = await browser.new_page()
+    try:
+        await page.goto(url)
+        await assert_accessible(page)
+    finally:
+        await page.close()
