@@ -6,14 +6,23 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from onramp.passwords import SET_PASSWORD
 from onramp.repositories import password_tokens
 from onramp.tokens import hash_token
-from tests.checkout.conftest import catalog, checkout_stack, mail  # noqa: F401 - fixtures
+from tests.checkout.conftest import (  # noqa: F401 - the checkout stack's fixtures
+    CheckoutStack,
+    catalog,
+    checkout_stack,
+    link_in,
+    mail,
+)
+from tests.support.polling import eventually
 
 TokenState = Literal["issued", "used", "revoked", "expired"]
 
@@ -70,3 +79,29 @@ async def issue_token(
             state,
         )
     return IssuedToken(token=token, user_id=user_id, email=email, username=username)
+
+
+async def paid_user(stack: CheckoutStack) -> tuple[str, str, str]:
+    """A user who signed up, paid and got the welcome email: (user id, address, link)."""
+    user_id, address = await stack.signup()
+    started = await stack.checkout(user_id)
+    paid = await stack.pay(started["checkout_session_id"])
+    assert paid.status_code == 200, paid.text
+    await stack.wait_status(user_id, lambda body: body["next_action"] == "set_password")
+    welcome = await eventually(lambda: _messages(stack, address), lambda found: len(found) == 1)
+    return user_id, address, link_in(welcome[0])
+
+
+async def _messages(stack: CheckoutStack, address: str) -> list[EmailMessage]:
+    return stack.mail.to(address)
+
+
+async def mail_to(stack: CheckoutStack, address: str, count: int) -> list[EmailMessage]:
+    """Wait until `address` has `count` messages (or more); all of them, in order."""
+    return await eventually(
+        lambda: _messages(stack, address), lambda found: len(found) >= count, seconds=60
+    )
+
+
+def token_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]
