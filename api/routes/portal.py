@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api import token_limits
 from api.deps import Pool
-from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse
+from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse, json_error_response
 from api.pages.actions import Action
 from api.pages.negotiation import wants_html
 from api.pages.render import dashboard_url, render_page
@@ -141,7 +141,11 @@ def _page(
     "/set-password",
     response_class=HTMLResponse,
     summary="The set-password page the welcome email links to",
-    responses={404: {"model": ErrorResponse, "description": "Unknown link"}, **_LINK_ERRORS},
+    responses={
+        404: json_error_response("Unknown link"),
+        410: json_error_response("Expired, used or replaced link"),
+        422: json_error_response("The token is malformed"),
+    },
 )
 async def set_password_page(
     request: Request,
@@ -245,6 +249,7 @@ async def _set_from_form(request: Request, pool: Pool, data: dict[str, Any]) -> 
     description="Rated with the user's own email and username; the password is neither "
     "stored nor logged. Rate-limited per token like the other token routes.",
     responses={
+        400: {"model": ErrorResponse, "description": "The body is not JSON"},
         404: {"model": ErrorResponse, "description": "Unknown token"},
         429: token_limits.RATE_LIMITED_RESPONSE,
         **_LINK_ERRORS,
