@@ -28,7 +28,8 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == code, body
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 def _page(response: httpx.Response, status: int) -> str:

@@ -64,11 +64,10 @@ async def test_a_paid_user_gets_a_new_token_and_the_earlier_one_is_revoked(
         assert result.sent is True and result.token_id is not None
         steps = await activity_steps(stack.temporal, password_link_workflow_id(user_id))
         assert steps == ["password_link_target", "replace_password_token", "send_email"]
-        states = dict(
-            await stack.db.fetch(
-                "SELECT id::text, state FROM password_tokens WHERE user_id = $1::uuid", user_id
-            )
+        rows = await stack.db.fetch(
+            "SELECT id::text, state FROM password_tokens WHERE user_id = $1::uuid", user_id
         )
+        states: dict[str, str] = {row["id"]: row["state"] for row in rows}
         assert states[result.token_id] == "issued"
         welcome_id = await stack.db.fetchval(
             "SELECT id::text FROM password_tokens WHERE token_hash = $1",

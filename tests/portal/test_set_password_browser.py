@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Browser, Page, Route, ViewportSize
 
 from api.app import create_app
 from onramp.settings import ApiSettings
@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DASHBOARD = "https://platform.example/dashboard"
 GOOD = "violet kettle orbit lantern"
-PHONE = {"width": 320, "height": 640}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE = ViewportSize(width=320, height=640)
+DESKTOP = ViewportSize(width=1280, height=800)
 
 
 async def _dashboard(route: Route) -> None:
