@@ -10,6 +10,11 @@ and those threads run at a lower scheduling priority: under load, a burst of pas
 sets waits for CPU instead of starving request handling, status reads and the worker on
 the same machine. The time each hash takes is a metric (`onramp_password_hash_seconds`),
 which the benchmarks report beside their figures.
+
+Which passwords are accepted is one rule, `password_strength`: long enough, and rated
+at least `MIN_PASSWORD_SCORE` by zxcvbn (common passwords, keyboard patterns, dates,
+and the user's own email and username, given as its `user_inputs`); the API enforces it
+and the set-password page shows the same verdict while the person types.
 """
 
 from __future__ import annotations
@@ -19,18 +24,27 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 from argon2 import PasswordHasher
 from prometheus_client import Histogram
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
+from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # ships no types
 
 from onramp.tokens import derive_token
 
 SET_PASSWORD = "set_password"  # noqa: S105 - a token purpose, not a secret
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
+# zxcvbn's scale: 0 too guessable … 4 very unguessable; 3 is "safely unguessable".
+MIN_PASSWORD_SCORE = 3
+# zxcvbn refuses longer input (its matching is quadratic); the first 72 characters of a
+# longer password are what it rates, which can only understate its strength.
+_RATED_LENGTH = 72
+# A user input shorter than this is too common a fragment to refuse on its own.
+_MIN_INPUT_LENGTH = 4
 
 # The library's defaults are its recommended argon2id parameters (RFC 9106, low memory).
 _hasher = PasswordHasher()
@@ -83,3 +97,53 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except Exception:  # any mismatch or malformed hash is "no"
         return False
+
+
+class PasswordStrength(BaseModel):
+    """zxcvbn's verdict on one password, as the page shows it and the API enforces it."""
+
+    score: int
+    acceptable: bool
+    warning: str
+    suggestions: list[str]
+
+
+def _personal_parts(user_inputs: Sequence[str]) -> list[str]:
+    """The user's own words: each input, and an email's local part and its pieces."""
+    parts: list[str] = []
+    for value in user_inputs:
+        lowered = value.strip().lower()
+        local = lowered.partition("@")[0]
+        parts += [lowered, local, *local.replace("-", ".").replace("_", ".").split(".")]
+    return sorted({part for part in parts if len(part) >= _MIN_INPUT_LENGTH})
+
+
+def password_strength(password: str, user_inputs: Sequence[str] = ()) -> PasswordStrength:
+    """Whether `password` may be set for the user whose email and username are
+    `user_inputs`: at least MIN_PASSWORD_LENGTH characters, a zxcvbn score of at least
+    MIN_PASSWORD_SCORE with the user's own words counted as guessable, and none of
+    those words inside it."""
+    parts = _personal_parts(user_inputs)
+    rated = zxcvbn(password[:_RATED_LENGTH], user_inputs=parts)
+    score = int(rated["score"])
+    warning = str(rated["feedback"]["warning"] or "")
+    suggestions = [str(text) for text in rated["feedback"]["suggestions"]]
+    lowered = password.lower()
+    personal = any(part in lowered for part in parts)
+    if personal:
+        score = min(score, MIN_PASSWORD_SCORE - 1)
+        warning = "It contains your email address or username."
+        suggestions = ["Leave out your email address and username.", *suggestions]
+    if len(password) < MIN_PASSWORD_LENGTH:
+        suggestions = [f"Use at least {MIN_PASSWORD_LENGTH} characters.", *suggestions]
+    acceptable = score >= MIN_PASSWORD_SCORE and len(password) >= MIN_PASSWORD_LENGTH
+    return PasswordStrength(
+        score=score, acceptable=acceptable, warning=warning, suggestions=suggestions
+    )
+
+
+def weakness_message(strength: PasswordStrength) -> str:
+    """What to tell a person whose password was refused (zxcvbn's feedback)."""
+    words = [strength.warning, *strength.suggestions]
+    advice = " ".join(word for word in words if word)
+    return f"This password is too easy to guess. {advice}".strip()

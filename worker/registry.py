@@ -9,6 +9,7 @@ from activities.billing import BillingActivities, billing_config_from
 from activities.checkout import CheckoutActivities, checkout_config_from
 from activities.email import EmailActivities
 from activities.onboarding import OnboardingActivities
+from activities.password_links import PasswordLinkActivities
 from activities.provisioning import ProvisioningActivities
 from activities.stripe_billing import StripeBillingActivities
 from activities.stripe_checkout import StripeCheckoutActivities
@@ -18,6 +19,7 @@ from activities.users import UserActivities
 from onramp.emails import EmailBrand, set_password_base_url
 from workflows.checkout import CheckoutWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.password_link import PasswordLinkWorkflow
 from workflows.signup import SignupWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
 
 
 def workflow_classes() -> Sequence[type]:
-    return [SignupWorkflow, OnboardingWorkflow, SubscriptionWorkflow, CheckoutWorkflow]
+    return [
+        SignupWorkflow,
+        OnboardingWorkflow,
+        SubscriptionWorkflow,
+        CheckoutWorkflow,
+        PasswordLinkWorkflow,
+    ]
 
 
 def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., Any]]:
@@ -68,7 +76,19 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         *subscription_activities(dependencies),
         *checkout_activities(dependencies),
         *email_activities(dependencies),
+        *password_link_activities(dependencies),
     ]
+
+
+def password_link_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The activities of `password-link-<user>` (its email goes through `send_email`)."""
+    settings = dependencies.settings
+    links = PasswordLinkActivities(
+        dependencies.pool,
+        settings.onramp_token_secret,
+        ttl_seconds=settings.set_password_token_ttl_seconds,
+    )
+    return [links.password_link_target, links.replace_password_token]
 
 
 def email_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:

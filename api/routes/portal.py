@@ -1,73 +1,64 @@
-"""The set-password page and its form's target, answered by the API alone.
+"""The set-password page, its form's target and its strength hint, answered by the API
+alone.
 
 No API key: the token authorises. The token is hashed to find its row (Postgres keeps
-only sha256(token)); the password is hashed with argon2id in a thread and stored in
-one transaction with the token's use and `password_state=set`. Neither the token nor
-the password reaches Temporal, a log or the database in the clear.
+only sha256(token)); the password is rated by `onramp.passwords.password_strength`
+(zxcvbn, with the user's own email and username counted as guessable), hashed with
+argon2id in a thread and stored in one transaction with the token's use and
+`password_state=set`. Neither the token nor the password reaches Temporal, a log or the
+database in the clear.
+
+The form works without JavaScript (a urlencoded POST: 303 to the dashboard, or the page
+again with the error inline); with it, the page's script posts JSON and follows the
+same answers as any API client (204, or the JSON error shape). A link that no longer
+works answers a page saying so, with "Email me a new link" (api/routes/password_links.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-from typing import Annotated
+import json
+import re
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field, ValidationError
 
+from api import token_limits
 from api.deps import Pool
-from api.edge import html_policy
-from api.errors import ApiError, ErrorResponse, json_error_response
+from api.errors import VALIDATION_ERROR_RESPONSE, ApiError, ErrorResponse, json_error_response
+from api.pages.actions import Action
+from api.pages.negotiation import wants_html
+from api.pages.render import dashboard_url, render_page
 from onramp import checkout
 from onramp.checkout import SetPasswordOutcome
-from onramp.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, SET_PASSWORD, hash_password
+from onramp.passwords import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    SET_PASSWORD,
+    PasswordStrength,
+    hash_password,
+    password_strength,
+    weakness_message,
+)
+from onramp.repositories import password_tokens, users
+from onramp.repositories.password_tokens import PasswordTokenRow
 from onramp.tokens import hash_token
 
 router = APIRouter(prefix="/v1/portal", tags=["portal"])
 
-_TOKEN = Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")
+_TOKEN_PATTERN = r"^[A-Za-z0-9_\-]+$"  # noqa: S105 - a pattern, not a secret
+_TOKEN = Field(min_length=16, max_length=128, pattern=_TOKEN_PATTERN)
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,128}")
+_FORM = "application/x-www-form-urlencoded"
 
-_ACTION = "/v1/portal/set-password"
+ACTION = "/v1/portal/set-password"
+RESEND = "/v1/portal/set-password/resend"
+STRENGTH = "/v1/portal/password-strength"
 
-# The page's one script, inline (a single request, nothing to cache) and allowed by its
-# hash in the page's Content-Security-Policy, so no other inline script could run.
-_SCRIPT = """
-document.getElementById("set-password").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const response = await fetch("{action}", {
-    method: "POST",
-    headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({token: form.get("token"), password: form.get("password")}),
-  });
-  const result = document.getElementById("result");
-  if (response.status === 204) { result.textContent = "Your password is set."; return; }
-  const body = await response.json().catch(() => ({}));
-  result.textContent = (body.error && body.error.message) || "Something went wrong.";
-});
-""".replace("{action}", _ACTION)
-_POLICY = html_policy(
-    script_hashes=[base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()]
-)
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Set your password</title>
-<meta name="referrer" content="no-referrer"></head>
-<body>
-<h1>Set your password</h1>
-<form id="set-password">
-  <input type="hidden" name="token" value="{token}">
-  <label>Password (at least {min_length} characters)
-    <input type="password" name="password" minlength="{min_length}" required
-           autocomplete="new-password"></label>
-  <button type="submit" id="submit">Set password</button>
-</form>
-<p id="result" role="status"></p>
-<script>{script}</script>
-</body></html>
-"""
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class SetPasswordRequest(BaseModel):
@@ -75,12 +66,75 @@ class SetPasswordRequest(BaseModel):
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
 
-def _gone() -> ApiError:
-    return ApiError(410, "token_gone", "This link has expired or was already used")
+class StrengthRequest(BaseModel):
+    token: str = _TOKEN
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
-def _unknown() -> ApiError:
-    return ApiError(400, "invalid_token", "This link is not valid")
+# Both bodies the set-password route reads, for the OpenAPI document.
+_BODY_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SetPasswordRequest.model_json_schema()},
+            _FORM: {"schema": SetPasswordRequest.model_json_schema()},
+        },
+    }
+}
+_LINK_ERRORS: dict[int | str, dict[str, Any]] = {
+    410: {"model": ErrorResponse, "description": "Expired, used or replaced link"},
+    422: VALIDATION_ERROR_RESPONSE,
+}
+
+
+def _gone(found: PasswordTokenRow, token: str) -> ApiError:
+    if found.state == "used":
+        message = "This link was already used to set a password."
+    elif found.state == "revoked":
+        message = "A newer link was sent to you; this one no longer works."
+    else:
+        message = "This link has expired."
+    resend = Action("Email me a new link", RESEND, method="post", fields=(("token", token),))
+    return ApiError(410, "token_gone", message, actions=[resend])
+
+
+def _unknown(status: int) -> ApiError:
+    resend = Action("Email me a new link", RESEND)
+    return ApiError(status, "invalid_token", "This link is not valid", actions=[resend])
+
+
+async def _usable_token(pool: Pool, token: str, *, unknown_status: int) -> PasswordTokenRow:
+    found = await password_tokens.find_by_hash(
+        pool, token_hash=hash_token(token), purpose=SET_PASSWORD
+    )
+    if found is None:
+        raise _unknown(unknown_status)
+    if not found.usable:
+        raise _gone(found, token)
+    return found
+
+
+async def _strength(pool: Pool, found: PasswordTokenRow, password: str) -> PasswordStrength:
+    user = await users.get_user(pool, found.user_id)
+    personal = (user.email, user.username) if user is not None else ()
+    return password_strength(password, personal)
+
+
+def _page(
+    request: Request, token: str, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
+    return render_page(
+        request,
+        "set_password.html",
+        title="Set your password",
+        status=status,
+        script="set_password.js",
+        token=token,
+        error=error,
+        min_length=MIN_PASSWORD_LENGTH,
+        action=ACTION,
+        strength_url=STRENGTH,
+    )
 
 
 @router.get(
@@ -88,54 +142,122 @@ def _unknown() -> ApiError:
     response_class=HTMLResponse,
     summary="The set-password page the welcome email links to",
     responses={
-        400: json_error_response("Unknown token"),
-        410: json_error_response("Expired or used token"),
+        404: json_error_response("Unknown link"),
+        410: json_error_response("Expired, used or replaced link"),
         422: json_error_response("The token is malformed"),
     },
 )
 async def set_password_page(
-    token: Annotated[str, Query(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")],
+    request: Request,
+    token: Annotated[str, Query(min_length=16, max_length=128, pattern=_TOKEN_PATTERN)],
     pool: Pool,
 ) -> HTMLResponse:
-    outcome = await checkout.token_is_usable(
-        pool, token_hash=hash_token(token), purpose=SET_PASSWORD
+    await _usable_token(pool, token, unknown_status=404)
+    return _page(request, token)
+
+
+async def submitted_fields(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body's fields, and whether they came from a form (urlencoded)."""
+    body = await request.body()
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media == _FORM:
+        fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return dict(fields[:10]), True
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        problem = {"loc": ("body",), "msg": "must be a JSON object", "type": "json_invalid"}
+        raise RequestValidationError([problem])
+    return data, False
+
+
+def validated(model: type[ModelT], data: dict[str, Any]) -> ModelT:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_input=False)) from None
+
+
+async def _set(pool: Pool, token: str, password: str, *, unknown_status: int) -> None:
+    """Check the token and the password, then store the hash; ApiError otherwise."""
+    found = await _usable_token(pool, token, unknown_status=unknown_status)
+    strength = await _strength(pool, found, password)
+    if not strength.acceptable:
+        raise ApiError(422, "weak_password", weakness_message(strength))
+    password_hash = await hash_password(password)
+    outcome = await checkout.set_password(
+        pool, token_hash=hash_token(token), purpose=SET_PASSWORD, password_hash=password_hash
     )
-    if outcome is SetPasswordOutcome.UNKNOWN:
-        raise _unknown()
     if outcome is SetPasswordOutcome.GONE:
-        raise _gone()
-    page = _PAGE.format(
-        token=html.escape(token, quote=True), min_length=MIN_PASSWORD_LENGTH, script=_SCRIPT
-    )
-    return HTMLResponse(
-        page, headers={"Cache-Control": "no-store", "Content-Security-Policy": _POLICY}
-    )
+        # Used, expired or replaced between the check and the transaction.
+        again = await password_tokens.find_by_hash(
+            pool, token_hash=hash_token(token), purpose=SET_PASSWORD
+        )
+        raise _gone(again or found, token)
+    if outcome is SetPasswordOutcome.UNKNOWN:
+        raise _unknown(unknown_status)
 
 
 @router.post(
     "/set-password",
     status_code=204,
     summary="Set the user's password with a set-password token",
+    description="A JSON body answers 204 or the JSON error shape; a form post from a "
+    "browser (urlencoded) answers 303 to the dashboard, or the page with the error inline.",
+    openapi_extra=_BODY_SCHEMA,
     responses={
+        303: {"description": "Form post from a browser: the password is set"},
         400: {"model": ErrorResponse, "description": "Unknown token"},
-        410: {"model": ErrorResponse, "description": "Expired or used token"},
-        422: {"model": ErrorResponse, "description": "Password too short"},
+        **_LINK_ERRORS,
     },
 )
-async def set_password(request: SetPasswordRequest, pool: Pool) -> Response:
-    token_hash = hash_token(request.token)
-    # Check first, so an unknown token costs no argon2 hashing.
-    found = await checkout.token_is_usable(pool, token_hash=token_hash, purpose=SET_PASSWORD)
-    if found is SetPasswordOutcome.UNKNOWN:
-        raise _unknown()
-    if found is SetPasswordOutcome.GONE:
-        raise _gone()
-    password_hash = await hash_password(request.password)
-    outcome = await checkout.set_password(
-        pool, token_hash=token_hash, purpose=SET_PASSWORD, password_hash=password_hash
-    )
-    if outcome is SetPasswordOutcome.UNKNOWN:
-        raise _unknown()
-    if outcome is SetPasswordOutcome.GONE:
-        raise _gone()
+async def set_password(request: Request, pool: Pool) -> Response:
+    data, form = await submitted_fields(request)
+    if form and wants_html(request):
+        return await _set_from_form(request, pool, data)
+    submitted = validated(SetPasswordRequest, data)
+    await _set(pool, submitted.token, submitted.password, unknown_status=400)
     return Response(status_code=204)
+
+
+async def _set_from_form(request: Request, pool: Pool, data: dict[str, Any]) -> Response:
+    token, password = str(data.get("token", "")), str(data.get("password", ""))
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise _unknown(400)
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        error = (
+            f"Use at least {MIN_PASSWORD_LENGTH} characters."
+            if len(password) < MIN_PASSWORD_LENGTH
+            else f"Use at most {MAX_PASSWORD_LENGTH} characters."
+        )
+        return _page(request, token, status=422, error=error)
+    try:
+        await _set(pool, token, password, unknown_status=400)
+    except ApiError as refused:
+        if refused.code != "weak_password":
+            raise
+        return _page(request, token, status=refused.status, error=refused.message)
+    settings = request.app.state.settings
+    return RedirectResponse(dashboard_url(settings), status_code=303)
+
+
+@router.post(
+    "/password-strength",
+    summary="How strong a password is, as the set-password page shows it while typing",
+    description="Rated with the user's own email and username; the password is neither "
+    "stored nor logged. Rate-limited per token like the other token routes.",
+    responses={
+        400: {"model": ErrorResponse, "description": "The body is not JSON"},
+        404: {"model": ErrorResponse, "description": "Unknown token"},
+        429: token_limits.RATE_LIMITED_RESPONSE,
+        **_LINK_ERRORS,
+    },
+)
+async def password_strength_hint(
+    request: Request, submitted: StrengthRequest, pool: Pool
+) -> PasswordStrength:
+    token_limits.check(request, "password-strength", submitted.token)
+    found = await _usable_token(pool, submitted.token, unknown_status=404)
+    return await _strength(pool, found, submitted.password)

@@ -94,3 +94,17 @@ async def mark_used(connection: Connection, token_id: str) -> None:
     await connection.execute(
         "UPDATE password_tokens SET state = 'used', used_at = now() WHERE id = $1", token_id
     )
+
+
+async def revoke_other_tokens(
+    connection: Connection, *, user_id: str, purpose: str, keep_token_id: str
+) -> None:
+    """Revoke the user's unused tokens of `purpose` except `keep_token_id`: once a new
+    link is sent, only that one works."""
+    await connection.execute(
+        "UPDATE password_tokens SET state = 'revoked' "
+        "WHERE user_id = $1 AND purpose = $2 AND id <> $3 AND state = 'issued'",
+        user_id,
+        purpose,
+        keep_token_id,
+    )

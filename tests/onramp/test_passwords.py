@@ -65,3 +65,58 @@ async def test_at_most_hashing_threads_hashes_at_once() -> None:
     release.set()
     await asyncio.gather(*tasks)
     assert most == passwords.HASHING_THREADS
+
+
+# --- which passwords are accepted ----------------------------------------------------------
+
+_SAM = ("sam.rivers@example.com", "samrivers")
+
+
+@pytest.mark.parametrize(
+    "common", ["password1234", "qwertyuiop123", "iloveyou2024!", "123456789012"]
+)
+def test_common_passwords_are_refused(common: str) -> None:
+    verdict = passwords.password_strength(common, _SAM)
+    assert not verdict.acceptable
+    assert verdict.score < passwords.MIN_PASSWORD_SCORE
+    assert verdict.warning or verdict.suggestions
+
+
+@pytest.mark.parametrize("personal", ["sam.rivers2024!", "Samrivers-1990", "riversrivers12"])
+def test_the_users_own_email_and_username_are_refused(personal: str) -> None:
+    verdict = passwords.password_strength(personal, _SAM)
+    assert not verdict.acceptable
+    # The same password for someone else is rated on its own.
+    assert passwords.password_strength(personal, ()).score >= verdict.score
+
+
+def test_a_strong_password_containing_the_email_local_part_is_refused() -> None:
+    password = "sam.rivers violet kettle orbit"
+    assert passwords.password_strength(password, ()).acceptable
+    verdict = passwords.password_strength(password, _SAM)
+    assert not verdict.acceptable
+    assert "email address or username" in verdict.warning
+
+
+def test_a_good_passphrase_is_accepted() -> None:
+    verdict = passwords.password_strength("violet kettle orbit lantern", _SAM)
+    assert verdict.acceptable
+    assert verdict.score >= passwords.MIN_PASSWORD_SCORE
+
+
+def test_length_counts_whatever_the_score() -> None:
+    verdict = passwords.password_strength("xK#9vq!Lm2", _SAM)  # strong, but 10 characters
+    assert not verdict.acceptable
+    assert any("12 characters" in text for text in verdict.suggestions)
+
+
+def test_a_very_long_password_is_rated_without_error() -> None:
+    long = "violet kettle orbit lantern " * 30  # zxcvbn itself refuses over 72 characters
+    assert passwords.password_strength(long, _SAM).acceptable
+
+
+def test_the_refusal_message_carries_zxcvbns_feedback() -> None:
+    verdict = passwords.password_strength("password1234", _SAM)
+    message = passwords.weakness_message(verdict)
+    assert message.startswith("This password is too easy to guess.")
+    assert verdict.warning in message

@@ -9,7 +9,7 @@ import pytest
 from temporalio import workflow
 
 from worker.registry import workflow_classes
-from workflows.contracts import checkout, onboarding, signup, subscription
+from workflows.contracts import checkout, onboarding, password_link, signup, subscription
 from workflows.contracts.common import QueryRef, SignalRef, UpdateRef, WorkflowRef
 
 _DEFINITIONS = {
@@ -18,7 +18,7 @@ _DEFINITIONS = {
 }
 _REFS = {
     f"{module.__name__}.{name}": value
-    for module in (signup, checkout, onboarding, subscription)
+    for module in (signup, checkout, onboarding, subscription, password_link)
     for name, value in vars(module).items()
     if isinstance(value, WorkflowRef | UpdateRef | SignalRef | QueryRef)
 }
