@@ -42,12 +42,19 @@ DOCS_HTML_POLICY = (
 )
 
 
-def html_policy(*, script_hashes: Iterable[str] = ()) -> str:
-    """The default policy, allowing the inline scripts with these sha256 hashes (base64)."""
+def html_policy(*, script_hashes: Iterable[str] = (), form_targets: Iterable[str] = ()) -> str:
+    """The default policy, allowing the inline scripts with these sha256 hashes (base64)
+    and forms whose submission ends at these origins (`form-action` also governs the
+    redirect that answers a form: a set-password form answered by a 303 to the
+    platform's dashboard needs the dashboard's origin here)."""
+    policy = DEFAULT_HTML_POLICY
     sources = " ".join(f"'sha256-{digest}'" for digest in script_hashes)
-    if not sources:
-        return DEFAULT_HTML_POLICY
-    return DEFAULT_HTML_POLICY.replace("script-src 'self'", f"script-src 'self' {sources}")
+    if sources:
+        policy = policy.replace("script-src 'self'", f"script-src 'self' {sources}")
+    targets = " ".join(dict.fromkeys(form_targets))
+    if targets:
+        policy = policy.replace("form-action 'self'", f"form-action 'self' {targets}")
+    return policy
 
 
 class RequestLimitsMiddleware:

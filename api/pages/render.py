@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -42,6 +43,11 @@ def dashboard_url(settings: BrandedSettings) -> str:
     return settings.dashboard_url or f"{settings.onramp_public_url}/"
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def render_page(
     request: Request,
     template: str,
@@ -63,7 +69,7 @@ def render_page(
         **context,
     )
     response_headers = {
-        "Content-Security-Policy": html_policy(),
+        "Content-Security-Policy": html_policy(form_targets=[_origin(dashboard_url(settings))]),
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
         **(headers or {}),

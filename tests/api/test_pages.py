@@ -64,3 +64,11 @@ async def test_the_stylesheet_and_the_brand_colour_are_served(
     assert brand.text.strip() == ":root { --brand: #4f46e5; }"
     missing = await app_client.get("/static/..%2Fapp.py")
     assert missing.status_code == 404
+
+
+def test_a_form_may_end_at_the_dashboard_and_nowhere_else() -> None:
+    from api.edge import html_policy
+
+    policy = html_policy(form_targets=["https://platform.example", "https://platform.example"])
+    assert "form-action 'self' https://platform.example;" in policy
+    assert "form-action 'self';" in html_policy()
