@@ -50,9 +50,7 @@ async def test_creation_needs_the_client_key_and_a_known_user(
     unknown = await _create(app_client, str(uuid.uuid4()))
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "user_not_found"
-    admin = await app_client.post(
-        f"/v1/users/{user_id}/portal-sessions", headers=auth(ADMIN_KEY)
-    )
+    admin = await app_client.post(f"/v1/users/{user_id}/portal-sessions", headers=auth(ADMIN_KEY))
     assert admin.status_code == 201, admin.text
 
 
@@ -80,7 +78,9 @@ async def test_the_token_is_stored_as_its_digest_only(
     assert set(body) == {"id", "url", "expires_at"}
     assert body["url"].startswith("http://127.0.0.1:8000/v1/billing/enter?session=")
     token = parse_qs(urlsplit(body["url"]).query)["session"][0]
-    row = await db_pool.fetchrow("SELECT * FROM portal_sessions WHERE id = $1", uuid.UUID(body["id"]))
+    row = await db_pool.fetchrow(
+        "SELECT * FROM portal_sessions WHERE id = $1", uuid.UUID(body["id"])
+    )
     assert row is not None
     assert row["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
     assert all(token not in str(value) for value in dict(row).values())
