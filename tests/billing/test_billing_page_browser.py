@@ -160,3 +160,48 @@ async def test_a_used_or_expired_link_gets_a_page_not_the_billing_page(
             await assert_accessible(page)
         finally:
             await context.close()
+
+
+async def test_payment_method_changed_on_stripes_page(
+    billing_stack: BillingStack, browser: Browser
+) -> None:
+    stack = billing_stack
+    user_id = await stack.signup()
+    upgraded = await stack.api.post(
+        f"/v1/users/{user_id}/subscription/upgrade",
+        json={"tier": "pro", "payment_method": CARD},
+        headers=auth(),
+    )
+    assert upgraded.status_code == 200, upgraded.text
+    before = (await _stripe_subscription(stack, user_id))["default_payment_method"]
+    url = await _portal_url(stack, user_id)
+    context = await browser.new_context(bypass_csp=True)
+    page = await context.new_page()
+    try:
+        await page.goto(url)
+        await page.get_by_role("button", name="Change payment method").click()
+        await page.wait_for_url("**/_sandbox/pages/checkout/**")
+        assert "Save a payment method" in await page.content()
+        await page.select_option("#payment_method", "pm_card_mastercard")
+        async with page.expect_response("**/pay") as saved:
+            await page.click("#pay")
+        location = (await saved.value).headers["location"]
+        # Stripe sends the browser back to the configured public URL; this test's API
+        # listens elsewhere on the same host (the billing cookie is the host's).
+        public = stack.settings.onramp_public_url
+        assert location == f"{public}/v1/billing?done=payment_method"
+        await page.goto(location.replace(public, stack.api_url, 1))
+        assert "Stripe is confirming your new payment method" in await page.content()
+    finally:
+        await context.close()
+
+    async def default_card() -> Any:
+        subscription = await _stripe_subscription(stack, user_id)
+        pm_id = subscription["default_payment_method"]
+        return await stack.stripe.v1.payment_methods.retrieve_async(pm_id)
+
+    changed = await eventually(
+        default_card, lambda pm: pm.id != before and pm.card.last4 == "4444", seconds=60
+    )
+    customer = await stack.stripe.v1.customers.retrieve_async(str(changed.customer))
+    assert customer.invoice_settings.default_payment_method == changed.id
