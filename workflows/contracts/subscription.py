@@ -33,26 +33,12 @@ SUBSCRIPTION_WORKFLOW = "SubscriptionWorkflow"
 
 
 UPGRADE_UPDATE = "upgrade"
-
-
 DOWNGRADE_UPDATE = "downgrade"
-
-
 CANCEL_UPDATE = "cancel"
-
-
 REACTIVATE_UPDATE = "reactivate"
-
-
 UPDATE_PAYMENT_METHOD_UPDATE = "update_payment_method"
-
-
 ADMIN_OVERRIDE_UPDATE = "admin_override"
-
-
 CHECKOUT_HANDOVER_UPDATE = "checkout_handover"
-
-
 OPEN_PAYMENT_METHOD_SETUP_UPDATE = "open_payment_method_setup"
 
 
@@ -222,16 +208,13 @@ class PaymentMethodRequest(BaseModel):
 
 
 class PaymentMethodSetupRequest(BaseModel):
-    """Open Stripe's hosted Checkout in setup mode, which collects a new payment method
-    (onramp never sees card numbers); the customer comes back to one of these URLs."""
+    """Open Stripe's Checkout in setup mode (onramp never sees card numbers)."""
 
     success_url: str
     cancel_url: str
 
 
 class PaymentMethodSetup(BaseModel):
-    """The setup-mode Checkout Session the customer is sent to."""
-
     session_id: str
     url: str
 
@@ -351,8 +334,7 @@ class CreateSetupSessionInput(BaseModel):
 
 
 class SetupSessionSnapshot(BaseModel):
-    """A setup-mode Checkout Session as re-read from Stripe, with its SetupIntent's
-    payment method once the customer completed it."""
+    """A setup-mode Checkout Session re-read, with its SetupIntent's payment method."""
 
     session_id: str
     status: str
@@ -412,7 +394,6 @@ UPDATE_PAYMENT_METHOD = UpdateRef(
 ADMIN_OVERRIDE = UpdateRef(
     SUBSCRIPTION, ADMIN_OVERRIDE_UPDATE, AdminOverrideRequest, SubscriptionView
 )
-
 
 OPEN_PAYMENT_METHOD_SETUP = UpdateRef(
     SUBSCRIPTION, OPEN_PAYMENT_METHOD_SETUP_UPDATE, PaymentMethodSetupRequest, PaymentMethodSetup
