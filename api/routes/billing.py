@@ -27,6 +27,7 @@ from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, json_error_response
 from api.operations import SUBSCRIPTION_ENTITY, change_subscription, update_entity
+from api.pages.negotiation import answers_a_person
 from api.pages.render import dashboard_url, render_page
 from api.portal_sessions import (
     COOKIE_PATH,
@@ -83,6 +84,23 @@ STATUS_WORDS = {
 ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "isk", "huf", "twd", "ugx"}
 
 
+# The errors of the billing routes (JSON for programs; a page for a browser).
+SESSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: json_error_response("No billing session: the cookie is missing or has expired"),
+    404: json_error_response("The session's user no longer exists"),
+    409: json_error_response("The user is still signing up"),
+    422: json_error_response("The request is not valid"),
+}
+FORM_ERRORS: dict[int | str, dict[str, Any]] = {
+    **SESSION_ERRORS,
+    400: json_error_response("The change is not possible (the workflow's refusal)"),
+    403: json_error_response("The form lacks this session's CSRF token"),
+    409: json_error_response("The change conflicts with the subscription's state"),
+    502: json_error_response("Stripe or the database failed the change"),
+    503: json_error_response("Temporal unreachable, or the change still running; retry"),
+}
+
+
 class PortalSessionBody(BaseModel):
     return_url: HttpUrlStr | None = Field(
         default=None,
@@ -131,6 +149,7 @@ async def create_session(
     responses={
         404: json_error_response("Unknown link"),
         410: json_error_response("The link was used already or has expired"),
+        422: json_error_response("The link is malformed"),
     },
 )
 async def enter(
@@ -145,7 +164,12 @@ async def enter(
     return response
 
 
-@router.get("/v1/billing", response_class=HTMLResponse, summary="The hosted billing page")
+@router.get(
+    "/v1/billing",
+    response_class=HTMLResponse,
+    summary="The hosted billing page",
+    responses=SESSION_ERRORS,
+)
 async def billing_page(
     request: Request,
     billing: CurrentBillingSession,
@@ -159,6 +183,7 @@ async def billing_page(
     "/v1/billing/payment-method",
     response_class=HTMLResponse,
     summary="Change the payment method on Stripe's hosted Checkout (setup mode)",
+    responses=FORM_ERRORS,
 )
 async def change_payment_method(
     request: Request,
@@ -182,6 +207,8 @@ async def change_payment_method(
             deadline=Deadline.after(settings.subscription_update_wait_seconds),
         )  # fmt: skip
     except ApiError as refused:
+        if not answers_a_person(request):
+            raise
         return await _page(
             request, pool, billing, error=refused.message, status=refused.status,
             headers=refused.headers,
@@ -196,6 +223,7 @@ async def change_payment_method(
     response_class=RedirectResponse,
     status_code=303,
     summary="A plan change from the billing page's form (then back to the page)",
+    responses=FORM_ERRORS,
 )
 async def change_plan(
     change: Change,
@@ -217,6 +245,8 @@ async def change_plan(
             deadline=Deadline.after(settings.subscription_update_wait_seconds),
         )  # fmt: skip
     except ApiError as refused:
+        if not answers_a_person(request):
+            raise
         return await _page(
             request, pool, billing, error=refused.message, status=refused.status,
             headers=refused.headers,

@@ -208,6 +208,7 @@ async def test_payment_method_changed_on_stripes_page(
         default_card, lambda pm: pm.id != before and pm.card.last4 == "4444", seconds=60
     )
     customer = await stack.stripe.v1.customers.retrieve_async(str(changed.customer))
+    assert customer.invoice_settings is not None
     assert customer.invoice_settings.default_payment_method == changed.id
     await record_history(
         stack.temporal, subscription_workflow_id(user_id), "subscription_payment_method_setup"

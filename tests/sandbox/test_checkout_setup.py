@@ -90,7 +90,7 @@ def test_completing_saves_the_card_through_a_setup_intent(
         customer.id,
         "off_session",
     )
-    assert intent.metadata.to_dict() == {"user_id": "42"}
+    assert intent.metadata is not None and intent.metadata.to_dict() == {"user_id": "42"}
     pm = client.v1.payment_methods.retrieve(str(intent.payment_method))
     assert pm.customer == customer.id and pm.card is not None and pm.card.last4 == "4444"
     assert client.v1.setup_intents.retrieve(intent.id).payment_method == pm.id
