@@ -27,6 +27,7 @@ from workflows.contracts.checkout import (
     ExpireCheckoutSessionInput,
 )
 from workflows.contracts.common import ReadStripeObjectInput
+from workflows.contracts.subscription import CreateSetupSessionInput, SetupSessionSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +157,82 @@ class StripeCheckoutActivities:
             "checkout.sessions.retrieve",
             self.stripe.v1.checkout.sessions.retrieve_async(session_id, {"expand": REREAD_EXPAND}),
         )
+
+
+def setup_session_snapshot(session: Any) -> SetupSessionSnapshot:
+    """A setup-mode session, with its SetupIntent (expanded) and that intent's method."""
+    intent = session.setup_intent
+    intent_status = payment_method = None
+    if intent is not None and not isinstance(intent, str):
+        intent_status = getattr(intent, "status", None)
+        payment_method = _id(getattr(intent, "payment_method", None))
+    return SetupSessionSnapshot(
+        session_id=session.id,
+        status=session.status,
+        url=session.url,
+        customer_id=_id(session.customer),
+        setup_intent_id=_id(intent),
+        setup_intent_status=intent_status,
+        payment_method_id=payment_method,
+    )
+
+
+class StripeSetupSessionActivities:
+    """Checkout in setup mode, for `subscription-<user>`: the customer enters a new
+    payment method on Stripe's hosted page; onramp only reads what Stripe collected."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.stripe = client
+
+    @activity.defn
+    async def create_setup_session(self, request: CreateSetupSessionInput) -> SetupSessionSnapshot:
+        """Create the session under the operation's key; after a saved 500 the customer's
+        sessions are searched for this operation's (`metadata.operation`) first."""
+        params: SessionCreateParams = {
+            "mode": "setup",
+            "customer": request.customer_id,
+            "currency": "usd",
+            "client_reference_id": request.user_id,
+            "metadata": {
+                "user_id": request.user_id,
+                "workflow_id": request.workflow_id,
+                "operation": request.idempotency_key,
+            },
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+        }
+
+        def write(key: str) -> Awaitable[Session]:
+            return self.stripe.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+
+        async def find_outcome() -> Session | None:
+            found = await call_stripe(
+                "checkout.sessions.list",
+                self.stripe.v1.checkout.sessions.list_async(
+                    {"customer": request.customer_id, "limit": 100}
+                ),
+            )
+            for session in found.data:
+                metadata = session.metadata.to_dict() if session.metadata is not None else {}
+                if metadata.get("operation") == request.idempotency_key:
+                    return session
+            return None
+
+        session = await write_once(
+            "checkout.sessions.create", request.idempotency_key, write, find_outcome
+        )
+        log_event(
+            logger, "SETUP_SESSION_CREATED", user_id=request.user_id,
+            workflow_id=request.workflow_id, checkout_session_id=session.id,
+        )  # fmt: skip
+        return setup_session_snapshot(session)
+
+    @activity.defn
+    async def read_setup_session(self, request: ReadStripeObjectInput) -> SetupSessionSnapshot:
+        session = await call_stripe(
+            "checkout.sessions.retrieve",
+            self.stripe.v1.checkout.sessions.retrieve_async(
+                request.stripe_id, {"expand": ["setup_intent"]}
+            ),
+        )
+        return setup_session_snapshot(session)

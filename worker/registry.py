@@ -12,7 +12,7 @@ from activities.onboarding import OnboardingActivities
 from activities.password_links import PasswordLinkActivities
 from activities.provisioning import ProvisioningActivities
 from activities.stripe_billing import StripeBillingActivities
-from activities.stripe_checkout import StripeCheckoutActivities
+from activities.stripe_checkout import StripeCheckoutActivities, StripeSetupSessionActivities
 from activities.stripe_connect import StripeConnectActivities
 from activities.stripe_customers import StripeCustomerActivities
 from activities.users import UserActivities
@@ -112,6 +112,7 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
     settings = dependencies.settings
     billing = BillingActivities(dependencies.pool, billing_config_from(settings))
     stripe_billing = StripeBillingActivities(dependencies.stripe)
+    setup_sessions = StripeSetupSessionActivities(dependencies.stripe)
     return [
         billing.billing_config,
         billing.record_billing,
@@ -127,6 +128,8 @@ def subscription_activities(dependencies: WorkerDependencies) -> list[Callable[.
         stripe_billing.set_subscription_payment_method,
         stripe_billing.pay_invoice,
         stripe_billing.cancel_subscription,
+        setup_sessions.create_setup_session,
+        setup_sessions.read_setup_session,
     ]
 
 

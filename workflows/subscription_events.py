@@ -140,6 +140,9 @@ class SubscriptionEvents(SubscriptionPayments):
             await self._send_emails(emails)
 
     async def _apply_event(self, event: StripeEventSignal, arrival: int) -> Emails:
+        if event.type == "checkout.session.completed":
+            # Only setup-mode sessions are routed here (a new payment method).
+            return await self._apply_setup_session(event.object_id)
         subscription_id: str | None = None
         invoice: InvoiceSnapshot | None = None
         if event.type.startswith("invoice."):

@@ -6,6 +6,7 @@ a re-read says paid, failed for good or expired. A mixin of `SubscriptionWorkflo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -15,11 +16,13 @@ from temporalio import workflow
 # an instance of the host's (pydantic validates by class).
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts.common import (
+        ReadStripeObjectInput,
         StripeEventSignal,
     )
     from workflows.contracts.subscription import (
         AttachPaymentMethodInput,
         ChangePriceInput,
+        CreateSetupSessionInput,
         InvoicePaymentResult,
         InvoiceSnapshot,
         PayInvoiceInput,
@@ -27,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         PendingPayment,
         SetDefaultPaymentMethodInput,
         SetSubscriptionPaymentMethodInput,
+        SetupSessionSnapshot,
         SubscriptionSnapshot,
     )
 from workflows import errors, failures, idempotency_keys, policies
@@ -37,6 +41,7 @@ from workflows.subscription_steps import KEEP, Emails, SubscriptionSteps
 
 with workflow.unsafe.imports_passed_through():
     from activities.stripe_billing import StripeBillingActivities
+    from activities.stripe_checkout import StripeSetupSessionActivities
 
 
 class SubscriptionPayments(SubscriptionSteps):
@@ -209,29 +214,38 @@ class SubscriptionPayments(SubscriptionSteps):
         return result
 
     async def _use_payment_method(
-        self, customer_id: str, subscription_id: str, payment_method: str
+        self,
+        customer_id: str,
+        subscription_id: str,
+        payment_method: str,
+        key: Callable[[str], str] = idempotency_keys.operation_key,
     ) -> SubscriptionSnapshot:
         """Attach a payment method the platform collected and make it the default of the
         customer and of the subscription (which pays its invoices)."""
-        attached = await self._attach_payment_method(customer_id, payment_method)
+        attached = await self._attach_payment_method(customer_id, payment_method, key)
         snap: SubscriptionSnapshot = await workflow.execute_activity_method(
             StripeBillingActivities.set_subscription_payment_method,
             SetSubscriptionPaymentMethodInput(
                 subscription_id=subscription_id,
                 payment_method_id=attached,
-                idempotency_key=idempotency_keys.operation_key("subscription_payment_method"),
+                idempotency_key=key("subscription_payment_method"),
             ),
             **policies.STRIPE_WRITE,
         )
         return snap
 
-    async def _attach_payment_method(self, customer_id: str, payment_method: str) -> str:
+    async def _attach_payment_method(
+        self,
+        customer_id: str,
+        payment_method: str,
+        key: Callable[[str], str] = idempotency_keys.operation_key,
+    ) -> str:
         attached: str = await workflow.execute_activity_method(
             StripeBillingActivities.attach_payment_method,
             AttachPaymentMethodInput(
                 customer_id=customer_id,
                 payment_method=payment_method,
-                idempotency_key=idempotency_keys.operation_key("attach_payment_method"),
+                idempotency_key=key("attach_payment_method"),
             ),
             **policies.STRIPE_WRITE,
         )
@@ -240,8 +254,56 @@ class SubscriptionPayments(SubscriptionSteps):
             SetDefaultPaymentMethodInput(
                 customer_id=customer_id,
                 payment_method_id=attached,
-                idempotency_key=idempotency_keys.operation_key("default_payment_method"),
+                idempotency_key=key("default_payment_method"),
             ),
             **policies.STRIPE_WRITE,
         )
         return attached
+
+    async def _open_setup_session(
+        self, customer_id: str, success_url: str, cancel_url: str
+    ) -> SetupSessionSnapshot:
+        """A Checkout Session in setup mode for the customer (Stripe collects the card)."""
+        session: SetupSessionSnapshot = await workflow.execute_activity_method(
+            StripeSetupSessionActivities.create_setup_session,
+            CreateSetupSessionInput(
+                user_id=self._state.user_id,
+                workflow_id=workflow.info().workflow_id,
+                customer_id=customer_id,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                idempotency_key=idempotency_keys.operation_key("setup_session"),
+            ),
+            **policies.STRIPE_WRITE,
+        )
+        return session
+
+    async def _apply_setup_session(self, session_id: str) -> Emails:
+        """A completed setup session (`checkout.session.completed`, re-read): its
+        SetupIntent's payment method becomes the customer's and the subscription's
+        default, under keys naming the session (one change per session)."""
+        session: SetupSessionSnapshot = await workflow.execute_activity_method(
+            StripeSetupSessionActivities.read_setup_session,
+            ReadStripeObjectInput(stripe_id=session_id),
+            **self._reread_options(),
+        )
+        customer_id = session.customer_id
+        if customer_id is None or not await self._owned(customer_id, session_id):
+            return []
+        payment_method = session.payment_method_id
+        if session.setup_intent_status != "succeeded" or payment_method is None:
+            workflow.logger.info(
+                "SETUP_SESSION_NOT_COMPLETE",
+                extra={"checkout_session_id": session_id, "status": session.status},
+            )
+            return []
+
+        def key(step: str) -> str:
+            return idempotency_keys.object_key(session_id, step)
+
+        subscription_id = self._state.stripe_subscription_id
+        if not self._state.has_live_subscription or subscription_id is None:
+            await self._attach_payment_method(customer_id, payment_method, key)
+            return []
+        snap = await self._use_payment_method(customer_id, subscription_id, payment_method, key)
+        return await self._apply(snap, through_stripe_change=False)

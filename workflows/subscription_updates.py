@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_UPDATE,
         CHECKOUT_HANDOVER_UPDATE,
         DOWNGRADE_UPDATE,
+        OPEN_PAYMENT_METHOD_SETUP_UPDATE,
         PAID_SUBSCRIPTION_STATUSES,
         REACTIVATE_UPDATE,
         UPDATE_PAYMENT_METHOD_UPDATE,
@@ -31,6 +32,8 @@ with workflow.unsafe.imports_passed_through():
         EmptyRequest,
         OpenCheckoutCheck,
         PaymentMethodRequest,
+        PaymentMethodSetup,
+        PaymentMethodSetupRequest,
         SubscriptionSnapshot,
         SubscriptionView,
         TierAudit,
@@ -233,6 +236,40 @@ class SubscriptionUpdates(SubscriptionPayments):
         self._require_stripe_billing("update payment method of")
         if not request.payment_method.startswith("pm_"):
             raise failures.refuse("payment_method must be a pm_… id", errors.SUBSCRIPTION_INVALID)
+
+    @workflow.update(name=OPEN_PAYMENT_METHOD_SETUP_UPDATE)
+    async def open_payment_method_setup(
+        self, request: PaymentMethodSetupRequest
+    ) -> PaymentMethodSetup:
+        opened: list[PaymentMethodSetup] = []
+
+        async def change() -> None:
+            self._check_payment_method_setup(request)
+            customer = await ensure_stripe_customer(self._state.user_id)
+            self._state.stripe_customer_id = customer.stripe_id
+            session = await self._open_setup_session(
+                customer.stripe_id, request.success_url, request.cancel_url
+            )
+            if session.url is None:
+                raise failures.refuse(
+                    f"Stripe's setup session {session.session_id} is {session.status}",
+                    errors.SUBSCRIPTION_CONFLICT,
+                )
+            opened.append(PaymentMethodSetup(session_id=session.session_id, url=session.url))
+
+        await self._run_update(change)
+        return opened[0]
+
+    @open_payment_method_setup.validator
+    def _validate_payment_method_setup(self, request: PaymentMethodSetupRequest) -> None:
+        self._check_payment_method_setup(request)
+
+    def _check_payment_method_setup(self, request: PaymentMethodSetupRequest) -> None:
+        self._require_stripe_billing("change the payment method of")
+        for url in (request.success_url, request.cancel_url):
+            if not url.startswith(("https://", "http://")):
+                message = "The return URLs must be http(s)"
+                raise failures.refuse(message, errors.SUBSCRIPTION_INVALID)
 
     @workflow.update(name=ADMIN_OVERRIDE_UPDATE)
     async def admin_override(self, request: AdminOverrideRequest) -> SubscriptionView:

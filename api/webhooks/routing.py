@@ -83,7 +83,14 @@ def _stripe_id(value: Any, prefix: str) -> str | None:
 
 
 async def route_checkout(event: StripeEvent, db: Db) -> Route:
-    """`checkout-<user>` by plain signal: a checkout that ended gets nothing (orphaned)."""
+    """`checkout-<user>` by plain signal: a checkout that ended gets nothing (orphaned).
+
+    A setup-mode session (a new payment method from the billing page) belongs to the
+    customer's `subscription-<user>`, which acts on its completion only."""
+    if event.object.get("mode") == "setup":
+        if event.type == "checkout.session.completed":
+            return await route_by_customer(event, db)
+        return Ignore(f"{event.type} of a setup session: only its completion changes anything")
     user_id = _metadata_user_id(event.object) or _user_id(event.object.get("client_reference_id"))
     if user_id is None:
         return Orphan("checkout session carries no user id (metadata.user_id, client_reference_id)")

@@ -153,6 +153,25 @@ class SubscriptionSettings(Concern):
     )
 
 
+class PortalSettings(Concern):
+    """The hosted billing page: its single-use links and the browser sessions they open."""
+
+    portal_session_ttl_seconds: int = Field(
+        default=300,
+        ge=30,
+        le=3600,
+        description="lifetime of a portal session's link (`POST "
+        "/v1/users/{id}/portal-sessions`); it opens the billing page once",
+    )
+    billing_session_ttl_seconds: int = Field(
+        default=1800,
+        ge=60,
+        le=24 * 3600,
+        description="how long the billing page stays open in the browser after the link "
+        "was opened (its cookie); then the platform creates a new link",
+    )
+
+
 class WebhookSettings(Concern):
     """Stripe webhooks: ingress (acknowledged once stored) and the inbox dispatcher."""
 
@@ -242,6 +261,7 @@ class ApiSettings(
     CheckoutSettings,
     OnboardingSettings,
     SubscriptionSettings,
+    PortalSettings,
     WebhookSettings,
     SystemStatusSettings,
 ):

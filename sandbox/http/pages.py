@@ -59,29 +59,46 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _checkout_page(sb: Sandbox, session: Obj, error: str | None, status: int = 200) -> HTMLResponse:
+    if session["mode"] == "setup":
+        return _setup_page(session, error, status)
     items = checkout.line_items(sb.ctx(), session)
     rows = "\n".join(
         f"<tr><td>{escape(str(item['description']))} &times; {item['quantity']}</td>"
         f'<td class="amount">{billing.money(item["amount_total"], item["currency"])}</td></tr>'
         for item in items
     )
-    options = "\n".join(
-        f'    <option value="{value}">{escape(label)}</option>' for value, label in CHOICES
-    )
-    cancel = (
-        f'<p class="muted"><a id="cancel" href="{escape(session["cancel_url"])}">Cancel</a></p>'
-        if session.get("cancel_url")
-        else ""
-    )
     body = _template("checkout.html").substitute(
         session_id=escape(session["id"]),
         error=f'<p class="error" id="error">{escape(error)}</p>' if error else "",
         rows=rows,
         total=billing.money(session["amount_total"], session["currency"]),
-        options=options,
-        cancel=cancel,
+        options=_options(),
+        cancel=_cancel_link(session),
     )
     return _page("Checkout", body, status)
+
+
+def _setup_page(session: Obj, error: str | None, status: int) -> HTMLResponse:
+    """A setup-mode session's page: it saves a card for later, charges nothing."""
+    body = _template("setup.html").substitute(
+        session_id=escape(session["id"]),
+        error=f'<p class="error" id="error">{escape(error)}</p>' if error else "",
+        options=_options(),
+        cancel=_cancel_link(session),
+    )
+    return _page("Save a payment method", body, status)
+
+
+def _options() -> str:
+    return "\n".join(
+        f'    <option value="{value}">{escape(label)}</option>' for value, label in CHOICES
+    )
+
+
+def _cancel_link(session: Obj) -> str:
+    if not session.get("cancel_url"):
+        return ""
+    return f'<p class="muted"><a id="cancel" href="{escape(session["cancel_url"])}">Cancel</a></p>'
 
 
 async def show_checkout(sb: Sandbox, request: Request) -> Response:

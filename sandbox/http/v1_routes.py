@@ -14,6 +14,7 @@ from sandbox.domain.resources import (
     payment_methods,
     prices,
     products,
+    setup_intents,
     subscription_update,
     subscriptions,
     test_clocks,
@@ -51,6 +52,8 @@ ROUTES: list[Route] = [
     Route("GET", "/v1/checkout/sessions/{id}", checkout.retrieve),
     Route("GET", "/v1/checkout/sessions/{id}/line_items", checkout.list_line_items),
     Route("POST", "/v1/checkout/sessions/{id}/expire", checkout.expire),
+    # setup intents (made by setup-mode Checkout Sessions)
+    Route("GET", "/v1/setup_intents/{id}", setup_intents.retrieve),
     # subscriptions
     Route("POST", "/v1/subscriptions", subscriptions.create),
     Route("GET", "/v1/subscriptions", subscriptions.list_handler),

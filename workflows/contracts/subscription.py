@@ -33,24 +33,13 @@ SUBSCRIPTION_WORKFLOW = "SubscriptionWorkflow"
 
 
 UPGRADE_UPDATE = "upgrade"
-
-
 DOWNGRADE_UPDATE = "downgrade"
-
-
 CANCEL_UPDATE = "cancel"
-
-
 REACTIVATE_UPDATE = "reactivate"
-
-
 UPDATE_PAYMENT_METHOD_UPDATE = "update_payment_method"
-
-
 ADMIN_OVERRIDE_UPDATE = "admin_override"
-
-
 CHECKOUT_HANDOVER_UPDATE = "checkout_handover"
+OPEN_PAYMENT_METHOD_SETUP_UPDATE = "open_payment_method_setup"
 
 
 class BillingConfig(BaseModel):
@@ -218,6 +207,18 @@ class PaymentMethodRequest(BaseModel):
     payment_method: str
 
 
+class PaymentMethodSetupRequest(BaseModel):
+    """Open Stripe's Checkout in setup mode (onramp never sees card numbers)."""
+
+    success_url: str
+    cancel_url: str
+
+
+class PaymentMethodSetup(BaseModel):
+    session_id: str
+    url: str
+
+
 class AdminOverrideRequest(BaseModel):
     tier: Tier
     reason: str = Field(min_length=1, max_length=500)
@@ -323,6 +324,27 @@ class InvoicePaymentResult(BaseModel):
     message: str | None = None
 
 
+class CreateSetupSessionInput(BaseModel):
+    user_id: str
+    workflow_id: str
+    customer_id: str
+    success_url: str
+    cancel_url: str
+    idempotency_key: str
+
+
+class SetupSessionSnapshot(BaseModel):
+    """A setup-mode Checkout Session re-read, with its SetupIntent's payment method."""
+
+    session_id: str
+    status: str
+    url: str | None = None
+    customer_id: str | None = None
+    setup_intent_id: str | None = None
+    setup_intent_status: str | None = None
+    payment_method_id: str | None = None
+
+
 class CancelSubscriptionInput(BaseModel):
     subscription_id: str
     # Credit the unused time of a paid duplicate to the customer's balance.
@@ -371,4 +393,8 @@ UPDATE_PAYMENT_METHOD = UpdateRef(
 
 ADMIN_OVERRIDE = UpdateRef(
     SUBSCRIPTION, ADMIN_OVERRIDE_UPDATE, AdminOverrideRequest, SubscriptionView
+)
+
+OPEN_PAYMENT_METHOD_SETUP = UpdateRef(
+    SUBSCRIPTION, OPEN_PAYMENT_METHOD_SETUP_UPDATE, PaymentMethodSetupRequest, PaymentMethodSetup
 )

@@ -1,5 +1,6 @@
-"""Checkout sessions (mode `subscription`): create, retrieve, line items, expire, list
-(paying one is `checkout_payment`)."""
+"""Checkout sessions (mode `subscription`, and `setup`, which only saves a payment
+method): create, retrieve, line items, expire, list (paying or completing one is
+`checkout_payment`)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ FIELDS = {
         )
     ),
     "customer": Str(),
+    "currency": Str(3),
+    "setup_intent_data": Hash(
+        {"metadata": Metadata(), "description": Str(500), "on_behalf_of": Str()}
+    ),
     "customer_email": Str(800),
     "client_reference_id": Str(200),
     "metadata": Metadata(),
@@ -154,9 +159,11 @@ SESSION_DEFAULTS: Obj = {
 
 def _expires_at(p: Obj, now: int) -> int:
     """The session's expiry, after the checks Stripe makes on the parameters."""
-    if p["mode"] != "subscription":
-        raise bad_param("The sandbox supports only `mode=subscription`.", "mode")
-    if not p.get("line_items"):
+    if p["mode"] == "setup":
+        _check_setup(p)
+    elif p["mode"] != "subscription":
+        raise bad_param("The sandbox supports only `mode=subscription` and `mode=setup`.", "mode")
+    elif not p.get("line_items"):
         raise bad_param("Missing required param: line_items.", "line_items")
     if p.get("customer") and p.get("customer_email"):
         raise bad_param(
@@ -176,6 +183,20 @@ def _expires_at(p: Obj, now: int) -> int:
             "expires_at",
         )
     return expires_at
+
+
+def _check_setup(p: Obj) -> None:
+    """Stripe's rules for a setup-mode session: no line items, no subscription, and a
+    currency unless the payment method types are named."""
+    for name in ("line_items", "subscription_data"):
+        if p.get(name):
+            raise bad_param(f"You cannot pass `{name}` in `setup` mode.", name)
+    if not p.get("currency") and not p.get("allowed_payment_method_types"):
+        raise bad_param(
+            "Missing required param: currency. `currency` is required in `setup` mode "
+            "when the payment method types are not specified.",
+            "currency",
+        )
 
 
 def _new_line_items(ctx: Ctx, specs: list[Obj]) -> list[Obj]:
@@ -208,7 +229,8 @@ def _new_line_items(ctx: Ctx, specs: list[Obj]) -> list[Obj]:
 
 def _session_fields(ctx: Ctx, p: Obj, session_id: str, items: list[Obj], now: int) -> Obj:
     """The fields of a new session that its parameters decide."""
-    total = sum(item["amount_total"] for item in items)
+    setup = p["mode"] == "setup"
+    total = None if setup else sum(item["amount_total"] for item in items)
     return {
         "allow_promotion_codes": p.get("allow_promotion_codes"),
         "allowed_payment_method_types": p.get("allowed_payment_method_types"),
@@ -218,10 +240,12 @@ def _session_fields(ctx: Ctx, p: Obj, session_id: str, items: list[Obj], now: in
         "cancel_url": p.get("cancel_url"),
         "client_reference_id": p.get("client_reference_id"),
         "created": now,
-        "currency": items[0]["currency"],
+        "currency": p.get("currency") if setup else items[0]["currency"],
         "customer_email": p.get("customer_email"),
         "locale": p.get("locale"),
         "metadata": apply_metadata({}, p.get("metadata")),
+        "mode": p["mode"],
+        "payment_status": "no_payment_required" if setup else "unpaid",
         "payment_method_collection": p.get("payment_method_collection") or "always",
         "payment_method_types": p.get("allowed_payment_method_types") or ["card"],
         "submit_type": p.get("submit_type"),
@@ -236,7 +260,7 @@ def create(ctx: Ctx) -> Obj:
     now = ctx.now
     expires_at = _expires_at(p, now)
     customer = get_customer(ctx, p["customer"], "customer") if p.get("customer") else None
-    items = _new_line_items(ctx, p["line_items"])
+    items = _new_line_items(ctx, p.get("line_items") or [])
     session_id = new_id("cs")
     data = p.get("subscription_data") or {}
     fields = _session_fields(ctx, p, session_id, items, now)
@@ -249,6 +273,9 @@ def create(ctx: Ctx) -> Obj:
             "line_items": items,
             "subscription_metadata": apply_metadata({}, data.get("metadata")),
             "subscription_description": data.get("description"),
+            "setup_intent_metadata": apply_metadata(
+                {}, (p.get("setup_intent_data") or {}).get("metadata")
+            ),
         },
     )
     ctx.created_id = session_id

@@ -14,6 +14,7 @@ from sandbox.domain.jsontypes import Obj
 from sandbox.domain.resources import payment_methods
 from sandbox.domain.resources.checkout import expire_session, line_items
 from sandbox.domain.resources.customers import new_customer
+from sandbox.domain.resources.setup_intents import succeeded_setup_intent
 
 BANK_DECLINE = Decline(
     "payment_method_provider_decline", None, "The customer's bank account could not be debited."
@@ -104,6 +105,8 @@ def _complete(ctx: Ctx, session: Obj, customer: Obj, sub: Obj, inv: Obj) -> None
 
 def pay_session(ctx: Ctx, session: Obj, token: str) -> Obj:
     """What the hosted page's pay button does; a decline leaves the session open (402)."""
+    if session["mode"] == "setup":
+        return save_payment_method(ctx, session, token)
     card = _payable_card(ctx, session, token)
     customer = _customer_of(ctx, session)
     pm = payment_method_from_token(token, new_id("pm"), ctx.now)
@@ -112,6 +115,30 @@ def pay_session(ctx: Ctx, session: Obj, token: str) -> Obj:
     sub, inv = _subscribe(ctx, session, customer, pm, card)
     ctx.store.hidden_of(session["id"])["payment_method_token"] = token
     _complete(ctx, session, customer, sub, inv)
+    return session
+
+
+def save_payment_method(ctx: Ctx, session: Obj, token: str) -> Obj:
+    """A setup-mode session completes: the card is saved to the customer by a succeeded
+    SetupIntent; nothing is charged and no subscription changes (that is the
+    integration's job, on `checkout.session.completed`)."""
+    _payable_card(ctx, session, token)
+    customer = _customer_of(ctx, session)
+    pm = payment_method_from_token(token, new_id("pm"), ctx.now)
+    ctx.store.add(pm, {"token": token})
+    payment_methods.attach(ctx, pm, customer["id"])
+    metadata = ctx.store.hidden_of(session["id"]).get("setup_intent_metadata")
+    intent = succeeded_setup_intent(ctx, customer["id"], pm, metadata)
+    session.update(
+        {
+            "status": "complete",
+            "payment_status": "no_payment_required",
+            "customer": customer["id"],
+            "setup_intent": intent["id"],
+            "url": None,
+        }
+    )
+    ctx.emit("checkout.session.completed", session)
     return session
 
 
