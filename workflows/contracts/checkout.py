@@ -31,29 +31,14 @@ def checkout_workflow_id(user_id: str) -> str:
 
 
 CHECKOUT_WORKFLOW = "CheckoutWorkflow"
-
-
 START_CHECKOUT_UPDATE = "start_checkout"
-
-
 RETRY_PROVISIONING_UPDATE = "retry_provisioning"
-
-
 CHECKOUT_RETURN_SIGNAL = "checkout_returned"
 
-
 PaymentState = Literal["unpaid", "confirming", "paid"]
-
-
 ProvisioningState = Literal["not_started", "queued", "running", "completed", "failed"]
-
-
 PasswordState = Literal["not_sent", "sent", "set"]
-
-
 NextAction = Literal["pay", "wait_provisioning", "set_password", "go_to_dashboard"]
-
-
 SessionStatus = Literal["open", "complete", "expired"]
 
 
@@ -214,14 +199,8 @@ class CheckoutStatus(BaseModel):
 
 
 CHECKOUT = WorkflowRef(CHECKOUT_WORKFLOW, CheckoutWorkflowInput, CheckoutStatus)
-
-
 CHECKOUT_STATUS = QueryRef(CHECKOUT, STATUS_QUERY, CheckoutStatus)
-
-
 START_CHECKOUT = UpdateRef(CHECKOUT, START_CHECKOUT_UPDATE, StartCheckoutRequest, CheckoutStarted)
-
-
 RETRY_PROVISIONING = UpdateRef(
     CHECKOUT, RETRY_PROVISIONING_UPDATE, RetryProvisioningRequest, RetryProvisioningResult
 )

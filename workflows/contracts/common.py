@@ -19,11 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 Tier = Literal["free", "pro", "enterprise"]
-
-
 BillingCycle = Literal["monthly", "yearly"]
-
-
 StripeCustomerMode = Literal["eager", "lazy"]
 
 
@@ -122,8 +118,6 @@ class EnsuredStripeObject(BaseModel):
 
 
 STRIPE_EVENT_SIGNAL = "stripe_event"
-
-
 EmailTemplate = Literal["payment_failed", "downgraded_after_grace", "welcome", "set_password_link"]
 
 
@@ -142,11 +136,7 @@ class SendEmailInput(BaseModel):
 
 
 InputT = TypeVar("InputT", bound=BaseModel)
-
-
 ArgT = TypeVar("ArgT", bound=BaseModel)
-
-
 ResultT = TypeVar("ResultT")
 
 

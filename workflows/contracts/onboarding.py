@@ -43,14 +43,8 @@ class OnboardingWorkflowInput(BaseModel):
 
 
 ISSUE_ONBOARDING_TOKEN_UPDATE = "issue_token"  # noqa: S105
-
-
 OPEN_ONBOARDING_LINK_UPDATE = "open_link"
-
-
 ONBOARDING_RETURNED_UPDATE = "account_returned"
-
-
 OnboardingTokenStatus = Literal["pending", "in_progress", "completed", "expired", "revoked"]
 
 
@@ -209,11 +203,7 @@ class OnboardingWorkflowStatus(BaseModel):
 
 
 ONBOARDING = WorkflowRef(ONBOARDING_WORKFLOW, OnboardingWorkflowInput, OnboardingWorkflowStatus)
-
-
 ONBOARDING_STATUS = QueryRef(ONBOARDING, STATUS_QUERY, OnboardingWorkflowStatus)
-
-
 ISSUE_ONBOARDING_TOKEN = UpdateRef(
     ONBOARDING,
     ISSUE_ONBOARDING_TOKEN_UPDATE,

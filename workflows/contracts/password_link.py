@@ -72,6 +72,4 @@ class PasswordLinkStatus(BaseModel):
 
 
 PASSWORD_LINK = WorkflowRef(PASSWORD_LINK_WORKFLOW, PasswordLinkInput, PasswordLinkResult)
-
-
 PASSWORD_LINK_STATUS = QueryRef(PASSWORD_LINK, STATUS_QUERY, PasswordLinkStatus)

@@ -54,6 +54,4 @@ class SignupStatus(BaseModel):
 
 
 SIGNUP = WorkflowRef(SIGNUP_WORKFLOW, SignupInput, SignupResult)
-
-
 SIGNUP_STATUS = QueryRef(SIGNUP, STATUS_QUERY, SignupStatus)

@@ -30,8 +30,6 @@ def subscription_workflow_id(user_id: str) -> str:
 
 
 SUBSCRIPTION_WORKFLOW = "SubscriptionWorkflow"
-
-
 UPGRADE_UPDATE = "upgrade"
 DOWNGRADE_UPDATE = "downgrade"
 CANCEL_UPDATE = "cancel"
@@ -112,14 +110,8 @@ ENDED_SUBSCRIPTION_STATUSES = ("canceled", "incomplete_expired")
 # exist. `incomplete` (first invoice unpaid) is not live: Stripe refuses most changes to
 # it and it grants no tier.
 PAID_SUBSCRIPTION_STATUSES = ("active", "trialing", "past_due")
-
-
 NOT_LIVE_SUBSCRIPTION_STATUSES = (*ENDED_SUBSCRIPTION_STATUSES, "incomplete")
-
-
 PaymentKind = Literal["new_subscription", "price_change", "renewal"]
-
-
 SubscriptionPaymentState = Literal["settled", "requires_action"]
 
 
@@ -369,23 +361,11 @@ class SetSubscriptionPaymentMethodInput(BaseModel):
 
 
 SUBSCRIPTION = WorkflowRef(SUBSCRIPTION_WORKFLOW, SubscriptionWorkflowInput, type(None))
-
-
 SUBSCRIPTION_STATUS = QueryRef(SUBSCRIPTION, STATUS_QUERY, SubscriptionState)
-
-
 UPGRADE = UpdateRef(SUBSCRIPTION, UPGRADE_UPDATE, UpgradeRequest, SubscriptionView)
-
-
 DOWNGRADE = UpdateRef(SUBSCRIPTION, DOWNGRADE_UPDATE, DowngradeRequest, SubscriptionView)
-
-
 CANCEL = UpdateRef(SUBSCRIPTION, CANCEL_UPDATE, EmptyRequest, SubscriptionView)
-
-
 REACTIVATE = UpdateRef(SUBSCRIPTION, REACTIVATE_UPDATE, EmptyRequest, SubscriptionView)
-
-
 UPDATE_PAYMENT_METHOD = UpdateRef(
     SUBSCRIPTION, UPDATE_PAYMENT_METHOD_UPDATE, PaymentMethodRequest, SubscriptionView
 )
