@@ -76,7 +76,3 @@ def render_page(
     }
     return HTMLResponse(html, status_code=status, headers=response_headers)
 
-
-def render_text(template: str, **context: Any) -> str:
-    """Any other template of `templates/` (e.g. an email's part), with the same rules."""
-    return _environment.get_template(template).render(**context)
