@@ -75,4 +75,3 @@ def render_page(
         **(headers or {}),
     }
     return HTMLResponse(html, status_code=status, headers=response_headers)
-
