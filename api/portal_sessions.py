@@ -3,7 +3,7 @@ browser session (a cookie) it starts.
 
 Like Stripe's billing-portal sessions, the platform creates one with its API key and
 sends its user to the URL. Opening it consumes it in one statement and sets a cookie
-holding a second random token (HttpOnly, `SameSite=Strict`, `Path=/v1/billing`); every
+holding a second random token (HttpOnly, `SameSite=Lax`, `Path=/v1/billing`); every
 billing request finds its session by that cookie's digest. Postgres keeps only sha256
 digests, so nothing stored opens anything. Forms carry a CSRF token derived from the
 cookie's token with the token secret (nothing more to store, and it changes with every
@@ -104,7 +104,12 @@ def set_browser_cookie(response: Response, settings: ApiSettings, browser_token:
         max_age=settings.billing_session_ttl_seconds,
         path=COOKIE_PATH,
         httponly=True,
-        samesite="strict",
+        # Lax, not Strict: the billing page is reached by top-level navigations that
+        # start on another site (the platform's link to /enter and its 303 here, and
+        # Stripe's redirect back from the setup page), which a Strict cookie would
+        # miss, so the page would never open outside a single-site test. Lax still
+        # keeps the cookie off cross-site POSTs; the forms' CSRF token guards the rest.
+        samesite="lax",
         # Browsers keep a Secure cookie only over https (localhost aside).
         secure=settings.onramp_public_url.startswith("https://"),
     )
