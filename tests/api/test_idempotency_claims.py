@@ -61,6 +61,7 @@ async def _claimed(pool: asyncpg.Pool, key: str) -> None:
     )
 
 
+@pytest.mark.slow
 async def test_a_repeat_waits_within_its_deadline_then_409_with_retry_after(
     db_pool: asyncpg.Pool,
 ) -> None:

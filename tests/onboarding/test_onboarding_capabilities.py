@@ -60,6 +60,7 @@ async def _token_status(pool: asyncpg.Pool, token_id: str) -> str:
     return status
 
 
+@pytest.mark.slow
 async def test_polling_backs_off_from_minutes_to_hours_and_starts_over_on_return(
     onboarding: SkippingOnboarding, db_pool: asyncpg.Pool
 ) -> None:

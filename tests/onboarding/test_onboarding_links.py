@@ -138,6 +138,7 @@ async def test_completion_is_detected_by_polling_without_webhooks(
         assert received == 0  # no webhook reached the API: polling found it
 
 
+@pytest.mark.slow
 async def test_ten_concurrent_opens_make_one_account_one_link_and_one_transition(
     served: Served, temporal_client: Client
 ) -> None:
@@ -292,6 +293,7 @@ async def test_a_new_token_revokes_the_unused_one(served: Served) -> None:
     assert (await _open(served, _token(second))).status_code == 303
 
 
+@pytest.mark.slow
 async def test_idempotency_key_returns_the_same_token(served: Served) -> None:
     user_id, _ = await served.signup()
     headers = {**auth(), "Idempotency-Key": "onboarding-retry-1"}

@@ -209,6 +209,7 @@ async def test_unknown_and_signing_up_users(billing_stack: BillingStack) -> None
         assert response.json()["error"]["code"] == "user_not_found"
 
 
+@pytest.mark.slow
 async def test_retried_upgrade_with_same_key_is_one_change(
     billing_stack: BillingStack,
 ) -> None:

@@ -149,6 +149,7 @@ def _gauge(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.slow
 async def test_the_inbox_lag_is_a_metric_and_part_of_the_system_status(
     database_url: str, db_pool: asyncpg.Pool, temporal_env: WorkflowEnvironment, task_queue: str
 ) -> None:
@@ -197,6 +198,7 @@ def _first_look_over(inbox: InboxDispatcher) -> bool:
     return inbox._last_claim > float("-inf") and pool.get_idle_size() == pool.get_size()
 
 
+@pytest.mark.slow
 async def test_a_woken_dispatcher_sends_at_once_without_waiting_for_its_poll(
     database_url: str, db_pool: asyncpg.Pool, receivers: Client, webhook_settings: ApiSettings
 ) -> None:

@@ -32,6 +32,9 @@ from tests.support.polling import eventually
 from tests.webhooks.conftest import LogLines
 from workflows.contracts.common import UserRef
 
+# Each test delivers a signed event through the inbox to a real workflow (~0.4 s each).
+pytestmark = pytest.mark.slow
+
 PATH = "/v1/webhooks/stripe"
 SECRET, CONNECT_SECRET = WEBHOOK_SECRETS
 

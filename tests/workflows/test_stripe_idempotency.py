@@ -34,6 +34,7 @@ async def _signup(api: httpx.AsyncClient, email: str) -> httpx.Response:
 
 
 @pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+@pytest.mark.slow
 async def test_saved_500_on_create_is_reread_and_one_customer_remains(
     stack: Stack, applied: bool
 ) -> None:
