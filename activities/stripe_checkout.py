@@ -69,6 +69,39 @@ def session_snapshot(session: Any) -> CheckoutSessionSnapshot:
 REREAD_EXPAND = ["subscription.latest_invoice"]
 
 
+async def create_session_once(
+    client: stripe.StripeClient,
+    params: SessionCreateParams,
+    *,
+    customer_id: str,
+    workflow_id: str,
+    operation: str,
+) -> Session:
+    """Create a Checkout Session (any mode) under the operation's key. After a saved 500
+    the customer's sessions are searched first for the one this operation made, by the
+    `workflow_id` and `operation` its metadata carries (`write_once`)."""
+
+    def write(key: str) -> Awaitable[Session]:
+        return client.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
+
+    async def find_outcome() -> Session | None:
+        found = await call_stripe(
+            "checkout.sessions.list",
+            client.v1.checkout.sessions.list_async({"customer": customer_id, "limit": 100}),
+        )
+        for session in found.data:
+            # A StripeObject, not a dict (stripe 16): read it as one.
+            metadata = session.metadata.to_dict() if session.metadata is not None else {}
+            if (
+                metadata.get("workflow_id") == workflow_id
+                and metadata.get("operation") == operation
+            ):
+                return session
+        return None
+
+    return await write_once("checkout.sessions.create", operation, write, find_outcome)
+
+
 class StripeCheckoutActivities:
     def __init__(self, client: stripe.StripeClient) -> None:
         self.stripe = client
@@ -93,29 +126,10 @@ class StripeCheckoutActivities:
             "cancel_url": request.cancel_url,
         }
 
-        def write(key: str) -> Awaitable[Session]:
-            return self.stripe.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
-
-        async def find_outcome() -> Session | None:
-            found = await call_stripe(
-                "checkout.sessions.list",
-                self.stripe.v1.checkout.sessions.list_async(
-                    {"customer": request.customer_id, "limit": 100}
-                ),
-            )
-            for session in found.data:
-                # A StripeObject, not a dict (stripe 16): read it as one.
-                metadata = session.metadata.to_dict() if session.metadata is not None else {}
-                if (
-                    metadata.get("workflow_id") == request.workflow_id
-                    and metadata.get("operation") == request.idempotency_key
-                ):
-                    return session
-            return None
-
-        session = await write_once(
-            "checkout.sessions.create", request.idempotency_key, write, find_outcome
-        )
+        session = await create_session_once(
+            self.stripe, params, customer_id=request.customer_id,
+            workflow_id=request.workflow_id, operation=request.idempotency_key,
+        )  # fmt: skip
         log_event(
             logger, "CHECKOUT_SESSION_CREATED", user_id=request.user_id,
             workflow_id=request.workflow_id, checkout_session_id=session.id,
@@ -202,25 +216,10 @@ class StripeSetupSessionActivities:
             "cancel_url": request.cancel_url,
         }
 
-        def write(key: str) -> Awaitable[Session]:
-            return self.stripe.v1.checkout.sessions.create_async(params, {"idempotency_key": key})
-
-        async def find_outcome() -> Session | None:
-            found = await call_stripe(
-                "checkout.sessions.list",
-                self.stripe.v1.checkout.sessions.list_async(
-                    {"customer": request.customer_id, "limit": 100}
-                ),
-            )
-            for session in found.data:
-                metadata = session.metadata.to_dict() if session.metadata is not None else {}
-                if metadata.get("operation") == request.idempotency_key:
-                    return session
-            return None
-
-        session = await write_once(
-            "checkout.sessions.create", request.idempotency_key, write, find_outcome
-        )
+        session = await create_session_once(
+            self.stripe, params, customer_id=request.customer_id,
+            workflow_id=request.workflow_id, operation=request.idempotency_key,
+        )  # fmt: skip
         log_event(
             logger, "SETUP_SESSION_CREATED", user_id=request.user_id,
             workflow_id=request.workflow_id, checkout_session_id=session.id,
