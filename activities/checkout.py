@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from onramp import checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
-from onramp.repositories import billing, checkout_runs
+from onramp.repositories import billing
 from onramp.repositories.checkout_runs import CheckoutRunChange, NewCheckoutRun
 from onramp.settings import WorkerSettings
 from workflows import errors, search_attributes
@@ -122,7 +122,7 @@ class CheckoutActivities:
 
     @activity.defn
     async def record_checkout_state(self, request: RecordCheckoutStateInput) -> None:
-        await checkout_runs.record_state(self.pool, run_change(request))
+        await checkout.record_run_state(self.pool, run_change(request))
 
     @activity.defn
     async def hand_over_subscription(self, request: HandOverInput) -> SubscriptionView:

@@ -1,7 +1,9 @@
 """Database activities on the user row: one statement (or one transaction) each.
 
-The repository's `UserRow` is mapped to the `UserRecord` the workflows keep in their
-history by `user_record`, so a column added to the table changes no history.
+Creating the profile and activating the user each insert their outbound event
+(`onramp.events`) in the same transaction. The repository's `UserRow` is mapped to the
+`UserRecord` the workflows keep in their history by `user_record`, so a column added to
+the table changes no history.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from onramp import events
 from onramp.logging import log_event
 from onramp.repositories import users
 from onramp.repositories.users import UserRow
@@ -66,9 +69,15 @@ class UserActivities:
     @activity.defn
     async def insert_profile(self, request: InsertProfileInput) -> UserRecord:
         try:
-            user = await users.insert_profile(
-                self.pool, request.user_id, request.email, request.username, request.wants_payouts
-            )
+            async with self.pool.acquire() as connection, connection.transaction():
+                user = await users.insert_profile(
+                    connection, request.user_id, request.email, request.username,
+                    request.wants_payouts,
+                )  # fmt: skip
+                created = events.UserCreatedV1(
+                    user_id=user.user_id, wants_payouts=user.wants_payouts
+                )
+                await events.emit_once(connection, created, key=user.user_id)
         except users.EmailTaken:
             raise ApplicationError(
                 "A user with this email already exists",
@@ -111,9 +120,13 @@ class UserActivities:
 
     @activity.defn
     async def mark_user_active(self, request: UserRef) -> UserRecord:
-        user = await users.mark_active(self.pool, request.user_id)
-        if user is None:
-            raise _not_found(request.user_id)
+        async with self.pool.acquire() as connection, connection.transaction():
+            user = await users.mark_active(connection, request.user_id)
+            if user is None:
+                raise _not_found(request.user_id)
+            await events.emit_once(
+                connection, events.UserActiveV1(user_id=user.user_id), key=user.user_id
+            )
         log_event(logger, "SIGNUP_STEP", step="complete", user_id=request.user_id)
         return user_record(user)
 

@@ -2,7 +2,8 @@
 
 The statements live in the repositories (`onramp.repositories`); what is composed here
 must agree across tables: a run is numbered while its user row is held, and a password
-is stored in one transaction with its token and the run's `password_state`. The setup
+is stored in one transaction with its token and the run's `password_state`. Each
+change inserts its outbound events (`onramp.events`) in its own transaction. The setup
 status is read from Postgres alone.
 """
 
@@ -15,8 +16,11 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel
 
-from onramp.repositories import checkout_runs, password_tokens, users
+from onramp import events
+from onramp.repositories import Connection, checkout_runs, password_tokens, users
 from onramp.repositories.checkout_runs import (
+    CheckoutRunChange,
+    CheckoutRunRow,
     NewCheckoutRun,
     PasswordState,
     PaymentState,
@@ -74,6 +78,49 @@ async def record_session(pool: asyncpg.Pool, run: NewCheckoutRun) -> int:
         # One open checkout per user: serialise numbering on the user row.
         await users.lock_user(connection, run.user_id)
         return await checkout_runs.upsert_run(connection, run)
+
+
+async def record_run_state(pool: asyncpg.Pool, change: CheckoutRunChange) -> None:
+    """Write one state change of a run and the events it causes, all or nothing."""
+    async with pool.acquire() as connection, connection.transaction():
+        found = await checkout_runs.get_run(connection, change.run_id)
+        if found is None:
+            return
+        # The user's row first (as `record_session` does), then the run's: a repeatable
+        # event's id reads the user's latest events, which must not move meanwhile.
+        await users.lock_user(connection, found.user_id)
+        before = await checkout_runs.get_run(connection, change.run_id, for_update=True)
+        assert before is not None
+        await checkout_runs.record_state(connection, change)
+        await _run_events(connection, before, change)
+
+
+async def _run_events(
+    connection: Connection, run: CheckoutRunRow, change: CheckoutRunChange
+) -> None:
+    ids = {
+        "user_id": run.user_id,
+        "run_id": run.run_id,
+        "workflow_id": run.workflow_id,
+        "attempt": run.attempt,
+    }
+    if change.payment_state == "paid":
+        paid = events.CheckoutPaidV1(
+            **ids,
+            tier=run.tier,
+            billing_cycle=run.billing_cycle,
+            checkout_session_id=run.checkout_session_id,
+            subscription_id=change.subscription_id,
+        )
+        await events.emit_once(connection, paid, key=run.run_id)
+    if change.provisioning_state == "completed":
+        completed = events.ProvisioningCompletedV1(**ids, tier=run.tier)
+        await events.emit_once(connection, completed, key=run.run_id)
+    # A run may fail, be retried by an operator and fail again: one event per failure,
+    # none for a retried activity that finds the run already failed.
+    if change.provisioning_state == "failed" and run.provisioning_state != "failed":
+        step = change.provisioning_error.split(":", 1)[0] if change.provisioning_error else None
+        await events.emit_next(connection, events.ProvisioningFailedV1(**ids, failed_step=step))
 
 
 async def setup_status(pool: asyncpg.Pool, user_id: str) -> SetupStatus | None:
@@ -148,6 +195,9 @@ async def set_password(
         await users.set_password_hash(connection, token.user_id, password_hash)
         await password_tokens.mark_used(connection, token.token_id)
         await checkout_runs.mark_password_set(connection, token.run_id)
+        # A token is used once, so it names the change.
+        password_set = events.PasswordSetV1(user_id=token.user_id, run_id=token.run_id)
+        await events.emit_once(connection, password_set, key=token.token_id)
         return SetPasswordOutcome.SET
 
 

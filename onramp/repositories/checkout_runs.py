@@ -152,6 +152,16 @@ async def record_state(db: Db, change: CheckoutRunChange) -> None:
     )
 
 
+async def get_run(db: Db, run_id: str, *, for_update: bool = False) -> CheckoutRunRow | None:
+    """One run; `for_update` holds its row until the caller's transaction ends."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = await db.fetchrow(
+        f"SELECT {_RUN_COLUMNS} FROM checkout_runs WHERE run_id = $1{lock}",  # noqa: S608
+        run_id,
+    )
+    return CheckoutRunRow.model_validate(dict(row)) if row else None
+
+
 async def mark_password_set(connection: Connection, run_id: str) -> None:
     await connection.execute(
         "UPDATE checkout_runs SET password_state = 'set', password_set_at = now(), "

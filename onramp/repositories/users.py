@@ -71,7 +71,7 @@ async def get_user_by_email(db: Db, email: str) -> UserRow | None:
 
 
 async def insert_profile(
-    db: asyncpg.Pool, user_id: str, email: str, username: str, wants_payouts: bool
+    db: Db, user_id: str, email: str, username: str, wants_payouts: bool
 ) -> UserRow:
     """Insert the profile; a retry with the same id finds its own row."""
     try:
@@ -127,7 +127,7 @@ async def bump_generation(
     )
 
 
-async def mark_active(db: asyncpg.Pool, user_id: str) -> UserRow | None:
+async def mark_active(db: Db, user_id: str) -> UserRow | None:
     await db.execute(
         "UPDATE users SET status = 'active', updated_at = now() "
         "WHERE id = $1 AND status = 'signing_up'",
