@@ -12,31 +12,27 @@ itself: a secret must never pass through a workflow's history.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, model_validator
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
 
 from api.auth import AdminKey
 from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, ApiError
-from api.temporal_gateway import TemporalGateway, TemporalUnavailable
+from api.temporal_gateway import TemporalGateway
 from onramp.event_secrets import new_secret, seal_secret
 from onramp.repositories import event_deliveries, event_endpoints
 from onramp.repositories.event_deliveries import DeliveryStatus, EventDeliveryRow
 from onramp.repositories.event_endpoints import EndpointStatus, EventEndpointRow
 from onramp.settings import ApiSettings
 from onramp.settings.values import HttpUrlStr
-from workflows.contracts.common import SignalRef
+from workflows.contracts.common import ArgT, SignalRef
 from workflows.contracts.event_delivery import (
     DISPATCH_REPLAY,
     DISPATCH_WAKE,
-    EVENT_DISPATCH,
     DispatchInput,
     ReplayRange,
     Wake,
@@ -254,23 +250,14 @@ async def _signal_dispatcher(
     temporal: TemporalGateway,
     settings: ApiSettings,
     endpoint_id: str,
-    signal: SignalRef[Any],
-    argument: BaseModel,
+    signal: SignalRef[ArgT],
+    argument: ArgT,
 ) -> None:
     """Signal-with-start of the endpoint's dispatcher: it runs afterwards, either way."""
-    client = await temporal.client()
-    try:
-        async with asyncio.timeout(temporal.rpc_timeout.total_seconds()):
-            await client.start_workflow(
-                EVENT_DISPATCH.name,
-                DispatchInput(endpoint_id=endpoint_id),
-                id=event_dispatch_workflow_id(endpoint_id),
-                task_queue=settings.temporal_task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=signal.name,
-                start_signal_args=[argument],
-            )
-    except (TimeoutError, RPCError) as error:
-        raise TemporalUnavailable(
-            f"Could not reach the dispatcher of {endpoint_id}: {error or 'no answer'}"
-        ) from None
+    await temporal.signal_with_start(
+        signal,
+        argument,
+        start_input=DispatchInput(endpoint_id=endpoint_id),
+        workflow_id=event_dispatch_workflow_id(endpoint_id),
+        task_queue=settings.temporal_task_queue,
+    )

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.events.conftest import ADMIN, Delivery
+from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts.event_delivery import (
     event_delivery_workflow_id,
@@ -48,6 +49,11 @@ async def test_in_order_per_user_and_exactly_once_when_healthy(delivery: Deliver
     assert sorted(row["event_id"] for row in rows) == sorted(ids)
     assert {row["status"] for row in rows} == {"delivered"}
     assert all(row["response_code"] == 204 and row["attempt"] == 1 for row in rows)
+    lane = event_delivery_workflow_id(endpoint["id"], alice)
+    await delivery.temporal.get_workflow_handle(lane).result()  # idle, then it ends
+    await record_history(delivery.temporal, lane, "event_delivery_healthy")
+    dispatcher = event_dispatch_workflow_id(endpoint["id"])
+    await record_history(delivery.temporal, dispatcher, "event_dispatch_polling")
 
 
 async def test_only_subscribed_types_are_delivered(delivery: Delivery) -> None:
@@ -95,6 +101,9 @@ async def test_receiver_down_then_back_gets_everything_in_order(delivery: Delive
         tries = [row for row in attempts if row["event_id"] == event_id]
         assert max(row["attempt"] for row in tries) >= 2
         assert [row["status"] for row in tries if row["status"] == "delivered"] == ["delivered"]
+    lane = event_delivery_workflow_id(endpoint["id"], alice)
+    await delivery.temporal.get_workflow_handle(lane).result()
+    await record_history(delivery.temporal, lane, "event_delivery_retried")
 
 
 async def test_a_slow_receiver_for_one_user_never_delays_another(delivery: Delivery) -> None:
