@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 
+import asyncpg
 import pytest
 
 from tests.events.conftest import ADMIN, Delivery
@@ -235,3 +236,44 @@ async def test_admin_api_validates_and_needs_the_admin_key(delivery: Delivery) -
         f"/v1/admin/event-endpoints/ep_{uuid.uuid4().hex}", headers=ADMIN
     )
     assert missing.status_code == 404
+
+
+async def test_a_late_commit_keeps_its_place_and_a_rollback_is_skipped(
+    delivery: Delivery, database_url: str
+) -> None:
+    await delivery.create_endpoint()
+    user = str(uuid.uuid4())
+    connection = await asyncpg.connect(database_url)
+    try:
+        # Sequence numbers are taken at insert, visible at commit: the earlier one
+        # commits after the later one, and the receiver still gets them in order.
+        transaction = connection.transaction()
+        await transaction.start()
+        early = f"evt_{uuid.uuid4().hex}"
+        await connection.execute(
+            "INSERT INTO outbound_events (id, type, user_id, data) VALUES ($1, 'user.created', "
+            "$2::uuid, jsonb_build_object('user_id', $2::text))",
+            early,
+            user,
+        )
+        late = await delivery.emit(user, "user.active")
+        await asyncio.sleep(0.6)
+        assert delivery.receiver.ids() == []
+        await transaction.commit()
+        await _received(delivery, 2)
+        assert delivery.receiver.ids() == [early, late]
+
+        # A rolled-back insert leaves a hole for good: skipped after the grace period.
+        transaction = connection.transaction()
+        await transaction.start()
+        await connection.execute(
+            "INSERT INTO outbound_events (id, type, user_id) VALUES ($1, 'user.created', $2)",
+            f"evt_{uuid.uuid4().hex}",
+            user,
+        )
+        after = await delivery.emit(user, "checkout.paid")
+        await transaction.rollback()
+        await _received(delivery, 3)
+        assert delivery.receiver.ids() == [early, late, after]
+    finally:
+        await connection.close()
