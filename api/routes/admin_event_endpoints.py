@@ -142,7 +142,13 @@ async def create_endpoint(
         description=body.description,
         secret_sealed=seal_secret(settings.onramp_token_secret, endpoint_id, secret),
     )
-    await _signal_dispatcher(temporal, settings, endpoint_id, DISPATCH_WAKE, Wake())
+    try:
+        await _signal_dispatcher(temporal, settings, endpoint_id, DISPATCH_WAKE, Wake())
+    except ApiError:
+        # Without its dispatcher nothing would be delivered, and the caller never saw
+        # the secret: no endpoint, and the caller tries again.
+        await event_endpoints.delete_endpoint(pool, endpoint_id)
+        raise
     return EndpointWithSecret(**Endpoint.of(row).model_dump(), secret=secret)
 
 

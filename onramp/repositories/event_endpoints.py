@@ -74,6 +74,11 @@ async def insert_endpoint(
     return EventEndpointRow.model_validate(dict(row))
 
 
+async def delete_endpoint(db: Db, endpoint_id: str) -> None:
+    """Remove an endpoint and its attempts (its dispatcher ends at its next read)."""
+    await db.execute("DELETE FROM event_endpoints WHERE id = $1", endpoint_id)
+
+
 async def get_endpoint(db: Db, endpoint_id: str) -> EventEndpointRow | None:
     row = await db.fetchrow(
         f"SELECT {_COLUMNS} FROM event_endpoints WHERE id = $1",  # noqa: S608

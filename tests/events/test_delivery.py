@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 
 import asyncpg
 import pytest
 
+from api.app import create_app
 from tests.events.conftest import ADMIN, Delivery
+from tests.support.harness import make_api_settings, open_app_client
 from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts.event_delivery import (
@@ -277,3 +280,22 @@ async def test_a_late_commit_keeps_its_place_and_a_rollback_is_skipped(
         assert delivery.receiver.ids() == [early, late, after]
     finally:
         await connection.close()
+
+
+async def test_create_without_temporal_leaves_no_endpoint(
+    delivery: Delivery, database_url: str, task_queue: str
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    settings = make_api_settings(database_url, closed, task_queue, temporal_rpc_timeout_seconds=1.0)
+    before = await delivery.pool.fetchval("SELECT count(*) FROM event_endpoints")
+    async for api in open_app_client(create_app(settings)):
+        answer = await api.post(
+            "/v1/admin/event-endpoints",
+            json={"url": "https://example.com/hooks", "event_types": ["*"]},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 503
+        assert "whsec_" not in answer.text
+    assert await delivery.pool.fetchval("SELECT count(*) FROM event_endpoints") == before
