@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
 from api.auth import AdminKey
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, ApiError
+from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.temporal_gateway import TemporalGateway
 from onramp.event_secrets import new_secret, seal_secret
 from onramp.repositories import event_deliveries, event_endpoints
@@ -42,6 +42,13 @@ from workflows.contracts.event_delivery import (
 router = APIRouter(prefix="/v1/admin/event-endpoints", tags=["admin"], responses=ERROR_RESPONSES)
 
 SECRET_OVERLAP_SECONDS = 24 * 3600
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such endpoint"}
+}
+_TEMPORAL: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "Temporal unreachable or no answer in time"}
+}
+_BODY: dict[int | str, dict[str, Any]] = {400: MALFORMED_BODY_RESPONSE}
 EndpointId = Annotated[str, Path(pattern=r"^ep_[0-9a-f]{32}$")]
 EventType = Annotated[str, Field(pattern=r"^(\*|[a-z_]+\.[a-z_]+)$", max_length=100)]
 
@@ -128,7 +135,12 @@ class ReplayAccepted(BaseModel):
     last_sequence: int
 
 
-@router.post("", status_code=201, summary="Create an endpoint (answers its secret once)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an endpoint (answers its secret once)",
+    responses={**_BODY, **_TEMPORAL},
+)
 async def create_endpoint(
     body: EndpointCreate, _: AdminKey, pool: Pool, settings: Settings, temporal: Temporal
 ) -> EndpointWithSecret:
@@ -158,12 +170,16 @@ async def list_endpoints(_: AdminKey, pool: Pool) -> EndpointList:
     return EndpointList(data=[Endpoint.of(row) for row in rows])
 
 
-@router.get("/{endpoint_id}", summary="One endpoint")
+@router.get("/{endpoint_id}", summary="One endpoint", responses=_NOT_FOUND)
 async def get_endpoint(endpoint_id: EndpointId, _: AdminKey, pool: Pool) -> Endpoint:
     return Endpoint.of(await _existing(pool, endpoint_id))
 
 
-@router.post("/{endpoint_id}/pause", summary="Stop delivering (events wait, none is lost)")
+@router.post(
+    "/{endpoint_id}/pause",
+    summary="Stop delivering (events wait, none is lost)",
+    responses=_NOT_FOUND,
+)
 async def pause_endpoint(endpoint_id: EndpointId, _: AdminKey, pool: Pool) -> Endpoint:
     row = await event_endpoints.set_status(pool, endpoint_id, "paused")
     if row is None:
@@ -171,7 +187,11 @@ async def pause_endpoint(endpoint_id: EndpointId, _: AdminKey, pool: Pool) -> En
     return Endpoint.of(row)
 
 
-@router.post("/{endpoint_id}/resume", summary="Deliver again, from where it stopped")
+@router.post(
+    "/{endpoint_id}/resume",
+    summary="Deliver again, from where it stopped",
+    responses={**_NOT_FOUND, **_TEMPORAL},
+)
 async def resume_endpoint(
     endpoint_id: EndpointId, _: AdminKey, pool: Pool, settings: Settings, temporal: Temporal
 ) -> Endpoint:
@@ -184,6 +204,7 @@ async def resume_endpoint(
 @router.post(
     "/{endpoint_id}/rotate-secret",
     summary="A new signing secret (shown once); the old one signs too for 24 h",
+    responses=_NOT_FOUND,
 )
 async def rotate_secret(
     endpoint_id: EndpointId, _: AdminKey, pool: Pool, settings: Settings
@@ -200,7 +221,9 @@ async def rotate_secret(
     return EndpointWithSecret(**Endpoint.of(row).model_dump(), secret=secret)
 
 
-@router.get("/{endpoint_id}/deliveries", summary="Delivery attempts, newest first")
+@router.get(
+    "/{endpoint_id}/deliveries", summary="Delivery attempts, newest first", responses=_NOT_FOUND
+)
 async def list_deliveries(
     endpoint_id: EndpointId,
     _: AdminKey,
@@ -217,7 +240,16 @@ async def list_deliveries(
     return DeliveryPage(data=[Delivery.of(row) for row in rows[:limit]], has_more=len(rows) > limit)
 
 
-@router.post("/{endpoint_id}/replay", status_code=202, summary="Deliver events again")
+@router.post(
+    "/{endpoint_id}/replay",
+    status_code=202,
+    summary="Deliver events again",
+    responses={
+        **_BODY,
+        404: {"model": ErrorResponse, "description": "No such endpoint or event"},
+        **_TEMPORAL,
+    },
+)
 async def replay(
     endpoint_id: EndpointId,
     body: ReplayRequest,
