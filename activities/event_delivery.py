@@ -28,8 +28,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from onramp.event_secrets import open_secret
 from onramp.logging import log_event
-from onramp.repositories import event_deliveries, event_endpoints
-from onramp.repositories.event_deliveries import NewAttempt, OutboundEventRef
+from onramp.repositories import event_deliveries, event_endpoints, outbound_events
+from onramp.repositories.event_deliveries import NewAttempt
+from onramp.repositories.outbound_events import OutboundEventRef
 from workflows.contracts.event_delivery import (
     ENQUEUE_SIGNAL,
     EVENT_DELIVERY_WORKFLOW,
@@ -85,7 +86,7 @@ class EventDeliveryActivities:
         if endpoint.status == "paused":
             return EndpointEvents(exists=True, paused=True, cursor=after, policy=self.policy)
         limit = self.policy.batch_size
-        rows = await event_deliveries.events_after(self.pool, after, limit)
+        rows = await outbound_events.events_after(self.pool, after, limit)
         settled = set(request.settled_gaps)
         gaps = [missing for missing in _missing(after, rows) if missing not in settled]
         blocked_at = gaps[0] if gaps else None
@@ -105,7 +106,7 @@ class EventDeliveryActivities:
     async def _replay_batch(self, request: ReadEventsInput, types: list[str]) -> EndpointEvents:
         assert request.replay is not None
         limit = self.policy.batch_size
-        rows = await event_deliveries.events_between(
+        rows = await outbound_events.events_between(
             self.pool, request.replay.first_sequence, request.replay.last_sequence, limit
         )
         return EndpointEvents(
@@ -134,7 +135,7 @@ class EventDeliveryActivities:
     @activity.defn
     async def deliver_event(self, request: DeliverInput) -> DeliverResult:
         secrets = await event_endpoints.get_secrets(self.pool, request.endpoint_id)
-        event = await event_deliveries.get_event(self.pool, request.event_id)
+        event = await outbound_events.get_event(self.pool, request.event_id)
         if secrets is None or event is None:
             return DeliverResult(outcome="gone")
         if secrets.status == "paused":
@@ -253,7 +254,7 @@ def _by_user(events: list[EventRef]) -> list[tuple[str | None, list[EventRef]]]:
     return list(groups.items())
 
 
-def _body(event: event_deliveries.OutboundEventRow) -> str:
+def _body(event: outbound_events.OutboundEventRow) -> str:
     """The event as the receiver gets it (Standard Webhooks signs these exact bytes)."""
     return json.dumps(
         {

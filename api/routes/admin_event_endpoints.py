@@ -24,7 +24,7 @@ from api.deps import Pool, Settings, Temporal
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from api.temporal_gateway import TemporalGateway
 from onramp.event_secrets import new_secret, seal_secret
-from onramp.repositories import event_deliveries, event_endpoints
+from onramp.repositories import event_deliveries, event_endpoints, outbound_events
 from onramp.repositories.event_deliveries import DeliveryStatus, EventDeliveryRow
 from onramp.repositories.event_endpoints import EndpointStatus, EventEndpointRow
 from onramp.settings import ApiSettings
@@ -153,6 +153,7 @@ async def create_endpoint(
         event_types=sorted(set(body.event_types)),
         description=body.description,
         secret_sealed=seal_secret(settings.onramp_token_secret, endpoint_id, secret),
+        dispatch_cursor=await outbound_events.newest_sequence(pool),
     )
     try:
         await _signal_dispatcher(temporal, settings, endpoint_id, DISPATCH_WAKE, Wake())
@@ -262,8 +263,8 @@ async def replay(
     first_id = body.event_id or body.from_event_id
     last_id = body.event_id or body.to_event_id
     assert first_id is not None and last_id is not None
-    first = await event_deliveries.event_sequence(pool, first_id)
-    last = await event_deliveries.event_sequence(pool, last_id)
+    first = await outbound_events.event_sequence(pool, first_id)
+    last = await outbound_events.event_sequence(pool, last_id)
     if first is None or last is None:
         raise ApiError(404, "event_not_found", "No such event")
     if first > last:

@@ -54,14 +54,14 @@ async def insert_endpoint(
     event_types: list[str],
     description: str,
     secret_sealed: bytes,
+    dispatch_cursor: int,
 ) -> EventEndpointRow:
-    """A new endpoint; it hears events from now on (its cursor starts at the newest)."""
+    """A new endpoint; it hears the events after `dispatch_cursor` (the newest so far)."""
     row = await db.fetchrow(
         f"""
         INSERT INTO event_endpoints (id, url, event_types, description, secret_sealed,
                                      dispatch_cursor)
-        VALUES ($1, $2, $3, $4, $5,
-                (SELECT coalesce(max(sequence), 0) FROM outbound_events))
+        VALUES ($1, $2, $3, $4, $5, $6)
         RETURNING {_COLUMNS}
         """,  # noqa: S608
         endpoint_id,
@@ -69,6 +69,7 @@ async def insert_endpoint(
         event_types,
         description,
         secret_sealed,
+        dispatch_cursor,
     )
     assert row is not None
     return EventEndpointRow.model_validate(dict(row))
