@@ -17,6 +17,7 @@ from api.edge import RequestLimitsMiddleware, SecurityHeadersMiddleware
 from api.errors import install_error_handlers
 from api.pages.error_pages import error_page
 from api.routes import (
+    admin_event_endpoints,
     admin_system,
     admin_tier,
     admin_webhooks,
@@ -148,6 +149,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         static.router,
         admin_workflows.router,
         admin_system.router,
+        admin_event_endpoints.router,
         webhook_ingress.router,
     ):
         app.include_router(router)

@@ -292,6 +292,33 @@ class TemporalGateway:
 
         await self._call(f"the signal {signal.name}", deadline or self.quick_deadline(), send)
 
+    async def signal_with_start(
+        self,
+        signal: SignalRef[ArgT],
+        argument: ArgT,
+        *,
+        start_input: BaseModel,
+        workflow_id: str,
+        task_queue: str,
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Signal the open run of `workflow_id`, starting it with `start_input` if none is
+        open (for entity workflows that are not about one user)."""
+
+        async def send(client: Client, rpc_timeout: timedelta) -> None:
+            await client.start_workflow(
+                signal.workflow.name,
+                start_input,
+                id=workflow_id,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal=signal.name,
+                start_signal_args=[argument],
+                rpc_timeout=rpc_timeout,
+            )
+
+        await self._call(f"the signal {signal.name}", deadline or self.quick_deadline(), send)
+
     async def query(
         self, query: QueryRef[ResultT], *, workflow_id: str, deadline: Deadline | None = None
     ) -> ResultT:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from activities.billing import BillingActivities, billing_config_from
 from activities.checkout import CheckoutActivities, checkout_config_from
 from activities.email import EmailActivities
+from activities.event_delivery import EventDeliveryActivities
 from activities.onboarding import OnboardingActivities
 from activities.password_links import PasswordLinkActivities
 from activities.provisioning import ProvisioningActivities
@@ -18,6 +19,8 @@ from activities.stripe_customers import StripeCustomerActivities
 from activities.users import UserActivities
 from onramp.emails import EmailBrand, set_password_base_url
 from workflows.checkout import CheckoutWorkflow
+from workflows.event_delivery import EventDeliveryWorkflow
+from workflows.event_dispatch import EventDispatchWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.password_link import PasswordLinkWorkflow
 from workflows.signup import SignupWorkflow
@@ -34,6 +37,8 @@ def workflow_classes() -> Sequence[type]:
         SubscriptionWorkflow,
         CheckoutWorkflow,
         PasswordLinkWorkflow,
+        EventDispatchWorkflow,
+        EventDeliveryWorkflow,
     ]
 
 
@@ -77,7 +82,14 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         *checkout_activities(dependencies),
         *email_activities(dependencies),
         *password_link_activities(dependencies),
+        *event_delivery_activities(dependencies),
     ]
+
+
+def event_delivery_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The activities of `event-dispatch-<endpoint>` and `event-delivery-<endpoint>-<user>`."""
+    delivery = EventDeliveryActivities(dependencies.pool, dependencies.settings.onramp_token_secret)
+    return [delivery.read_endpoint_events, delivery.hand_over_events, delivery.deliver_event]
 
 
 def password_link_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:

@@ -31,6 +31,15 @@ class OutboundEventRow(BaseModel):
     sequence: int
 
 
+class OutboundEventRef(BaseModel):
+    """An event as the dispatcher hands it over: ids and position only, no body."""
+
+    event_id: str
+    sequence: int
+    type: str
+    user_id: str | None
+
+
 class NewOutboundEvent(BaseModel):
     """What a unit of work inserts (`onramp.events.emit` builds it from a catalogue model)."""
 
@@ -115,3 +124,39 @@ async def list_for_user(
         limit,
     )
     return [_row(record) for record in records]
+
+
+async def events_after(db: Db, after_sequence: int, limit: int) -> list[OutboundEventRef]:
+    """Every user's events past `after_sequence`, oldest first: what the dispatcher reads."""
+    rows = await db.fetch(
+        "SELECT id AS event_id, sequence, type, user_id::text AS user_id "
+        "FROM outbound_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+        after_sequence,
+        limit,
+    )
+    return [OutboundEventRef.model_validate(dict(row)) for row in rows]
+
+
+async def events_between(
+    db: Db, first_sequence: int, last_sequence: int, limit: int
+) -> list[OutboundEventRef]:
+    """The events of a replayed range, oldest first."""
+    rows = await db.fetch(
+        "SELECT id AS event_id, sequence, type, user_id::text AS user_id "
+        "FROM outbound_events WHERE sequence BETWEEN $1 AND $2 ORDER BY sequence LIMIT $3",
+        first_sequence,
+        last_sequence,
+        limit,
+    )
+    return [OutboundEventRef.model_validate(dict(row)) for row in rows]
+
+
+async def event_sequence(db: Db, event_id: str) -> int | None:
+    value = await db.fetchval("SELECT sequence FROM outbound_events WHERE id = $1", event_id)
+    return int(value) if value is not None else None
+
+
+async def newest_sequence(db: Db) -> int:
+    """The highest sequence number so far (0 without events): a new endpoint's start."""
+    value = await db.fetchval("SELECT coalesce(max(sequence), 0) FROM outbound_events")
+    return int(value)

@@ -9,7 +9,14 @@ import pytest
 from temporalio import workflow
 
 from worker.registry import workflow_classes
-from workflows.contracts import checkout, onboarding, password_link, signup, subscription
+from workflows.contracts import (
+    checkout,
+    event_delivery,
+    onboarding,
+    password_link,
+    signup,
+    subscription,
+)
 from workflows.contracts.common import QueryRef, SignalRef, UpdateRef, WorkflowRef
 
 _DEFINITIONS = {
@@ -18,7 +25,7 @@ _DEFINITIONS = {
 }
 _REFS = {
     f"{module.__name__}.{name}": value
-    for module in (signup, checkout, onboarding, subscription, password_link)
+    for module in (signup, checkout, onboarding, subscription, password_link, event_delivery)
     for name, value in vars(module).items()
     if isinstance(value, WorkflowRef | UpdateRef | SignalRef | QueryRef)
 }

@@ -1,0 +1,148 @@
+"""`event-delivery-<endpoint>-<user>`: one user's events to one endpoint, in order.
+
+The dispatcher signals-with-start it with the user's new events. It delivers one event
+at a time (one delivery in flight per user per endpoint, so the receiver sees them in
+order), each attempt bounded by a timeout, retried with exponential backoff for up to
+`give_up_after_seconds`; every attempt is recorded by the activity. An event still
+failing after `failing_after_seconds` marks the endpoint `failing`; a delivered one
+clears it. While the endpoint is paused the lane waits and checks again. With nothing
+queued for `lane_idle_seconds` the lane ends; the next event starts it again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from workflows.contracts.event_delivery import (
+    ENQUEUE_SIGNAL,
+    EVENT_DELIVERY_WORKFLOW,
+    DeliverInput,
+    DeliverResult,
+    EnqueueEvents,
+    LaneInput,
+    LaneStatus,
+    QueuedEvent,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.event_delivery import EventDeliveryActivities
+
+# Events delivered before continue-as-new (the time-skipping server never suggests it).
+_EVENTS_PER_RUN = 200
+# Room beyond the HTTP timeout for reading the endpoint and recording the attempt.
+_ACTIVITY_MARGIN = timedelta(seconds=10)
+
+
+@workflow.defn(name=EVENT_DELIVERY_WORKFLOW)
+class EventDeliveryWorkflow:
+    @workflow.init
+    def __init__(self, request: LaneInput) -> None:
+        self._input = request
+        self._queue: list[QueuedEvent] = list(request.queue)
+        self._last_sequence = request.last_sequence
+        self._current: str | None = None
+        self._attempt = 0
+
+    @workflow.signal(name=ENQUEUE_SIGNAL)
+    def enqueue(self, request: EnqueueEvents) -> None:
+        for event in request.events:
+            if request.replay:
+                self._queue.append(QueuedEvent(event=event, replay=True))
+            elif event.sequence > self._last_sequence:
+                # A hand-over repeated by the dispatcher adds nothing twice.
+                self._queue.append(QueuedEvent(event=event))
+                self._last_sequence = event.sequence
+
+    @workflow.query(name="status")
+    def status(self) -> LaneStatus:
+        return LaneStatus(
+            endpoint_id=self._input.endpoint_id,
+            user_id=self._input.user_id,
+            queued=len(self._queue),
+            current_event_id=self._current,
+            attempt=self._attempt,
+        )
+
+    @workflow.run
+    async def run(self, _: LaneInput) -> None:
+        policy = self._input.policy
+        for _delivered in range(_EVENTS_PER_RUN):
+            if not self._queue:
+                try:
+                    await workflow.wait_condition(
+                        lambda: bool(self._queue),
+                        timeout=timedelta(seconds=policy.lane_idle_seconds),
+                    )
+                except TimeoutError:
+                    if not self._queue:
+                        return
+            item = self._queue.pop(0)
+            self._current = item.event.event_id
+            await self._deliver(item)
+            self._current = None
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            LaneInput(
+                endpoint_id=self._input.endpoint_id,
+                user_id=self._input.user_id,
+                policy=policy,
+                queue=self._queue,
+                last_sequence=self._last_sequence,
+            )
+        )
+
+    async def _deliver(self, item: QueuedEvent) -> None:
+        policy = self._input.policy
+        first_try = workflow.now()
+        self._attempt = 0
+        while True:
+            self._attempt += 1
+            waited = (workflow.now() - first_try).total_seconds()
+            backoff = min(
+                policy.initial_backoff_seconds * 2 ** (self._attempt - 1),
+                policy.max_backoff_seconds,
+            )
+            last = waited + backoff > policy.give_up_after_seconds
+            result = await self._attempt_once(
+                DeliverInput(
+                    endpoint_id=self._input.endpoint_id,
+                    event_id=item.event.event_id,
+                    user_id=item.event.user_id,
+                    attempt=self._attempt,
+                    replay=item.replay,
+                    timeout_seconds=policy.attempt_timeout_seconds,
+                    retry_in_seconds=None if last else backoff,
+                    mark_failing=waited >= policy.failing_after_seconds,
+                )
+            )
+            if result.outcome in ("delivered", "already_delivered", "gone"):
+                return
+            if result.outcome == "paused":
+                # Not an attempt: nothing was sent. Look again later.
+                self._attempt -= 1
+                await workflow.sleep(timedelta(seconds=policy.paused_poll_seconds))
+                continue
+            if last:
+                workflow.logger.warning(
+                    "EVENT_DELIVERY_ABANDONED",
+                    extra={"endpoint": self._input.endpoint_id, "event": item.event.event_id},
+                )
+                return
+            await workflow.sleep(timedelta(seconds=backoff))
+
+    async def _attempt_once(self, request: DeliverInput) -> DeliverResult:
+        try:
+            return await workflow.execute_activity_method(
+                EventDeliveryActivities.deliver_event,
+                request,
+                start_to_close_timeout=timedelta(seconds=request.timeout_seconds)
+                + _ACTIVITY_MARGIN,
+                # The lane is the retry loop: each attempt is recorded with its next time.
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as failure:
+            return DeliverResult(outcome="failed", error=str(failure.cause or failure))
