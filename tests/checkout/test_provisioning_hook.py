@@ -282,6 +282,30 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
         assert final["tenant_id"] == live[0]["tenant_id"]
 
 
+@pytest.mark.slow
+async def test_a_later_step_failing_for_good_deprovisions_the_tenant(
+    checkout_stack: OpenStack, platform_pool: asyncpg.Pool
+) -> None:
+    hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
+    async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
+        client = await Client.connect(temporal_address_of(stack))
+        async with Platform(platform_pool).worker(client, hook_queue):
+            user_id, address = await stack.signup()
+            stack.mail.handler.reject = True  # the welcome email is refused: 550
+            failed = await _pay_and_wait(
+                stack, user_id, accept=lambda body: body["provisioning_state"] == "failed"
+            )
+            (tenant,) = await _tenants(platform_pool, user_id)
+            await eventually(
+                lambda: _tenants(platform_pool, user_id),
+                lambda rows: all(row["deprovisioned"] for row in rows),
+            )
+        assert tenant["calls"] == 1
+        assert failed["tenant_id"] is None and failed["dashboard_url"] is None
+        assert await stack.count(LIVE_TOKENS, user_id) == 0
+        assert stack.mail.to(address) == []
+
+
 def test_the_platform_answer_is_checked_before_it_is_recorded() -> None:
     assert result_problem("tn_1", "https://platform.example/t/1") is None
     assert result_problem("tn_1", None) is None
