@@ -4,7 +4,8 @@ checkout provisions through the platform's `provision_customer` on that queue.
 The platform here is what a platform would write: a plain `temporalio` worker with the
 SDK's default converter and JSON dicts (nothing of onramp's), keeping its tenants in a
 table of its own. It runs in the test process, or as a process of its own
-(`python -m tests.checkout.test_provisioning_hook`) that the test SIGKILLs mid-activity.
+(`python -m tests.checkout.test_provisioning_hook`) that test_provisioning_hook_kill.py
+SIGKILLs mid-activity.
 """
 
 from __future__ import annotations
@@ -12,14 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -40,7 +37,6 @@ CREATE TABLE IF NOT EXISTS platform_tenants (
     deprovisioned boolean NOT NULL DEFAULT false
 )
 """
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class Platform:
@@ -127,8 +123,9 @@ WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"
 LIVE_TOKENS = "SELECT count(*) FROM password_tokens WHERE user_id = $1 AND state = 'issued'"
 
 
-@pytest.fixture
-async def platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+@contextlib.asynccontextmanager
+async def open_platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The platform's own table, in the test's database."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     assert pool is not None
     await pool.execute(PLATFORM_TABLE)
@@ -138,34 +135,17 @@ async def platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def _tenants(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
+@pytest.fixture
+async def platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with open_platform_pool(database_url) as pool:
+        yield pool
+
+
+async def tenants_of(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT * FROM platform_tenants WHERE user_id = $1 ORDER BY idempotency_key", user_id
     )
     return rows
-
-
-@contextlib.contextmanager
-def _platform_process(
-    address: str, task_queue: str, dsn: str, *, hold: bool
-) -> Iterator[subprocess.Popen[bytes]]:
-    command = [
-        sys.executable,
-        "-m",
-        "tests.checkout.test_provisioning_hook",
-        address,
-        task_queue,
-        dsn,
-    ]
-    if hold:
-        command.append("--hold-first-attempt")
-    child = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=30)
 
 
 def temporal_address_of(stack: CheckoutStack) -> str:
@@ -173,7 +153,7 @@ def temporal_address_of(stack: CheckoutStack) -> str:
     return target
 
 
-async def _pay_and_wait(stack: CheckoutStack, user_id: str, **wait: Any) -> dict[str, Any]:
+async def pay_and_wait(stack: CheckoutStack, user_id: str, **wait: Any) -> dict[str, Any]:
     started = await stack.checkout(user_id)
     assert (await stack.pay(started["checkout_session_id"])).status_code == 200
     body: dict[str, Any] = await stack.wait_status(user_id, **wait)
@@ -190,11 +170,11 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
         client = await Client.connect(temporal_address_of(stack))
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
-            final = await _pay_and_wait(
+            final = await pay_and_wait(
                 stack, user_id, accept=lambda body: body["next_action"] == "set_password"
             )
         assert state_of(final) == ("paid", "completed", "sent", "set_password")
-        (tenant,) = await _tenants(platform_pool, user_id)
+        (tenant,) = await tenants_of(platform_pool, user_id)
         assert tenant["email"] == address and tenant["tier"] == "pro"
         assert tenant["calls"] == 1 and not tenant["deprovisioned"]
         assert tenant["idempotency_key"].startswith(f"{checkout_workflow_id(user_id)}/")
@@ -204,36 +184,6 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
         assert await stack.count(WORKSPACES, user_id) == 0
         assert await stack.count(LIVE_TOKENS, user_id) == 1
         assert len(stack.mail.to(address)) == 1
-
-
-@pytest.mark.slow
-async def test_a_platform_worker_killed_mid_activity_ends_with_one_tenant(
-    checkout_stack: OpenStack, platform_pool: asyncpg.Pool, database_url: str
-) -> None:
-    hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
-    async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
-        address = temporal_address_of(stack)
-        user_id, _ = await stack.signup()
-        with _platform_process(address, hook_queue, database_url, hold=True) as first:
-            started = await stack.checkout(user_id)
-            assert (await stack.pay(started["checkout_session_id"])).status_code == 200
-            # The first attempt made the tenant and is still running (heartbeating).
-            await eventually(
-                lambda: _tenants(platform_pool, user_id), lambda rows: len(rows) == 1, seconds=60
-            )
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=30)
-        running = await stack.status(user_id)
-        assert running["provisioning_state"] == "running", running
-        # A new worker: the attempt is retried once the heartbeat timeout has passed.
-        with _platform_process(address, hook_queue, database_url, hold=True):
-            final = await stack.wait_status(
-                user_id, lambda body: body["next_action"] == "set_password", seconds=90
-            )
-        (tenant,) = await _tenants(platform_pool, user_id)
-        assert tenant["calls"] == 2  # the same key twice: one tenant
-        assert final["tenant_id"] == tenant["tenant_id"]
-        assert state_of(final) == ("paid", "completed", "sent", "set_password")
 
 
 @pytest.mark.slow
@@ -247,16 +197,16 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
         client = await Client.connect(temporal_address_of(stack))
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
-            failed = await _pay_and_wait(
+            failed = await pay_and_wait(
                 stack, user_id, accept=lambda body: body["provisioning_state"] == "failed"
             )
             assert state_of(failed) == ("paid", "failed", "not_sent", "wait_provisioning")
             assert failed["tenant_id"] is None and failed["dashboard_url"] is None
             # The platform's partial tenant was deprovisioned under its key; onramp's
             # side holds nothing: no tenant, no workspace, no usable token, no email.
-            (partial,) = await _tenants(platform_pool, user_id)
+            (partial,) = await tenants_of(platform_pool, user_id)
             await eventually(
-                lambda: _tenants(platform_pool, user_id),
+                lambda: tenants_of(platform_pool, user_id),
                 lambda rows: all(row["deprovisioned"] for row in rows),
             )
             assert partial["calls"] == 1  # non-retryable: not retried
@@ -276,7 +226,7 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
             final = await stack.wait_status(
                 user_id, lambda body: body["next_action"] == "set_password"
             )
-        rows = await _tenants(platform_pool, user_id)
+        rows = await tenants_of(platform_pool, user_id)
         live = [row for row in rows if not row["deprovisioned"]]
         assert len(rows) == 2 and len(live) == 1
         assert final["tenant_id"] == live[0]["tenant_id"]
@@ -292,12 +242,12 @@ async def test_a_later_step_failing_for_good_deprovisions_the_tenant(
         async with Platform(platform_pool).worker(client, hook_queue):
             user_id, address = await stack.signup()
             stack.mail.handler.reject = True  # the welcome email is refused: 550
-            failed = await _pay_and_wait(
+            failed = await pay_and_wait(
                 stack, user_id, accept=lambda body: body["provisioning_state"] == "failed"
             )
-            (tenant,) = await _tenants(platform_pool, user_id)
+            (tenant,) = await tenants_of(platform_pool, user_id)
             await eventually(
-                lambda: _tenants(platform_pool, user_id),
+                lambda: tenants_of(platform_pool, user_id),
                 lambda rows: all(row["deprovisioned"] for row in rows),
             )
         assert tenant["calls"] == 1
