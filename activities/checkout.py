@@ -57,6 +57,7 @@ def checkout_config_from(settings: WorkerSettings) -> CheckoutConfig:
         reconcile_max_seconds=settings.checkout_reconcile_max_seconds,
         reread_attempts=settings.checkout_reread_attempts,
         password_token_ttl_seconds=settings.set_password_token_ttl_seconds,
+        provisioning_task_queue=settings.provisioning_task_queue,
     )
 
 

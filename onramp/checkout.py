@@ -17,7 +17,13 @@ import asyncpg
 from pydantic import BaseModel
 
 from onramp import events
-from onramp.repositories import Connection, checkout_runs, password_tokens, users
+from onramp.repositories import (
+    Connection,
+    checkout_runs,
+    password_tokens,
+    provisioned_tenants,
+    users,
+)
 from onramp.repositories.checkout_runs import (
     CheckoutRunChange,
     CheckoutRunRow,
@@ -49,6 +55,9 @@ class SetupStatus(BaseModel):
     provisioned_at: datetime | None
     email_sent_at: datetime | None
     password_set_at: datetime | None
+    # The platform's tenant, when the provisioning hook made one (docs/PROVISIONING_HOOK.md).
+    tenant_id: str | None = None
+    dashboard_url: str | None = None
 
 
 def next_action(
@@ -130,6 +139,11 @@ async def setup_status(pool: asyncpg.Pool, user_id: str) -> SetupStatus | None:
         if user is None:
             return None
         run = await checkout_runs.latest_run(connection, user_id)
+        tenant = (
+            await provisioned_tenants.tenant_of_run(connection, run.run_id)
+            if run is not None
+            else None
+        )
     if run is None:
         return SetupStatus(
             user_id=user.user_id,
@@ -166,6 +180,8 @@ async def setup_status(pool: asyncpg.Pool, user_id: str) -> SetupStatus | None:
         provisioned_at=run.provisioned_at,
         email_sent_at=run.email_sent_at,
         password_set_at=run.password_set_at,
+        tenant_id=tenant.tenant_id if tenant is not None else None,
+        dashboard_url=tenant.dashboard_url if tenant is not None else None,
     )
 
 

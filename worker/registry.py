@@ -12,6 +12,7 @@ from activities.event_delivery import EventDeliveryActivities
 from activities.onboarding import OnboardingActivities
 from activities.password_links import PasswordLinkActivities
 from activities.provisioning import ProvisioningActivities
+from activities.provisioning_hook import ProvisioningHookActivities
 from activities.stripe_billing import StripeBillingActivities
 from activities.stripe_checkout import StripeCheckoutActivities, StripeSetupSessionActivities
 from activities.stripe_connect import StripeConnectActivities
@@ -151,6 +152,7 @@ def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., 
     checkout = CheckoutActivities(dependencies.pool, checkout_config_from(settings))
     stripe_checkout = StripeCheckoutActivities(dependencies.stripe)
     provisioning = ProvisioningActivities(dependencies.pool, settings.onramp_token_secret)
+    hook = ProvisioningHookActivities(dependencies.pool)
     return [
         checkout.checkout_config,
         checkout.check_paid_subscription,
@@ -164,4 +166,7 @@ def checkout_activities(dependencies: WorkerDependencies) -> list[Callable[..., 
         provisioning.delete_workspace,
         provisioning.issue_password_token,
         provisioning.revoke_password_token,
+        hook.customer_contact,
+        hook.record_provisioned_tenant,
+        hook.remove_provisioned_tenant,
     ]

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api import token_limits
 from api.auth import ClientKey
@@ -182,6 +182,12 @@ class SetupStatusResponse(BaseModel):
     provisioned_at: str | None
     email_sent_at: str | None
     password_set_at: str | None
+    tenant_id: str | None = Field(
+        default=None, description="the platform's tenant made by the provisioning hook"
+    )
+    dashboard_url: str | None = Field(
+        default=None, description="the tenant's dashboard, as the provisioning hook answered"
+    )
 
 
 def _response(status: SetupStatus) -> SetupStatusResponse:

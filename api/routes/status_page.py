@@ -157,7 +157,8 @@ def _stage(status: SetupStatus, facts: PaymentFacts, settings: ApiSettings) -> _
             "check_email", "Check your email to set your password", message, None, (resend,)
         )
     message = "Your workspace is ready and your password is set."
-    go = StatusAction(label="Go to your dashboard", url=dashboard)
+    # The tenant's own dashboard, when the platform's provisioning hook answered one.
+    go = StatusAction(label="Go to your dashboard", url=status.dashboard_url or dashboard)
     return _Shown("dashboard", "You are all set", message, None, (go,), final=True)
 
 

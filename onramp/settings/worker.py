@@ -133,6 +133,19 @@ class CheckoutSessionSettings(Concern):
     )
 
 
+class ProvisioningHookSettings(Concern):
+    """The provisioning hook a platform owns (docs/PROVISIONING_HOOK.md)."""
+
+    provisioning_task_queue: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="task queue of the platform's worker that implements `provision_customer` "
+        "and `deprovision_customer`; a paid checkout then provisions through it (unset: "
+        "onramp's own workspace row)",
+    )
+
+
 class EmailSettings(Concern):
     """Email: where it goes, and the set-password link it carries."""
 
@@ -199,6 +212,7 @@ class WorkerSettings(
     BrandSettings,
     BillingSettings,
     CheckoutSessionSettings,
+    ProvisioningHookSettings,
     EmailSettings,
     ConnectSettings,
     WorkerProcessSettings,

@@ -269,7 +269,7 @@ def checkout_stack(
     mail: MailServer,
 ) -> OpenStack:
     """`async with checkout_stack(webhooks=..., reconcile_after=..., worker=...,
-    reread_attempts=...) as s:`."""
+    reread_attempts=..., api_overrides=..., worker_overrides=...) as s:`."""
 
     @contextlib.asynccontextmanager
     async def open_stack(
@@ -279,6 +279,7 @@ def checkout_stack(
         worker: bool = True,
         reread_attempts: int = 5,
         api_overrides: dict[str, Any] | None = None,
+        worker_overrides: dict[str, Any] | None = None,
     ) -> AsyncIterator[CheckoutStack]:
         address = temporal_address(temporal_env)
         control = SandboxControl(sandbox_url)
@@ -297,6 +298,7 @@ def checkout_stack(
                     "checkout_reconcile_after_seconds": reconcile_after,
                     "checkout_reconcile_max_seconds": reconcile_after * 4,
                     "checkout_reread_attempts": reread_attempts,
+                    **(worker_overrides or {}),
                 }
             )
             env = worker_process_env(

@@ -88,6 +88,8 @@ class CheckoutConfig(BaseModel):
     reread_attempts: int = 5
     password_token_ttl_seconds: int = 7 * 24 * 3600
     search_attributes: bool = True
+    # The platform's worker that provisions through the hook; None: onramp's workspace.
+    provisioning_task_queue: str | None = None
 
 
 class CreateCheckoutSessionInput(BaseModel):
