@@ -47,7 +47,7 @@ async def test_in_order_per_user_and_exactly_once_when_healthy(delivery: Deliver
     ids = delivery.receiver.ids()
     assert len(ids) == len(set(ids)) == 10
     first = delivery.receiver.received[0].event
-    assert set(first) == {"id", "type", "version", "occurred_at", "data"}
+    assert set(first) == {"id", "type", "version", "timestamp", "data"}
     assert first["id"] == delivery.receiver.received[0].webhook_id
     rows = await delivery.deliveries(endpoint["id"])
     assert sorted(row["event_id"] for row in rows) == sorted(ids)
@@ -254,8 +254,8 @@ async def test_a_late_commit_keeps_its_place_and_a_rollback_is_skipped(
         await transaction.start()
         early = f"evt_{uuid.uuid4().hex}"
         await connection.execute(
-            "INSERT INTO outbound_events (id, type, user_id, data) VALUES ($1, 'user.created', "
-            "$2::uuid, jsonb_build_object('user_id', $2::text))",
+            "INSERT INTO outbound_events (id, type, version, user_id, data) "
+            "VALUES ($1, 'user.created', 1, $2::uuid, jsonb_build_object('user_id', $2::text))",
             early,
             user,
         )
@@ -270,7 +270,8 @@ async def test_a_late_commit_keeps_its_place_and_a_rollback_is_skipped(
         transaction = connection.transaction()
         await transaction.start()
         await connection.execute(
-            "INSERT INTO outbound_events (id, type, user_id) VALUES ($1, 'user.created', $2)",
+            "INSERT INTO outbound_events (id, type, version, user_id, data) "
+            "VALUES ($1, 'user.created', 1, $2, '{}'::jsonb)",
             f"evt_{uuid.uuid4().hex}",
             user,
         )
