@@ -32,9 +32,14 @@ from api import metrics
 from api.temporal_gateway import TemporalGateway, TemporalUnavailable
 from api.webhooks import metrics as webhook_metrics
 from onramp.logging import log_event
-from onramp.repositories import checkout_runs
+from onramp.repositories import checkout_runs, event_endpoints
 from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import ApiSettings
+from workflows.contracts.event_delivery import (
+    EVENT_DISPATCH,
+    DispatchInput,
+    event_dispatch_workflow_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +266,35 @@ class SystemMonitor:
             )
         else:
             webhook_metrics.INBOX_LAG.set(lag)
+        await self.keep_event_dispatchers()
+
+    async def keep_event_dispatchers(self) -> None:
+        """Start the dispatcher of every event endpoint that has none running.
+
+        A dispatcher ends only when its endpoint is deleted, but an operator may terminate
+        it, or its start at creation may have been lost: without this, that endpoint's
+        events would wait until someone touched it. Starting an open run again is a no-op
+        that adds nothing to its history; the new run resumes at the cursor saved in
+        Postgres, so nothing is skipped or handed over twice.
+        """
+        try:
+            async with asyncio.timeout(self.settings.temporal_rpc_timeout_seconds):
+                endpoints = await event_endpoints.list_endpoints(self.pool)
+            for endpoint in endpoints:
+                await self.gateway.ensure_started(
+                    EVENT_DISPATCH,
+                    DispatchInput(endpoint_id=endpoint.endpoint_id),
+                    workflow_id=event_dispatch_workflow_id(endpoint.endpoint_id),
+                    task_queue=self.settings.temporal_task_queue,
+                )
+        except Exception as error:  # the next refresh tries again; say why in the log
+            log_event(
+                logger,
+                "SYSTEM_CHECK_FAILED",
+                logging.WARNING,
+                check="event_dispatchers",
+                error=type(error).__name__,
+            )
 
     async def _run(self) -> None:
         while True:

@@ -319,6 +319,30 @@ class TemporalGateway:
 
         await self._call(f"the signal {signal.name}", deadline or self.quick_deadline(), send)
 
+    async def ensure_started(
+        self,
+        workflow: WorkflowRef[InputT, ResultT],
+        start_input: InputT,
+        *,
+        workflow_id: str,
+        task_queue: str,
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Start `workflow_id` unless a run of it is open; an open run is left alone and
+        its history gains nothing (for entity workflows that are not about one user)."""
+
+        async def start(client: Client, rpc_timeout: timedelta) -> None:
+            await client.start_workflow(
+                workflow.name,
+                start_input,
+                id=workflow_id,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                rpc_timeout=rpc_timeout,
+            )
+
+        await self._call(f"the start of {workflow.name}", deadline or self.quick_deadline(), start)
+
     async def query(
         self, query: QueryRef[ResultT], *, workflow_id: str, deadline: Deadline | None = None
     ) -> ResultT:

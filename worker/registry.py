@@ -20,6 +20,7 @@ from activities.stripe_customers import StripeCustomerActivities
 from activities.users import UserActivities
 from onramp.emails import EmailBrand, set_password_base_url
 from workflows.checkout import CheckoutWorkflow
+from workflows.contracts.event_delivery import DeliveryPolicy
 from workflows.event_delivery import EventDeliveryWorkflow
 from workflows.event_dispatch import EventDispatchWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -89,7 +90,16 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
 
 def event_delivery_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
     """The activities of `event-dispatch-<endpoint>` and `event-delivery-<endpoint>-<user>`."""
-    delivery = EventDeliveryActivities(dependencies.pool, dependencies.settings.onramp_token_secret)
+    settings = dependencies.settings
+    policy = DeliveryPolicy(
+        attempt_timeout_seconds=settings.event_delivery_attempt_timeout_seconds,
+        initial_backoff_seconds=settings.event_delivery_initial_backoff_seconds,
+        max_backoff_seconds=settings.event_delivery_max_backoff_seconds,
+        give_up_after_seconds=settings.event_delivery_give_up_after_seconds,
+        failing_after_seconds=settings.event_delivery_failing_after_seconds,
+        poll_seconds=settings.event_delivery_poll_seconds,
+    )
+    delivery = EventDeliveryActivities(dependencies.pool, settings.onramp_token_secret, policy)
     return [delivery.read_endpoint_events, delivery.hand_over_events, delivery.deliver_event]
 
 

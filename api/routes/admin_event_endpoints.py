@@ -176,6 +176,19 @@ async def get_endpoint(endpoint_id: EndpointId, _: AdminKey, pool: Pool) -> Endp
     return Endpoint.of(await _existing(pool, endpoint_id))
 
 
+@router.delete(
+    "/{endpoint_id}",
+    status_code=204,
+    summary="Delete an endpoint: nothing more is sent to it, and its attempts are dropped",
+    responses=_NOT_FOUND,
+)
+async def delete_endpoint(endpoint_id: EndpointId, _: AdminKey, pool: Pool) -> None:
+    # The dispatcher ends at its next read and each lane at its next attempt, when they
+    # find the row gone; the secret goes with the row.
+    if not await event_endpoints.delete_endpoint(pool, endpoint_id):
+        raise _not_found(endpoint_id)
+
+
 @router.post(
     "/{endpoint_id}/pause",
     summary="Stop delivering (events wait, none is lost)",

@@ -75,9 +75,13 @@ async def insert_endpoint(
     return EventEndpointRow.model_validate(dict(row))
 
 
-async def delete_endpoint(db: Db, endpoint_id: str) -> None:
-    """Remove an endpoint and its attempts (its dispatcher ends at its next read)."""
-    await db.execute("DELETE FROM event_endpoints WHERE id = $1", endpoint_id)
+async def delete_endpoint(db: Db, endpoint_id: str) -> bool:
+    """Remove an endpoint and its attempts (its dispatcher ends at its next read); False
+    when there was none."""
+    deleted = await db.fetchval(
+        "DELETE FROM event_endpoints WHERE id = $1 RETURNING id", endpoint_id
+    )
+    return deleted is not None
 
 
 async def get_endpoint(db: Db, endpoint_id: str) -> EventEndpointRow | None:

@@ -146,6 +146,36 @@ class ProvisioningHookSettings(Concern):
     )
 
 
+class EventDeliverySettings(Concern):
+    """Delivery of outbound events to the platform's endpoints (docs/EVENTS.md)."""
+
+    event_delivery_attempt_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="one delivery attempt's HTTP timeout"
+    )
+    event_delivery_initial_backoff_seconds: float = Field(
+        default=5.0, gt=0, description="wait before the second attempt; doubled after each"
+    )
+    event_delivery_max_backoff_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="longest wait between two attempts"
+    )
+    event_delivery_give_up_after_seconds: float = Field(
+        default=3 * 24 * 3600.0,
+        gt=0,
+        description="an event still undelivered this long is given up (replayable)",
+    )
+    event_delivery_failing_after_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="an event undelivered this long marks its endpoint failing",
+    )
+    event_delivery_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often each endpoint's dispatcher reads the outbox",
+    )
+
+
 class EmailSettings(Concern):
     """Email: where it goes, and the set-password link it carries."""
 
@@ -213,6 +243,7 @@ class WorkerSettings(
     BillingSettings,
     CheckoutSessionSettings,
     ProvisioningHookSettings,
+    EventDeliverySettings,
     EmailSettings,
     ConnectSettings,
     WorkerProcessSettings,

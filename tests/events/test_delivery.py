@@ -9,10 +9,11 @@ import uuid
 
 import asyncpg
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from tests.events.conftest import ADMIN, Delivery
-from tests.support.harness import make_api_settings, open_app_client
+from tests.support.harness import make_api_settings, open_app_client, temporal_address
 from tests.support.histories import record_history
 from tests.support.polling import eventually
 from workflows.contracts.event_delivery import (
@@ -300,3 +301,47 @@ async def test_create_without_temporal_leaves_no_endpoint(
         assert answer.status_code == 503
         assert "whsec_" not in answer.text
     assert await delivery.pool.fetchval("SELECT count(*) FROM event_endpoints") == before
+
+
+async def test_a_stopped_dispatcher_is_started_again_from_its_saved_cursor(
+    delivery: Delivery, database_url: str, task_queue: str, temporal_env: WorkflowEnvironment
+) -> None:
+    endpoint = await delivery.create_endpoint()
+    user = str(uuid.uuid4())
+    first = await delivery.emit(user, "user.created")
+    await _received(delivery, 1)
+    dispatcher = delivery.temporal.get_workflow_handle(event_dispatch_workflow_id(endpoint["id"]))
+    await dispatcher.terminate(reason="an operator's mistake")
+    later = await delivery.emit(user, "user.active")
+    await asyncio.sleep(1.0)
+    assert delivery.receiver.ids(user) == [first]  # nothing reads the outbox now
+
+    # Another API process's system monitor finds the endpoint without a dispatcher.
+    settings = make_api_settings(
+        database_url, temporal_address(temporal_env), task_queue, system_check_interval_seconds=0.2
+    )
+    async for _api in open_app_client(create_app(settings)):
+        await _received(delivery, 2)
+    assert delivery.receiver.ids(user) == [first, later]
+    described = await dispatcher.describe()
+    assert described.status is not None and described.status.name == "RUNNING"
+
+
+async def test_delete_ends_delivery_and_forgets_the_endpoint(delivery: Delivery) -> None:
+    endpoint = await delivery.create_endpoint()
+    user = str(uuid.uuid4())
+    await delivery.emit(user, "user.created")
+    await _received(delivery, 1)
+    path = f"/v1/admin/event-endpoints/{endpoint['id']}"
+    deleted = await delivery.api.delete(path, headers=ADMIN)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert (await delivery.api.get(path, headers=ADMIN)).status_code == 404
+    assert (await delivery.api.delete(path, headers=ADMIN)).status_code == 404
+    await delivery.emit(user, "user.active")
+    dispatcher = delivery.temporal.get_workflow_handle(event_dispatch_workflow_id(endpoint["id"]))
+    async with asyncio.timeout(20):
+        await dispatcher.result()  # it ends once it finds its endpoint gone
+    assert len(delivery.receiver.received) == 1
+    assert not await delivery.pool.fetchval(
+        "SELECT count(*) FROM event_deliveries WHERE endpoint_id = $1", endpoint["id"]
+    )
