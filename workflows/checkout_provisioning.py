@@ -167,13 +167,12 @@ class CheckoutProvisioning:
             stripe_subscription_id=self._session.subscription_id,
             idempotency_key=progress.hook_key,
         )
-        result = await workflow.execute_activity(
-            PROVISION_CUSTOMER_ACTIVITY,
-            request,
-            task_queue=task_queue,
-            result_type=ProvisionCustomerResult,
-            **PLATFORM_HOOK,
+        # Decoded as plain JSON, then read field by field: a malformed answer must fail
+        # the provisioning, not the workflow task.
+        answer = await workflow.execute_activity(
+            PROVISION_CUSTOMER_ACTIVITY, request, task_queue=task_queue, **PLATFORM_HOOK
         )
+        result = ProvisionCustomerResult.from_answer(answer)
         await database_step(
             ProvisioningHookActivities.record_provisioned_tenant,
             RecordProvisionedTenantInput(

@@ -54,6 +54,20 @@ class ProvisionCustomerResult(BaseModel):
     tenant_id: str = ""
     dashboard_url: str | None = None
 
+    @classmethod
+    def from_answer(cls, answer: object) -> ProvisionCustomerResult:
+        """The result from whatever JSON the platform's worker answered, never raising:
+        `null`, a string, or a field of the wrong type (a platform's bug) becomes an empty
+        tenant id, which `record_provisioned_tenant` refuses, so the provisioning fails
+        and is undone instead of stalling the workflow on a result it cannot decode."""
+        fields = answer if isinstance(answer, dict) else {}
+        tenant_id = fields.get("tenant_id")
+        dashboard_url = fields.get("dashboard_url")
+        return cls(
+            tenant_id=tenant_id if isinstance(tenant_id, str) else "",
+            dashboard_url=dashboard_url if isinstance(dashboard_url, str) else None,
+        )
+
 
 class CustomerContact(BaseModel):
     """The user's email, read for the hook's input."""
