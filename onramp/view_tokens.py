@@ -62,7 +62,9 @@ def verify_view_token(secret: SecretStr | str, token: str, *, now: float) -> Vie
         return None
     body, signature = token.split(".")
     expected = _b64(hmac.new(_key(secret), body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(signature, expected):
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a forged
+    # token may hold any).
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     try:
         claims = json.loads(_unb64(body))

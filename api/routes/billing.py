@@ -25,7 +25,13 @@ from pydantic import BaseModel, Field
 from api.auth import ClientKey
 from api.deadlines import Deadline
 from api.deps import Pool, Settings, Temporal
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, json_error_response
+from api.errors import (
+    ERROR_RESPONSES,
+    MALFORMED_BODY_RESPONSE,
+    ApiError,
+    ErrorResponse,
+    json_error_response,
+)
 from api.operations import SUBSCRIPTION_ENTITY, change_subscription, update_entity
 from api.pages.negotiation import answers_a_person
 from api.pages.render import dashboard_url, render_page
@@ -121,6 +127,7 @@ class PortalSessionResponse(BaseModel):
     summary="A single-use link to the hosted billing page for this user",
     responses={
         **ERROR_RESPONSES,
+        400: MALFORMED_BODY_RESPONSE,
         404: {"model": ErrorResponse, "description": "Unknown user"},
         409: {"model": ErrorResponse, "description": "The user is still signing up"},
     },

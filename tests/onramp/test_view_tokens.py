@@ -28,3 +28,9 @@ def test_a_changed_or_foreign_token_opens_nothing() -> None:
     assert verify_view_token("t" * 40, token, now=1_000.0) is None
     for garbage in ("", "a", "a.b.c", f"{body}.", "x" * 600, f"{body}.{signature}x"):
         assert verify_view_token(SECRET, garbage, now=1_000.0) is None
+
+
+def test_a_token_with_non_ascii_characters_is_refused_not_an_error() -> None:
+    # hmac.compare_digest raises TypeError on a str holding non-ASCII characters.
+    for forged in ("\x83\U000ae417R.c\x82\xc3", "é.é", "abc.\u202e"):
+        assert verify_view_token("s" * 32, forged, now=0) is None
