@@ -91,4 +91,6 @@ def run_receiver(host: str, port: int) -> None:
     import uvicorn
 
     store = Store(os.environ.get("PLATFORM_DB", "example-platform.db"))
-    uvicorn.run(create_app(store, secrets_from_env()), host=host, port=port, log_level="info")
+    app = create_app(store, secrets_from_env())
+    # Its own log line per event says more than an access log.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
