@@ -76,7 +76,9 @@ def start_example_receiver(
     env: Mapping[str, str], children: list[ChildProcess], example: Example, api_url: str
 ) -> None:
     """Once the API answers: the endpoint (its secret), then the receiver holding it."""
-    example.endpoint_id, secret = _endpoint_and_secret(api_url, _admin_key(env), example)
+    headers = {"Authorization": f"Bearer {_admin_key(env)}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as api:
+        example.endpoint_id, secret = endpoint_and_secret(api, example.events_url)
     receiver_env = {**_platform_env(env, example), "ONRAMP_EVENTS_SECRET": secret}
     port = example.url.rsplit(":", 1)[1]
     receiver = _child("example-receiver", ["receiver", "--port", port], receiver_env)
@@ -121,34 +123,28 @@ def _admin_key(env: Mapping[str, str]) -> str:
     raise supervisor.StackError("--example needs an admin key in ONRAMP_API_KEYS")
 
 
-def _endpoint_and_secret(api_url: str, admin_key: str, example: Example) -> tuple[str, str]:
-    """The example's endpoint (kept from an earlier run, or made now) and a secret only
-    this run knows."""
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as api:
-        listed = _answer(api.get(ENDPOINTS), 200)["data"]
-        kept = [
-            endpoint
-            for endpoint in listed
-            if endpoint["url"] == example.events_url
-            and endpoint["description"] == EXAMPLE_DESCRIPTION
-            and sorted(endpoint["event_types"]) == EVENT_TYPES
-        ]
-        if not kept:
-            wanted = {
-                "url": example.events_url,
-                "event_types": EVENT_TYPES,
-                "description": EXAMPLE_DESCRIPTION,
-            }
-            made = _answer(api.post(ENDPOINTS, json=wanted), 201)
-            return made["id"], made["secret"]
-        endpoint_id = kept[0]["id"]
-        # The old secret signs beside the new one for a while; this receiver needs only
-        # the new one.
-        rotated = _answer(api.post(f"{ENDPOINTS}/{endpoint_id}/rotate-secret"), 200)
-        if kept[0]["status"] == "paused":
-            _answer(api.post(f"{ENDPOINTS}/{endpoint_id}/resume"), 200)
-        return endpoint_id, rotated["secret"]
+def endpoint_and_secret(api: httpx.Client, url: str) -> tuple[str, str]:
+    """The example's endpoint for `url` (kept from an earlier run, or made now) and a
+    secret only this run knows; `api` carries an admin key."""
+    listed = _answer(api.get(ENDPOINTS), 200)["data"]
+    kept = [
+        endpoint
+        for endpoint in listed
+        if endpoint["url"] == url
+        and endpoint["description"] == EXAMPLE_DESCRIPTION
+        and sorted(endpoint["event_types"]) == EVENT_TYPES
+    ]
+    if not kept:
+        wanted = {"url": url, "event_types": EVENT_TYPES, "description": EXAMPLE_DESCRIPTION}
+        made = _answer(api.post(ENDPOINTS, json=wanted), 201)
+        return made["id"], made["secret"]
+    endpoint_id = kept[0]["id"]
+    # The old secret signs beside the new one for a while; this receiver needs only the
+    # new one.
+    rotated = _answer(api.post(f"{ENDPOINTS}/{endpoint_id}/rotate-secret"), 200)
+    if kept[0]["status"] == "paused":
+        _answer(api.post(f"{ENDPOINTS}/{endpoint_id}/resume"), 200)
+    return endpoint_id, rotated["secret"]
 
 
 def _answer(response: httpx.Response, expected: int) -> Any:
