@@ -17,7 +17,11 @@ from examples.platform.worker import run_worker
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.platform", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.platform",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     halves = parser.add_subparsers(dest="half", required=True)
     receiver = halves.add_parser("receiver", help="receive and verify onramp's events")
     receiver.add_argument("--host", default="127.0.0.1")
