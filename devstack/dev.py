@@ -8,16 +8,20 @@ the API. Whatever the caller sets in the environment wins over the development
 defaults below; `DATABASE_URL` or `TEMPORAL_ADDRESS` make it use that service instead
 of starting one. Every child binds 127.0.0.1 and is stopped on Ctrl-C or SIGTERM. The
 services start through `devstack.supervisor`, like the benchmarks' and the tests'; the
-children log human-readable lines (`LOG_FORMAT=console`).
+children log human-readable lines (`LOG_FORMAT=console`). With `--example`, the example
+platform runs beside it (`devstack.example`): its worker serves the provisioning hook,
+its receiver gets every event type through an endpoint made at start.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -25,6 +29,12 @@ from types import FrameType
 import httpx
 
 from devstack import supervisor
+from devstack.example import (
+    Example,
+    banner_lines,
+    start_example_receiver,
+    start_example_worker,
+)
 from devstack.processes import ChildProcess
 from devstack.stripe_catalog import ensure_catalog
 from onramp.migrate import apply_migrations
@@ -61,6 +71,12 @@ DEV_PLATFORM_WEBHOOK_SECRET = "whsec_onrampdevplatform0001"  # noqa: S105 - deve
 DEV_CONNECT_WEBHOOK_SECRET = "whsec_onrampdevconnect0002"  # noqa: S105 - development only
 
 
+EXAMPLE_HELP = (
+    "also run the example platform (examples/platform/): its receiver gets every event, "
+    "its worker provisions tenants through the provisioning hook"
+)
+
+
 class DevStackError(RuntimeError):
     """A service of the embedded stack could not be started."""
 
@@ -85,6 +101,7 @@ class _Running:
     postgres: supervisor.Postgres | None = None
     temporal_ui: str | None = None
     sandbox_url: str | None = None
+    example: Example | None = None
 
     def stop(self) -> None:
         supervisor.stop_all(self.children)
@@ -170,8 +187,9 @@ def _start_smtp_sink(env: dict[str, str], running: _Running) -> None:
     env["SMTP_URL"] = sink.url
 
 
-def _start_stack(env: dict[str, str], running: _Running) -> str:
-    """Every service the environment does not provide, then the worker and the API."""
+def _start_stack(env: dict[str, str], running: _Running, *, example: bool = False) -> str:
+    """Every service the environment does not provide, then the worker and the API (and
+    with `example`, the example platform around them)."""
     _start_postgres(env, running)
     _start_temporal(env, running)
     api_port = int(env["ONRAMP_API_PORT"])
@@ -181,9 +199,13 @@ def _start_stack(env: dict[str, str], running: _Running) -> str:
         _start_sandbox(env, running, f"{api_url}/v1/webhooks/stripe")
     if "SMTP_URL" not in os.environ:
         _start_smtp_sink(env, running)
+    if example:
+        running.example = start_example_worker(env, running.children, STATE_DIR)
     running.children.append(supervisor.start_worker(env))
     running.children.append(supervisor.start_api(api_port, env, timeout=90))
     _wait_until_ready(api_url, running.children, timeout=90)
+    if running.example is not None:
+        start_example_receiver(env, running.children, running.example, api_url)
     return api_url
 
 
@@ -246,9 +268,8 @@ def _watch(children: list[ChildProcess]) -> None:
         time.sleep(0.5)
 
 
-def _banner(
-    env: dict[str, str], api_url: str, temporal_ui: str | None, sandbox_url: str | None
-) -> str:
+def _banner(env: dict[str, str], api_url: str, running: _Running) -> str:
+    temporal_ui, sandbox_url = running.temporal_ui, running.sandbox_url
     keys = env["ONRAMP_API_KEYS"].split(",")
     stripe_line = (
         f"{sandbox_url} (sandbox; controls under /_sandbox/)"
@@ -270,22 +291,26 @@ def _banner(
         f"  data         {STATE_DIR.resolve()} (Temporal's log: temporal.log)",
         "  API keys (development only):",
         *[f"    {entry}" for entry in keys],
+        *(banner_lines(running.example) if running.example else []),
         "Ctrl-C stops everything.",
         "",
     ]
     return "\n".join(lines)
 
 
-def run_dev_stack() -> int:
-    """Run until Ctrl-C/SIGTERM; return the exit code."""
+def run_dev_stack(argv: Sequence[str] = ()) -> int:
+    """Run until Ctrl-C/SIGTERM; return the exit code. `argv`: `[--example]`."""
+    parser = argparse.ArgumentParser(prog="onramp dev")
+    parser.add_argument("--example", action="store_true", help=EXAMPLE_HELP)
+    arguments = parser.parse_args(argv)
     env = {**DEV_DEFAULTS, **os.environ}
     running = _Running()
     previous = {
         signum: signal.signal(signum, _raise_stop) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        api_url = _start_stack(env, running)
-        _say(_banner(env, api_url, running.temporal_ui, running.sandbox_url))
+        api_url = _start_stack(env, running, example=arguments.example)
+        _say(_banner(env, api_url, running))
         _watch(running.children)
     except _Stop as stop:
         _say(f"\nonramp dev: {stop} received, stopping…")

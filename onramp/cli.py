@@ -1,6 +1,7 @@
 """The `onramp` command line.
 
-`onramp dev` runs the whole embedded stack (`python -m devstack`); `api`, `worker` and
+`onramp dev` runs the whole embedded stack (`python -m devstack`; `--example` adds the
+example platform); `api`, `worker` and
 `sandbox` run one process each (by module path: this package never imports `api`,
 `worker` or the development tooling);
 `migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
@@ -26,9 +27,9 @@ def _exec_module(module: str, *args: str) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *args])  # noqa: S606
 
 
-def _cmd_dev(_: argparse.Namespace) -> None:
+def _cmd_dev(args: argparse.Namespace) -> None:
     # Development tooling lives outside the kernel, so it runs by module path too.
-    _exec_module("devstack")
+    _exec_module("devstack", *(["--example"] if args.example else []))
 
 
 def _cmd_api(args: argparse.Namespace) -> None:
@@ -97,9 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onramp", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("dev", help="run the whole embedded stack (Ctrl-C stops it)").set_defaults(
-        handler=_cmd_dev
+    dev = commands.add_parser("dev", help="run the whole embedded stack (Ctrl-C stops it)")
+    dev.add_argument(
+        "--example",
+        action="store_true",
+        help="also run the example platform (examples/platform/): a receiver of every "
+        "event and a worker for the provisioning hook",
     )
+    dev.set_defaults(handler=_cmd_dev)
     api = commands.add_parser("api", help="serve the HTTP API with uvicorn")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=None, help="default: $ONRAMP_API_PORT or 8000")

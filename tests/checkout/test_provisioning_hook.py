@@ -1,151 +1,53 @@
 """The provisioning hook a platform owns: with `PROVISIONING_TASK_QUEUE` set, a paid
 checkout provisions through the platform's `provision_customer` on that queue.
 
-The platform here is what a platform would write: a plain `temporalio` worker with the
-SDK's default converter and JSON dicts (nothing of onramp's), keeping its tenants in a
-table of its own. It runs in the test process, or as a process of its own
-(`python -m tests.checkout.test_provisioning_hook`) that test_provisioning_hook_kill.py
-SIGKILLs mid-activity.
+The platform is the example platform's worker (`examples/platform/worker.py`): a plain
+`temporalio` worker with the SDK's default converter and JSON dicts (nothing of
+onramp's), keeping its tenants in a SQLite file of its own. It runs in the test process
+here; test_provisioning_hook_kill.py runs it as its own process and SIGKILLs it.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-PLATFORM_TABLE = """
-CREATE TABLE IF NOT EXISTS platform_tenants (
-    idempotency_key text PRIMARY KEY,
-    tenant_id text NOT NULL,
-    user_id text NOT NULL,
-    email text,
-    tier text NOT NULL,
-    calls integer NOT NULL DEFAULT 1,
-    deprovisioned boolean NOT NULL DEFAULT false
-)
-"""
+from activities.provisioning_hook import result_problem
+from api.routes.status_page import PaymentFacts, build_view
+from examples.platform.store import Store
+from examples.platform.worker import Platform, PlatformConfig
+from onramp.checkout import SetupStatus
+from onramp.repositories import outbound_events
+from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
+from tests.support.harness import ADMIN_KEY, auth, make_api_settings
+from tests.support.polling import eventually
+from workflows.contracts.checkout import checkout_workflow_id
 
-
-class Platform:
-    """The platform's side of the hook: a tenant per idempotency key, made once."""
-
-    def __init__(self, pool: asyncpg.Pool, *, hold_first_attempt: bool = False) -> None:
-        self.pool = pool
-        self.hold_first_attempt = hold_first_attempt
-        self.refuse = False
-
-    @activity.defn(name="provision_customer")
-    async def provision_customer(self, request: dict[str, Any]) -> dict[str, Any]:
-        # The key's tenant if this key was seen: a retry makes no second tenant.
-        tenant_id: str = await self.pool.fetchval(
-            "INSERT INTO platform_tenants (idempotency_key, tenant_id, user_id, email, tier) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) "
-            "DO UPDATE SET calls = platform_tenants.calls + 1 RETURNING tenant_id",
-            request["idempotency_key"],
-            f"tn_{uuid.uuid4().hex[:12]}",
-            request["user_id"],
-            request.get("email"),
-            request["tier"],
-        )
-        if self.refuse:
-            raise ApplicationError(
-                "no seats left for this plan", type="SeatsExhausted", non_retryable=True
-            )
-        if self.hold_first_attempt and activity.info().attempt == 1:
-            while True:  # mid-activity, alive, until the test kills this process
-                activity.heartbeat()
-                await asyncio.sleep(1)
-        return {"tenant_id": tenant_id, "dashboard_url": f"https://platform.example/t/{tenant_id}"}
-
-    @activity.defn(name="deprovision_customer")
-    async def deprovision_customer(self, request: dict[str, Any]) -> None:
-        await self.pool.execute(
-            "UPDATE platform_tenants SET deprovisioned = true WHERE idempotency_key = $1",
-            request["idempotency_key"],
-        )
-
-    def worker(self, client: Client, task_queue: str) -> Worker:
-        return Worker(
-            client,
-            task_queue=task_queue,
-            activities=[self.provision_customer, self.deprovision_customer],
-            graceful_shutdown_timeout=timedelta(seconds=1),
-        )
-
-
-async def _run_platform_process(address: str, task_queue: str, dsn: str, hold: bool) -> None:
-    client = await Client.connect(address)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    assert pool is not None
-    async with Platform(pool, hold_first_attempt=hold).worker(client, task_queue):
-        await asyncio.Event().wait()
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("address")
-    parser.add_argument("task_queue")
-    parser.add_argument("dsn")
-    parser.add_argument("--hold-first-attempt", action="store_true")
-    arguments = parser.parse_args()
-    asyncio.run(
-        _run_platform_process(
-            arguments.address, arguments.task_queue, arguments.dsn, arguments.hold_first_attempt
-        )
-    )
-    sys.exit(0)
-
-
-# --- the tests (imported here so the platform process above stays light) ---------------
-
-from activities.provisioning_hook import result_problem  # noqa: E402
-from api.routes.status_page import PaymentFacts, build_view  # noqa: E402
-from onramp.checkout import SetupStatus  # noqa: E402
-from tests.checkout.conftest import CheckoutStack, OpenStack, state_of  # noqa: E402
-from tests.support.harness import ADMIN_KEY, auth, make_api_settings  # noqa: E402
-from tests.support.polling import eventually  # noqa: E402
-from workflows.contracts.checkout import checkout_workflow_id  # noqa: E402
-
+# The dashboard the platform's answers point at.
+PLATFORM_URL = "https://platform.example"
 WORKSPACES = "SELECT count(*) FROM workspaces WHERE user_id = $1"
 LIVE_TOKENS = "SELECT count(*) FROM password_tokens WHERE user_id = $1 AND state = 'issued'"
 
 
-@contextlib.asynccontextmanager
-async def open_platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """The platform's own table, in the test's database."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    assert pool is not None
-    await pool.execute(PLATFORM_TABLE)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
 @pytest.fixture
-async def platform_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with open_platform_pool(database_url) as pool:
-        yield pool
+def platform_store(tmp_path: Path) -> Iterator[Store]:
+    """The platform's own tables, in a SQLite file of this test's."""
+    yield Store(tmp_path / "platform.db")
 
 
-async def tenants_of(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await pool.fetch(
-        "SELECT * FROM platform_tenants WHERE user_id = $1 ORDER BY idempotency_key", user_id
-    )
-    return rows
+def example_platform(store: Store, **config: Any) -> Platform:
+    """The example platform's worker code, answering dashboards under PLATFORM_URL, at
+    once (no simulated setup time) unless told otherwise."""
+    return Platform(store, PlatformConfig(public_url=PLATFORM_URL, setup_seconds=0.0, **config))
+
+
+async def tenants_of(store: Store, user_id: str) -> list[dict[str, Any]]:
+    return store.tenants(user_id)
 
 
 def temporal_address_of(stack: CheckoutStack) -> str:
@@ -162,11 +64,11 @@ async def pay_and_wait(stack: CheckoutStack, user_id: str, **wait: Any) -> dict[
 
 @pytest.mark.slow
 async def test_the_journey_provisions_one_tenant_through_the_platform(
-    checkout_stack: OpenStack, platform_pool: asyncpg.Pool
+    checkout_stack: OpenStack, platform_store: Store
 ) -> None:
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
-        platform = Platform(platform_pool)
+        platform = example_platform(platform_store)
         client = await Client.connect(temporal_address_of(stack))
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
@@ -174,9 +76,9 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
                 stack, user_id, accept=lambda body: body["next_action"] == "set_password"
             )
         assert state_of(final) == ("paid", "completed", "sent", "set_password")
-        (tenant,) = await tenants_of(platform_pool, user_id)
+        (tenant,) = await tenants_of(platform_store, user_id)
         assert tenant["email"] == address and tenant["tier"] == "pro"
-        assert tenant["calls"] == 1 and not tenant["deprovisioned"]
+        assert tenant["calls"] == 1 and tenant["state"] == "ready"
         assert tenant["idempotency_key"].startswith(f"{checkout_workflow_id(user_id)}/")
         assert final["tenant_id"] == tenant["tenant_id"]
         assert final["dashboard_url"] == f"https://platform.example/t/{tenant['tenant_id']}"
@@ -188,12 +90,11 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
 
 @pytest.mark.slow
 async def test_a_permanent_platform_failure_is_undone_then_retried(
-    checkout_stack: OpenStack, platform_pool: asyncpg.Pool
+    checkout_stack: OpenStack, platform_store: Store
 ) -> None:
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
-        platform = Platform(platform_pool)
-        platform.refuse = True
+        platform = example_platform(platform_store, sold_out_tiers={"pro"})
         client = await Client.connect(temporal_address_of(stack))
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
@@ -204,10 +105,10 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
             assert failed["tenant_id"] is None and failed["dashboard_url"] is None
             # The platform's partial tenant was deprovisioned under its key; onramp's
             # side holds nothing: no tenant, no workspace, no usable token, no email.
-            (partial,) = await tenants_of(platform_pool, user_id)
+            (partial,) = await tenants_of(platform_store, user_id)
             await eventually(
-                lambda: tenants_of(platform_pool, user_id),
-                lambda rows: all(row["deprovisioned"] for row in rows),
+                lambda: tenants_of(platform_store, user_id),
+                lambda rows: all(row["state"] == "deprovisioned" for row in rows),
             )
             assert partial["calls"] == 1  # non-retryable: not retried
             assert await stack.count(WORKSPACES, user_id) == 0
@@ -217,38 +118,44 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
                 checkout_workflow_id(user_id)
             ).query("status")
             assert "no seats left" in str(described)
+            # The platform hears of it: one `provisioning.failed`, no completion.
+            types = [row.type for row in await outbound_events.list_for_user(stack.db, user_id)]
+            assert types.count("provisioning.failed") == 1, types
+            assert "provisioning.completed" not in types
 
             # Fixed on the platform: an operator's retry is a new attempt with a new key.
-            platform.refuse = False
+            platform.config.sold_out_tiers.clear()
             retry_url = f"/v1/admin/workflows/{checkout_workflow_id(user_id)}/retry-provisioning"
             retried = await stack.api.post(retry_url, headers=auth(ADMIN_KEY))
             assert retried.status_code == 202, retried.text
             final = await stack.wait_status(
                 user_id, lambda body: body["next_action"] == "set_password"
             )
-        rows = await tenants_of(platform_pool, user_id)
-        live = [row for row in rows if not row["deprovisioned"]]
+        rows = await tenants_of(platform_store, user_id)
+        live = [row for row in rows if row["state"] != "deprovisioned"]
         assert len(rows) == 2 and len(live) == 1
         assert final["tenant_id"] == live[0]["tenant_id"]
+        rows_after = await outbound_events.list_for_user(stack.db, user_id)
+        assert [row.type for row in rows_after].count("provisioning.completed") == 1
 
 
 @pytest.mark.slow
 async def test_a_later_step_failing_for_good_deprovisions_the_tenant(
-    checkout_stack: OpenStack, platform_pool: asyncpg.Pool
+    checkout_stack: OpenStack, platform_store: Store
 ) -> None:
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
         client = await Client.connect(temporal_address_of(stack))
-        async with Platform(platform_pool).worker(client, hook_queue):
+        async with example_platform(platform_store).worker(client, hook_queue):
             user_id, address = await stack.signup()
             stack.mail.handler.reject = True  # the welcome email is refused: 550
             failed = await pay_and_wait(
                 stack, user_id, accept=lambda body: body["provisioning_state"] == "failed"
             )
-            (tenant,) = await tenants_of(platform_pool, user_id)
+            (tenant,) = await tenants_of(platform_store, user_id)
             await eventually(
-                lambda: tenants_of(platform_pool, user_id),
-                lambda rows: all(row["deprovisioned"] for row in rows),
+                lambda: tenants_of(platform_store, user_id),
+                lambda rows: all(row["state"] == "deprovisioned" for row in rows),
             )
         assert tenant["calls"] == 1
         assert failed["tenant_id"] is None and failed["dashboard_url"] is None
