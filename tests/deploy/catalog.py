@@ -179,3 +179,27 @@ def metric_names(expression: str) -> set[str]:
 
     promql_parser.walk(parse(expression), pre_visit=visit)
     return names
+
+
+def kept_labels(node: promql_parser.Expr) -> set[str] | None:
+    """The labels every series of the expression's result carries, when the expression
+    fixes them (an aggregation `by`, a scalar); None when it keeps its input's labels,
+    whatever they are."""
+    if isinstance(node, promql_parser.AggregateExpr):
+        if node.modifier is None:
+            return set()
+        if node.modifier.type == promql_parser.AggModifierType.By:
+            return set(node.modifier.labels)
+        return None
+    if isinstance(node, promql_parser.ParenExpr | promql_parser.UnaryExpr):
+        return kept_labels(node.expr)
+    if isinstance(node, promql_parser.BinaryExpr):
+        left, right = kept_labels(node.lhs), kept_labels(node.rhs)
+        if isinstance(node.lhs, promql_parser.NumberLiteral):
+            return right
+        if str(node.op) == "or" and left is not None and right is not None:
+            return left & right  # a series from either side
+        return left
+    if isinstance(node, promql_parser.NumberLiteral):
+        return set()
+    return None

@@ -145,6 +145,29 @@ def test_every_alert_has_a_severity_and_says_what_happened() -> None:
         assert set(alert["annotations"]) >= ANNOTATIONS, alert["alert"]
 
 
+def test_annotations_name_only_labels_the_expression_keeps() -> None:
+    """`{{ $labels.queue }}` renders empty when the expression aggregated `queue` away."""
+    for alert in _alerts():
+        used = set(re.findall(r"\$labels\.(\w+)", yaml.safe_dump(alert["annotations"])))
+        kept = catalog.kept_labels(catalog.parse(alert["expr"]))
+        assert kept is None or used <= kept, f"{alert['alert']}: {used - (kept or set())}"
+
+
+@pytest.mark.parametrize(
+    ("expression", "kept"),
+    [
+        ("max by (queue, type) (a) == 0", {"queue", "type"}),
+        ("sum(rate(a[5m])) / sum(rate(b[5m])) > 0.05 and sum(c) > 1", set()),
+        ("2 * sum by (x) (a)", {"x"}),
+        ("sum by (x, y) (a) or sum by (x) (b)", {"x"}),
+        ("rate(a[5m]) > 1", None),
+        ("sum without (x) (a)", None),
+    ],
+)
+def test_kept_labels(expression: str, kept: set[str] | None) -> None:
+    assert catalog.kept_labels(catalog.parse(expression)) == kept
+
+
 def test_every_metric_a_rule_reads_is_one_onramp_exports() -> None:
     exported = catalog.exported_series(catalog.code_definitions())
     unknown = {
