@@ -1,7 +1,9 @@
-"""docker-compose.yml cannot run here (no Docker engine); check its shape instead."""
+"""docker-compose.yml cannot run here (no Docker engine); check its shape instead, and that
+every file under deploy/ parses and is described in deploy/README.md."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -57,3 +59,22 @@ def test_registration_script_registers_every_search_attribute() -> None:
 def test_shell_scripts_parse() -> None:
     for script in (ROOT / "deploy/temporal").glob("*.sh"):
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_every_deploy_file_is_described_in_its_readme() -> None:
+    readme = (ROOT / "deploy/README.md").read_text()
+    described = set(re.findall(r"`([\w./-]+)`", readme))
+    for path in (ROOT / "deploy").rglob("*"):
+        if not path.is_file() or path.name == "README.md":
+            continue
+        relative = path.relative_to(ROOT / "deploy")
+        assert str(relative) in described or f"{relative.parent}/" in described, (
+            f"deploy/{relative} is not in deploy/README.md"
+        )
+
+
+def test_deploy_data_files_parse() -> None:
+    for path in (ROOT / "deploy").rglob("*.y*ml"):
+        assert yaml.safe_load(path.read_text()) is not None, path
+    for path in (ROOT / "deploy").rglob("*.json"):
+        assert json.loads(path.read_text()), path
