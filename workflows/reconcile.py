@@ -3,8 +3,8 @@
 Started by the `reconcile` Schedule (hourly by default) or by `onramp reconcile`. The
 run pages through each phase (workflows/contracts/reconcile.py); every page step writes
 its findings and the run's progress itself, so history holds cursors and counts only.
-After `_PAGES_PER_RUN` pages the run continues as new with its cursor (the time-skipping
-server never suggests it). A run past its budget stops as `incomplete`: it resolves
+After `pages_per_run` pages (or when Temporal suggests it) the run continues as new with
+its cursor. A run past its budget stops as `incomplete`: it resolves
 nothing, since it has not looked at everything.
 
 Repairs go through the owning workflow or its idempotent step: drift is a re-read signal
@@ -40,9 +40,6 @@ from workflows.contracts.reconcile import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileActivities
-
-# Pages before continue-as-new: a page is a few events, so history stays small.
-_PAGES_PER_RUN = 200
 
 _PAGE: policies.ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=120),
@@ -81,7 +78,7 @@ class ReconcileWorkflow:
             if workflow.now() - started_at > budget:
                 complete = False
                 break
-            if pages >= _PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            if pages >= policy.pages_per_run or workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(
                     ReconcileInput(
                         dry_run=request.dry_run,

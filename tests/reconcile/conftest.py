@@ -15,6 +15,7 @@ import pytest
 import stripe
 from temporalio.testing import WorkflowEnvironment
 
+from activities.reconcile import ReconcileActivities
 from devstack import supervisor
 from devstack.stripe_catalog import ensure_catalog
 from onramp.db import create_pool
@@ -23,9 +24,11 @@ from onramp.stripe_client import build_stripe_client
 from tests.support.harness import STRIPE_TEST_KEY, make_worker_settings, temporal_address
 from tests.support.sandbox_process import sandbox_process_async
 from worker.build import WorkerDependencies, build_worker
+from worker.registry import activities_for
 from workflows.contracts.reconcile import (
     RECONCILE,
     ReconcileInput,
+    ReconcilePolicy,
     ReconcileResult,
     reconcile_workflow_id,
 )
@@ -88,8 +91,35 @@ def reconcile_settings(
 
 
 @pytest.fixture
+def reconcile_policy() -> ReconcilePolicy | None:
+    """None: the policy the worker builds from its settings; a module may override it."""
+    return None
+
+
+def _activities(dependencies: WorkerDependencies, policy: ReconcilePolicy | None) -> list[Any]:
+    activities = list(activities_for(dependencies))
+    if policy is None:
+        return activities
+    own = ReconcileActivities(dependencies.pool, dependencies.stripe, policy)
+    others = [
+        a for a in activities if not isinstance(getattr(a, "__self__", None), ReconcileActivities)
+    ]
+    return [
+        *others,
+        own.begin_reconcile_run,
+        own.reconcile_page,
+        own.reread_subscription,
+        own.delete_orphan_customer,
+        own.record_repair,
+        own.finish_reconcile_run,
+    ]
+
+
+@pytest.fixture
 async def reconcile_stack(
-    postgres: supervisor.Postgres, temporal_env: WorkflowEnvironment
+    postgres: supervisor.Postgres,
+    temporal_env: WorkflowEnvironment,
+    reconcile_policy: ReconcilePolicy | None,
 ) -> AsyncIterator[ReconcileStack]:
     database_url = await postgres.database(f"onramp_reconcile_{uuid.uuid4().hex[:10]}")
     task_queue = f"onramp-reconcile-{uuid.uuid4().hex[:10]}"
@@ -101,8 +131,12 @@ async def reconcile_stack(
             settings = reconcile_settings(
                 database_url, temporal_address(temporal_env), task_queue, sandbox_url
             )
+            dependencies = WorkerDependencies.build(settings, pool)
             worker = build_worker(
-                temporal_env.client, task_queue, WorkerDependencies.build(settings, pool)
+                temporal_env.client,
+                task_queue,
+                dependencies,
+                activities=_activities(dependencies, reconcile_policy),
             )
             async with worker, httpx.AsyncClient(base_url=sandbox_url) as control:
                 now = int((await control.get("/_sandbox/clock")).json()["now"])

@@ -56,6 +56,8 @@ class ReconcilePolicy(BaseModel):
     stuck_checkout_seconds: float = 3600.0
     stuck_onboarding_seconds: float = 7 * 86400.0
     stuck_provisioning_seconds: float = 3600.0
+    # Pages before continue-as-new (the time-skipping server never suggests it).
+    pages_per_run: int = Field(default=200, ge=1)
 
 
 class ReconcileInput(BaseModel):
