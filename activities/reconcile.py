@@ -27,6 +27,7 @@ from activities.reconcile_compare import (
     created_by_onramp,
     metadata_user_id,
     missing,
+    stuck,
 )
 from activities.stripe_gateway import call_stripe, convert_stripe_error, idempotency_key
 from onramp.logging import log_event
@@ -39,7 +40,6 @@ from onramp.repositories import (
     users,
 )
 from onramp.repositories import reconcile_findings as findings_repo
-from onramp.repositories.reconcile_findings import NewFinding
 from workflows import search_attributes
 from workflows.contracts.common import StripeEventSignal
 from workflows.contracts.reconcile import (
@@ -248,39 +248,7 @@ class ReconcileActivities:
         tokens = await onboarding_tokens.in_progress_since(
             self.pool, policy.stuck_onboarding_seconds, _STUCK_LIMIT
         )
-        found = [
-            Candidate(
-                NewFinding(
-                    kind="stuck",
-                    object_type="checkout_run",
-                    object_id=run.run_id,
-                    user_id=run.user_id,
-                    detail={
-                        "state": "confirming"
-                        if run.payment_state == "confirming"
-                        else "provisioning_failed",
-                        "since": run.updated_at.isoformat(),
-                    },
-                )
-            )
-            for run in runs
-        ]
-        found.extend(
-            Candidate(
-                NewFinding(
-                    kind="stuck",
-                    object_type="onboarding_token",
-                    object_id=token.token_id,
-                    user_id=token.user_id,
-                    detail={
-                        "state": "in_progress",
-                        "since": token.started_at.isoformat() if token.started_at else None,
-                    },
-                )
-            )
-            for token in tokens
-        )
-        return found
+        return stuck(runs, tokens)
 
     @activity.defn
     async def reread_subscription(self, request: RereadInput) -> RepairOutcome:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from onramp.repositories.billing import BillingRow
+from onramp.repositories.checkout_runs import StuckRun
+from onramp.repositories.onboarding_tokens import StuckToken
 from onramp.repositories.reconcile_findings import NewFinding
 from onramp.repositories.users import SavedStripeIds
 from workflows.contracts.reconcile import RepairAction
@@ -168,3 +170,40 @@ def missing(object_type: str, stripe_id: str, user_id: str) -> NewFinding:
         user_id=user_id,
         detail={"reason": "saved_id_not_in_stripe"},
     )
+
+
+def stuck(runs: Iterable[StuckRun], tokens: Iterable[StuckToken]) -> list[Candidate]:
+    """Checkouts and onboardings past their thresholds (only recorded: each needs a look)."""
+    found = [
+        Candidate(
+            NewFinding(
+                kind="stuck",
+                object_type="checkout_run",
+                object_id=run.run_id,
+                user_id=run.user_id,
+                detail={
+                    "state": "confirming"
+                    if run.payment_state == "confirming"
+                    else "provisioning_failed",
+                    "since": run.updated_at.isoformat(),
+                },
+            )
+        )
+        for run in runs
+    ]
+    found.extend(
+        Candidate(
+            NewFinding(
+                kind="stuck",
+                object_type="onboarding_token",
+                object_id=token.token_id,
+                user_id=token.user_id,
+                detail={
+                    "state": "in_progress",
+                    "since": token.started_at.isoformat() if token.started_at else None,
+                },
+            )
+        )
+        for token in tokens
+    )
+    return found
