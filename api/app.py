@@ -18,6 +18,7 @@ from api.errors import install_error_handlers
 from api.pages.error_pages import error_page
 from api.routes import (
     admin_event_endpoints,
+    admin_reconciliation,
     admin_system,
     admin_tier,
     admin_webhooks,
@@ -149,6 +150,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         static.router,
         admin_workflows.router,
         admin_system.router,
+        admin_reconciliation.router,
         admin_event_endpoints.router,
         webhook_ingress.router,
     ):

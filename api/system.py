@@ -28,7 +28,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.service import RPCError
 
-from api import metrics
+from api import metrics, reconcile_metrics
 from api.temporal_gateway import TemporalGateway, TemporalUnavailable
 from api.webhooks import metrics as webhook_metrics
 from onramp.logging import log_event
@@ -266,7 +266,18 @@ class SystemMonitor:
             )
         else:
             webhook_metrics.INBOX_LAG.set(lag)
+        await self.refresh_reconcile_metrics()
         await self.keep_event_dispatchers()
+
+    async def refresh_reconcile_metrics(self) -> None:
+        try:
+            async with asyncio.timeout(self.settings.temporal_rpc_timeout_seconds):
+                await reconcile_metrics.refresh(self.pool)
+        except Exception as error:  # Postgres away: keep the last values, say so in the log
+            log_event(
+                logger, "SYSTEM_CHECK_FAILED", logging.WARNING, check="reconcile",
+                error=type(error).__name__,
+            )  # fmt: skip
 
     async def keep_event_dispatchers(self) -> None:
         """Start the dispatcher of every event endpoint that has none running.

@@ -7,7 +7,8 @@ example platform); `api`, `worker` and
 `migrate` applies the SQL migrations; `webhooks replay` re-dispatches stored Stripe
 events (it runs `python -m api.webhooks.replay`); `stripe check` exercises onramp's
 Stripe calls against a platform's test-mode account (`python -m worker.stripe_check`);
-`email preview` writes the emails as files (`python -m onramp.emails.preview`).
+`email preview` writes the emails as files (`python -m onramp.emails.preview`);
+`reconcile` runs one reconciliation now (`python -m worker.reconcile`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def _cmd_webhooks_replay(args: argparse.Namespace) -> None:
 def _cmd_stripe_check(_: argparse.Namespace) -> None:
     # It runs the worker's activity code, so it runs as a module of `worker`.
     _exec_module("worker.stripe_check")
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> None:
+    # It starts the `reconcile` workflow through its contract, so it runs as a module of
+    # `worker` (this package imports no workflow).
+    _exec_module("worker.reconcile", *args.reconcile_args)
 
 
 def _cmd_email_preview(args: argparse.Namespace) -> None:
@@ -136,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="run each Stripe flow against test mode (STRIPE_SECRET_KEY=sk_test_…) and clean up",
     ).set_defaults(handler=_cmd_stripe_check)
+    # No options of its own ("+" prefix): every argument, --help included, goes to
+    # `python -m worker.reconcile`.
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="compare Stripe with Postgres now and print the findings [--dry-run]",
+        add_help=False,
+        prefix_chars="+",
+    )
+    reconcile.add_argument("reconcile_args", nargs=argparse.REMAINDER)
+    reconcile.set_defaults(handler=_cmd_reconcile)
     email = commands.add_parser("email", help="the emails onramp sends")
     email_commands = email.add_subparsers(dest="email_command", required=True)
     # No options of its own ("+" prefix): every argument, --help included, goes to

@@ -23,6 +23,7 @@ import signal
 import sys
 from datetime import timedelta
 
+from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
@@ -32,6 +33,7 @@ from onramp.logging import configure_logging, log_event
 from onramp.settings import WorkerSettings, load_settings
 from onramp.temporal import connect_temporal
 from worker.build import WorkerDependencies, build_worker
+from worker.reconcile import install_reconcile_schedule
 
 logger = logging.getLogger("worker")
 
@@ -70,6 +72,7 @@ async def run(settings: WorkerSettings) -> None:
         settings.startup_wait_seconds,
     )
     dependencies = WorkerDependencies.build(settings, pool)
+    await install_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -90,6 +93,25 @@ async def run(settings: WorkerSettings) -> None:
     finally:
         await pool.close()
     log_event(logger, "WORKER_STOPPED", task_queue=settings.temporal_task_queue)
+
+
+async def install_schedule(client: Client, settings: WorkerSettings) -> None:
+    """The `reconcile` Schedule as the settings say; a failure is logged, not fatal (the
+    next worker start tries again, and `onramp reconcile` runs it by hand meanwhile)."""
+    try:
+        state = await install_reconcile_schedule(
+            client, settings.temporal_task_queue, settings.reconcile_interval_seconds
+        )
+    except Exception as error:  # the worker's own work matters more than the schedule
+        log_event(
+            logger, "RECONCILE_SCHEDULE_FAILED", logging.WARNING,
+            error=f"{type(error).__name__}: {error}"[:300],
+        )  # fmt: skip
+        return
+    log_event(
+        logger, "RECONCILE_SCHEDULE", state=state,
+        interval_seconds=settings.reconcile_interval_seconds,
+    )  # fmt: skip
 
 
 async def stop_within(worker: Worker, deadline: timedelta) -> None:

@@ -13,6 +13,7 @@ from activities.onboarding import OnboardingActivities
 from activities.password_links import PasswordLinkActivities
 from activities.provisioning import ProvisioningActivities
 from activities.provisioning_hook import ProvisioningHookActivities
+from activities.reconcile import ReconcileActivities
 from activities.stripe_billing import StripeBillingActivities
 from activities.stripe_checkout import StripeCheckoutActivities, StripeSetupSessionActivities
 from activities.stripe_connect import StripeConnectActivities
@@ -21,10 +22,12 @@ from activities.users import UserActivities
 from onramp.emails import EmailBrand, set_password_base_url
 from workflows.checkout import CheckoutWorkflow
 from workflows.contracts.event_delivery import DeliveryPolicy
+from workflows.contracts.reconcile import ReconcilePolicy
 from workflows.event_delivery import EventDeliveryWorkflow
 from workflows.event_dispatch import EventDispatchWorkflow
 from workflows.onboarding import OnboardingWorkflow
 from workflows.password_link import PasswordLinkWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.signup import SignupWorkflow
 from workflows.subscription import SubscriptionWorkflow
 
@@ -41,6 +44,7 @@ def workflow_classes() -> Sequence[type]:
         PasswordLinkWorkflow,
         EventDispatchWorkflow,
         EventDeliveryWorkflow,
+        ReconcileWorkflow,
     ]
 
 
@@ -85,6 +89,30 @@ def activities_for(dependencies: WorkerDependencies) -> Sequence[Callable[..., A
         *email_activities(dependencies),
         *password_link_activities(dependencies),
         *event_delivery_activities(dependencies),
+        *reconcile_activities(dependencies),
+    ]
+
+
+def reconcile_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:
+    """The activities of `reconcile` (RECONCILE_* settings)."""
+    settings = dependencies.settings
+    policy = ReconcilePolicy(
+        page_size=settings.reconcile_page_size,
+        budget_seconds=settings.reconcile_budget_seconds,
+        max_repairs=settings.reconcile_max_repairs,
+        orphan_grace_seconds=settings.reconcile_orphan_grace_seconds,
+        stuck_checkout_seconds=settings.reconcile_stuck_checkout_seconds,
+        stuck_onboarding_seconds=settings.reconcile_stuck_onboarding_seconds,
+        stuck_provisioning_seconds=settings.reconcile_stuck_provisioning_seconds,
+    )
+    reconcile = ReconcileActivities(dependencies.pool, dependencies.stripe, policy)
+    return [
+        reconcile.begin_reconcile_run,
+        reconcile.reconcile_page,
+        reconcile.reread_subscription,
+        reconcile.delete_orphan_customer,
+        reconcile.record_repair,
+        reconcile.finish_reconcile_run,
     ]
 
 

@@ -126,3 +126,25 @@ async def blocking_subscription(db: Db, user_id: str) -> str | None:
         list(ENDED_SUBSCRIPTION_STATUSES),
     )
     return status
+
+
+async def mirrors_of(db: Db, user_ids: list[str]) -> list[BillingRow]:
+    """The billing rows of `user_ids` that exist (reconciliation's comparison)."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM billing WHERE user_id = ANY($1::uuid[])",  # noqa: S608
+        user_ids,
+    )
+    return [BillingRow.model_validate(dict(row)) for row in rows]
+
+
+async def saved_subscriptions_page(
+    db: Db, after_user_id: str | None, limit: int
+) -> list[BillingRow]:
+    """Rows that name a subscription, by user after `after_user_id` (keyset)."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM billing WHERE stripe_subscription_id IS NOT NULL "  # noqa: S608
+        "AND ($1::uuid IS NULL OR user_id > $1::uuid) ORDER BY user_id LIMIT $2",
+        after_user_id,
+        limit,
+    )
+    return [BillingRow.model_validate(dict(row)) for row in rows]

@@ -212,3 +212,33 @@ async def stuck_counts(db: Db, stuck_after_seconds: float) -> StuckCheckouts:
     )
     assert row is not None
     return StuckCheckouts(failed=int(row["failed"]), slow=int(row["slow"]))
+
+
+class StuckRun(BaseModel):
+    run_id: str
+    user_id: str
+    payment_state: str
+    provisioning_state: str
+    updated_at: datetime
+
+
+async def stuck_runs(
+    db: Db, *, confirming_seconds: float, provisioning_failed_seconds: float, limit: int
+) -> list[StuckRun]:
+    """Runs `confirming` a payment, or with a `failed` provisioning, unchanged past the
+    thresholds (reconciliation's `stuck`)."""
+    rows = await db.fetch(
+        """
+        SELECT run_id, user_id::text AS user_id, payment_state, provisioning_state, updated_at
+        FROM checkout_runs
+        WHERE (payment_state = 'confirming'
+               AND updated_at < now() - make_interval(secs => $1))
+           OR (provisioning_state = 'failed'
+               AND updated_at < now() - make_interval(secs => $2))
+        ORDER BY updated_at LIMIT $3
+        """,
+        confirming_seconds,
+        provisioning_failed_seconds,
+        limit,
+    )
+    return [StuckRun.model_validate(dict(row)) for row in rows]

@@ -208,3 +208,22 @@ async def complete_in_progress(connection: Connection, user_id: str) -> list[str
         user_id,
     )
     return [row[0] for row in rows]
+
+
+class StuckToken(BaseModel):
+    token_id: str
+    user_id: str
+    started_at: datetime | None
+
+
+async def in_progress_since(db: Db, seconds: float, limit: int) -> list[StuckToken]:
+    """Onboardings `in_progress` that began more than `seconds` ago (reconciliation)."""
+    rows = await db.fetch(
+        "SELECT id::text AS token_id, user_id::text AS user_id, started_at "
+        "FROM onboarding_tokens WHERE status = 'in_progress' "
+        "AND coalesce(started_at, updated_at) < now() - make_interval(secs => $1) "
+        "ORDER BY coalesce(started_at, updated_at) LIMIT $2",
+        seconds,
+        limit,
+    )
+    return [StuckToken.model_validate(dict(row)) for row in rows]

@@ -204,3 +204,45 @@ async def connect_account_of(db: Db, user_id: str) -> tuple[bool, str | None]:
         return False, None
     account: str | None = row["connect_account_id"]
     return True, account
+
+
+class SavedStripeIds(BaseModel):
+    """A user's saved Stripe ids, as reconciliation compares them with Stripe."""
+
+    user_id: str
+    status: str
+    stripe_customer_id: str | None
+    connect_account_id: str | None
+    created_at: datetime
+
+
+_SAVED_IDS = (
+    "SELECT id::text AS user_id, status, stripe_customer_id, connect_account_id, created_at "
+    "FROM users"
+)
+
+
+async def saved_ids_of(db: Db, user_ids: list[str]) -> list[SavedStripeIds]:
+    """The saved ids of the users that exist among `user_ids` (uuids)."""
+    rows = await db.fetch(f"{_SAVED_IDS} WHERE id = ANY($1::uuid[])", user_ids)
+    return [SavedStripeIds.model_validate(dict(row)) for row in rows]
+
+
+async def saved_ids_of_customers(db: Db, customer_ids: list[str]) -> list[SavedStripeIds]:
+    """The users whose saved customer is one of `customer_ids`."""
+    rows = await db.fetch(
+        f"{_SAVED_IDS} WHERE stripe_customer_id = ANY($1::text[])",
+        customer_ids,
+    )
+    return [SavedStripeIds.model_validate(dict(row)) for row in rows]
+
+
+async def saved_ids_page(db: Db, after_user_id: str | None, limit: int) -> list[SavedStripeIds]:
+    """Users with a saved customer or account, by id after `after_user_id` (keyset)."""
+    rows = await db.fetch(
+        f"{_SAVED_IDS} WHERE (stripe_customer_id IS NOT NULL OR connect_account_id IS NOT NULL) "
+        "AND ($1::uuid IS NULL OR id > $1::uuid) ORDER BY id LIMIT $2",
+        after_user_id,
+        limit,
+    )
+    return [SavedStripeIds.model_validate(dict(row)) for row in rows]

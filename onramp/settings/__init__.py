@@ -31,6 +31,7 @@ from onramp.settings.api import (
     SystemStatusSettings,
     WebhookSettings,
 )
+from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.shared import (
     BrandSettings,
     CommonSettings,
@@ -85,6 +86,7 @@ __all__ = [
     "PostgresSettings",
     "ProvisioningHookSettings",
     "PublicUrlSettings",
+    "ReconcileSettings",
     "Scope",
     "SignupSettings",
     "StripeClientSettings",
@@ -132,6 +134,7 @@ CONCERNS: tuple[type[Concern], ...] = (
     EmailSettings,
     WebhookSettings,
     SystemStatusSettings,
+    ReconcileSettings,
     WorkerProcessSettings,
 )
 

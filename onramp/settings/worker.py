@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.shared import (
     BrandSettings,
     Concern,
@@ -246,6 +247,7 @@ class WorkerSettings(
     EventDeliverySettings,
     EmailSettings,
     ConnectSettings,
+    ReconcileSettings,
     WorkerProcessSettings,
 ):
     """Settings of the worker process (the only one that talks to Stripe)."""

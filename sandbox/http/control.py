@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.domain import planting
 from sandbox.domain import simulations as sim
 from sandbox.domain.errors import StripeError, bad_param, no_such
 from sandbox.domain.jsontypes import Obj
@@ -252,6 +253,11 @@ CONTROL_ROUTES: list[tuple[str, list[str], Handler]] = [
     ("/subscriptions/{id}/fail_payment", ["POST"], _locked(sim.fail_payment)),
     ("/subscriptions/{id}/pay", ["POST"], _locked(sim.pay_subscription)),
     ("/invoices/{id}/authenticate", ["POST"], _locked(sim.authenticate_invoice)),
+    ("/plant/customers", ["POST"], _locked(planting.plant_customers)),
+    ("/plant/accounts", ["POST"], _locked(planting.plant_accounts)),
+    ("/plant/subscriptions", ["POST"], _locked(planting.plant_subscriptions)),
+    ("/plant/subscriptions/{id}", ["POST"], _locked(planting.change_subscription)),
+    ("/plant/objects/{id}/delete", ["POST"], _locked(planting.delete_object)),
     ("/faults", ["POST"], add_fault),
     ("/faults", ["GET"], list_faults),
     ("/faults", ["DELETE"], clear_faults),

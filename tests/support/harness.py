@@ -84,5 +84,8 @@ def worker_process_env(
         "STRIPE_SECRET_KEY": STRIPE_TEST_KEY,
         "STRIPE_API_BASE": stripe_api_base,
         "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
+        # No `reconcile` Schedule from test workers: it would reconcile the shared
+        # database and sandbox of the whole session when it fires.
+        "RECONCILE_INTERVAL_SECONDS": "0",
         **extra,
     }

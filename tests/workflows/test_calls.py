@@ -14,6 +14,7 @@ from workflows.contracts import (
     event_delivery,
     onboarding,
     password_link,
+    reconcile,
     signup,
     subscription,
 )
@@ -25,7 +26,15 @@ _DEFINITIONS = {
 }
 _REFS = {
     f"{module.__name__}.{name}": value
-    for module in (signup, checkout, onboarding, subscription, password_link, event_delivery)
+    for module in (
+        signup,
+        checkout,
+        onboarding,
+        subscription,
+        password_link,
+        event_delivery,
+        reconcile,
+    )
     for name, value in vars(module).items()
     if isinstance(value, WorkflowRef | UpdateRef | SignalRef | QueryRef)
 }
