@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 
 from onramp.logging import configure_logging
 from onramp.settings import CommonSettings, load_settings
@@ -101,6 +102,20 @@ class _MigrateSettings(CommonSettings):
     temporal_address: str = "unused:0"
 
 
+def _add_passthrough(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Callable[[argparse.Namespace], None],
+    dest: str,
+) -> None:
+    """A command with no options of its own ("+" prefix): every argument, --help
+    included, goes to the module it runs."""
+    command = commands.add_parser(name, help=help_text, add_help=False, prefix_chars="+")
+    command.add_argument(dest, nargs=argparse.REMAINDER)
+    command.set_defaults(handler=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onramp", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,52 +134,40 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(handler=_cmd_api)
     commands.add_parser("worker", help="run the Temporal worker").set_defaults(handler=_cmd_worker)
     commands.add_parser("migrate", help="apply SQL migrations").set_defaults(handler=_cmd_migrate)
-    # Every argument, --help included, goes to `python -m sandbox` ("+" prefix: none ours).
-    sandbox = commands.add_parser(
-        "sandbox", help="run the offline Stripe sandbox", add_help=False, prefix_chars="+"
+    _add_passthrough(
+        commands, "sandbox", "run the offline Stripe sandbox", _cmd_sandbox, "sandbox_args"
     )
-    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER, help="passed to the sandbox")
-    sandbox.set_defaults(handler=_cmd_sandbox)
     webhooks = commands.add_parser("webhooks", help="operate the Stripe webhook inbox")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
-    # No options of its own ("+" prefix): every argument, --help included, goes to
-    # `python -m api.webhooks.replay`.
-    replay = webhook_commands.add_parser(
+    _add_passthrough(
+        webhook_commands,
         "replay",
-        help="re-dispatch stored events: [--failed|--pending] [--id EVT] [--since/--until ISO]",
-        add_help=False,
-        prefix_chars="+",
+        "re-dispatch stored events: [--failed|--pending] [--id EVT] [--since/--until ISO]",
+        _cmd_webhooks_replay,
+        "replay_args",
     )
-    replay.add_argument("replay_args", nargs=argparse.REMAINDER)
-    replay.set_defaults(handler=_cmd_webhooks_replay)
     stripe_parser = commands.add_parser("stripe", help="check the Stripe account onramp uses")
     stripe_commands = stripe_parser.add_subparsers(dest="stripe_command", required=True)
     stripe_commands.add_parser(
         "check",
         help="run each Stripe flow against test mode (STRIPE_SECRET_KEY=sk_test_…) and clean up",
     ).set_defaults(handler=_cmd_stripe_check)
-    # No options of its own ("+" prefix): every argument, --help included, goes to
-    # `python -m worker.reconcile`.
-    reconcile = commands.add_parser(
+    _add_passthrough(
+        commands,
         "reconcile",
-        help="compare Stripe with Postgres now and print the findings [--dry-run]",
-        add_help=False,
-        prefix_chars="+",
+        "compare Stripe with Postgres now and print the findings [--dry-run]",
+        _cmd_reconcile,
+        "reconcile_args",
     )
-    reconcile.add_argument("reconcile_args", nargs=argparse.REMAINDER)
-    reconcile.set_defaults(handler=_cmd_reconcile)
     email = commands.add_parser("email", help="the emails onramp sends")
     email_commands = email.add_subparsers(dest="email_command", required=True)
-    # No options of its own ("+" prefix): every argument, --help included, goes to
-    # `python -m onramp.emails.preview`.
-    preview = email_commands.add_parser(
+    _add_passthrough(
+        email_commands,
         "preview",
-        help="write TEMPLATE (or --all) as .html, .txt and .eml files [--out DIR]",
-        add_help=False,
-        prefix_chars="+",
+        "write TEMPLATE (or --all) as .html, .txt and .eml files [--out DIR]",
+        _cmd_email_preview,
+        "preview_args",
     )
-    preview.add_argument("preview_args", nargs=argparse.REMAINDER)
-    preview.set_defaults(handler=_cmd_email_preview)
     return parser
 
 
