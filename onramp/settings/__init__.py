@@ -42,6 +42,7 @@ from onramp.settings.shared import (
     TemporalDeadlineSettings,
     TemporalSettings,
     TokenSettings,
+    TracingSettings,
 )
 from onramp.settings.values import (
     ApiKey,
@@ -94,6 +95,7 @@ __all__ = [
     "TemporalDeadlineSettings",
     "TemporalSettings",
     "TokenSettings",
+    "TracingSettings",
     "WebhookSettings",
     "WorkerProcessSettings",
     "WorkerSettings",
@@ -111,6 +113,7 @@ CONCERNS: tuple[type[Concern], ...] = (
     PostgresSettings,
     TemporalSettings,
     LoggingSettings,
+    TracingSettings,
     StripeSettings,
     StripeClientSettings,
     TokenSettings,
