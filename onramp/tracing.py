@@ -30,17 +30,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Link, SpanKind, Status
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, Status, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.util.types import Attributes, AttributeValue
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
@@ -60,6 +62,8 @@ _DROPPED_KEYS = frozenset({"url.query", "http.request.header.authorization"})
 
 class _State:
     provider: TracerProvider | None = None
+    exporters: list[SpanExporter] = []
+    endpoints: set[str] = set()
     enabled = False
     asyncpg_instrumented = False
 
@@ -73,24 +77,28 @@ def configure(
     service_name: str, endpoint: str | None, *, exporter: SpanExporter | None = None
 ) -> bool:
     """Turn tracing on for this process when an OTLP endpoint (or, in tests, an
-    exporter) is given; True when it is on. Safe to call again (one provider per
-    process, as OpenTelemetry requires)."""
+    exporter) is given; True when it is on. Safe to call again: one provider per
+    process, as OpenTelemetry requires, and an exporter is added once."""
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return _State.enabled
-    if exporter is None and endpoint:
+    if exporter is None and endpoint and endpoint not in _State.endpoints:
         exporter = _otlp_exporter(endpoint)
-    if exporter is not None:
-        provider = _provider(service_name)
+        _State.endpoints.add(endpoint)
+    if exporter is None and endpoint not in _State.endpoints:
+        return _State.enabled
+    if exporter is not None and all(exporter is not known for known in _State.exporters):
+        # An endpoint batches (exported off the request path); a test's exporter sees
+        # each span as it ends.
+        wrapped = RedactingExporter(exporter)
         processor = (
-            SimpleSpanProcessor(RedactingExporter(exporter))
-            if endpoint is None
-            else BatchSpanProcessor(RedactingExporter(exporter))
+            SimpleSpanProcessor(wrapped) if endpoint is None else BatchSpanProcessor(wrapped)
         )
-        provider.add_span_processor(processor)
-        _instrument_asyncpg()
-        _State.enabled = True
+        _provider(service_name).add_span_processor(processor)
+        _State.exporters.append(exporter)
         log_event(logger, "TRACING_ENABLED", service=service_name, otlp=bool(endpoint))
-    return _State.enabled
+    _instrument_asyncpg()
+    _State.enabled = True
+    return True
 
 
 def disable() -> None:
@@ -124,9 +132,39 @@ def _provider(service_name: str) -> TracerProvider:
     if _State.provider is None:
         # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES still apply (Resource.create).
         resource = Resource.create({"service.name": service_name})
-        _State.provider = TracerProvider(resource=resource)
+        _State.provider = TracerProvider(resource=resource, sampler=StatementsInsideSpans())
         trace.set_tracer_provider(_State.provider)
     return _State.provider
+
+
+class StatementsInsideSpans(Sampler):
+    """A Postgres statement is traced inside another span (a request, a step) only:
+    the background polls (the inbox dispatcher's claims, the system monitor) would
+    otherwise start a trace of one statement every second. Everything else is decided
+    by the configured sampler (`OTEL_TRACES_SAMPLER`, default: parent-based, always on)."""
+
+    def __init__(self) -> None:
+        self.configured = sampling._get_from_env_or_default()
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and attributes and "db.system" in attributes:
+            return SamplingResult(Decision.DROP)
+        return self.configured.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"StatementsInsideSpans{{{self.configured.get_description()}}}"
 
 
 def _instrument_asyncpg() -> None:
