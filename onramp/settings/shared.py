@@ -85,7 +85,7 @@ class TracingSettings(Concern):
 
     otel_exporter_otlp_endpoint: HttpUrlStr | None = Field(
         default=None,
-        description="OTLP/HTTP collector base URL (`http://collector:4318`; spans go to "
+        description="OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`; spans go to "
         "`/v1/traces`); unset: no tracing at all. The other standard `OTEL_*` variables "
         "(`OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, …) apply",
     )

@@ -158,7 +158,7 @@ async def test_a_stripe_error_is_counted_by_operation_and_code(
     before = REGISTRY.get_sample_value("onramp_stripe_errors_total", labels) or 0.0
 
     async def missing() -> None:
-        raise stripe.InvalidRequestError(
+        raise stripe.InvalidRequestError(  # type: ignore[no-untyped-call]
             "No such customer", "id", code="resource_missing", http_status=404
         )
 
