@@ -185,7 +185,12 @@ def temporal_interceptors() -> list[Interceptor]:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """onramp's tracer; a no-op one while tracing is off (a provider set up by another
+    library, or by a test that has ended, records nothing of ours)."""
+    return trace.get_tracer(TRACER_NAME) if _State.enabled else _NO_OP
+
+
+_NO_OP = trace.NoOpTracer()
 
 
 def current_traceparent() -> str | None:
