@@ -9,8 +9,9 @@ On, the API's requests (FastAPI), every Temporal call and workflow/activity step
 SDK's `TracingInterceptor`, context carried in Temporal headers), onramp's Stripe calls
 (`stripe.<operation>` spans in the gateway) and every Postgres statement (asyncpg, the
 SQL with its `$n` placeholders, never the parameters) are spans. What leaves the process
-passes :class:`RedactingExporter`: no query string (tokens travel there), URLs reduced
-to their route template, emails and secrets masked in every attribute, event and status.
+passes :class:`RedactingExporter`: no query string (tokens travel there), no client
+address, URLs reduced to their route template, emails and secrets masked in every
+attribute, event and status.
 
 A journey — signup, then checkout, payment, provisioning, the welcome email — crosses
 several HTTP requests. The signup's trace is its trace: the profile step stores its
@@ -57,7 +58,20 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 # Attributes that hold a URL or its parts: the query goes, the path becomes the route.
 _PATH_KEYS = frozenset({"http.target", "url.path"})
 _URL_KEYS = frozenset({"http.url", "url.full"})
-_DROPPED_KEYS = frozenset({"url.query", "http.request.header.authorization"})
+# Queries carry tokens; a client's address is an end user's personal data.
+_DROPPED_KEYS = frozenset(
+    {
+        "url.query",
+        "http.request.header.authorization",
+        "net.peer.ip",
+        "net.peer.port",
+        "http.client_ip",
+        "client.address",
+        "client.port",
+        "network.peer.address",
+        "network.peer.port",
+    }
+)
 
 
 class _State:

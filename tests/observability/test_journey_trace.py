@@ -122,7 +122,9 @@ async def test_one_journey_is_one_trace(
     assert statements
     assert all("db.statement.parameters" not in (span.attributes or {}) for span in statements)
 
-    # Nothing personal or secret anywhere: no email, no key, no token, no session URL.
+    # Nothing personal or secret anywhere: no email, no key, no token, no session URL,
+    # no client address.
+    assert not any("net.peer.ip" in (span.attributes or {}) for span in finished)
     everything = "\n".join(_dump(span) for span in finished)
     for forbidden in (address, "sk_test_", "whsec_", "token=", "checkout.stripe", "@example.com"):
         assert forbidden not in everything, forbidden

@@ -57,8 +57,11 @@ def test_exported_attributes_keep_the_route_and_lose_queries_emails_and_secrets(
             "note": "for ada@example.com with sk_test_0123456789abcdef",
             "ids": ("cus_123", "bob@example.org"),
             "count": 3,
+            "net.peer.ip": "203.0.113.7",
+            "client.address": "203.0.113.7",
         }
     )
+    assert "net.peer.ip" not in cleaned and "client.address" not in cleaned
     assert cleaned["http.target"] == "/v1/portal/set-password"
     assert cleaned["url.path"] == "/v1/portal/set-password"
     assert "url.query" not in cleaned
