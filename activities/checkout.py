@@ -19,6 +19,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from onramp import checkout
 from onramp.db import PERMANENT_DB_ERRORS
 from onramp.logging import log_event
@@ -123,7 +124,9 @@ class CheckoutActivities:
 
     @activity.defn
     async def record_checkout_state(self, request: RecordCheckoutStateInput) -> None:
-        await checkout.record_run_state(self.pool, run_change(request))
+        change = run_change(request)
+        before = await checkout.record_run_state(self.pool, change)
+        metrics.observe_checkout_change(before, change)
 
     @activity.defn
     async def hand_over_subscription(self, request: HandOverInput) -> SubscriptionView:

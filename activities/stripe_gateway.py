@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 import stripe
+from opentelemetry.trace import SpanKind
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
+from onramp import tracing
 from onramp.logging import log_event
 from workflows import errors
 
@@ -120,13 +124,39 @@ async def call_stripe(operation: str, call: Awaitable[T]) -> T:
 
 
 async def _call_reporting_unknown(operation: str, call: Awaitable[T]) -> T:
-    """Like `call_stripe`, but a saved or replayed 500 raises `StripeOutcomeUnknown`."""
-    try:
-        return await call
-    except stripe.StripeError as error:
-        if is_replayed_server_error(error):
-            raise StripeOutcomeUnknown(operation, None) from None
-        raise convert_stripe_error(error, operation) from None
+    """Like `call_stripe`, but a saved or replayed 500 raises `StripeOutcomeUnknown`.
+
+    Each call is one `stripe.<operation>` span and one observation of
+    `onramp_stripe_request_seconds`; a failure counts in `onramp_stripe_errors_total`
+    by Stripe's code."""
+    started = time.perf_counter()
+    with tracing.span(
+        f"stripe.{operation}", SpanKind.CLIENT, **{"stripe.operation": operation}
+    ) as span:
+        try:
+            return await call
+        except stripe.StripeError as error:
+            code = error_code(error)
+            metrics.STRIPE_ERRORS.labels(operation, code).inc()
+            span.set_attributes(
+                {"stripe.error_code": code, "stripe.request_id": error.request_id or ""}
+            )
+            if error.http_status is not None:
+                span.set_attribute("http.response.status_code", error.http_status)
+            if is_replayed_server_error(error):
+                raise StripeOutcomeUnknown(operation, None) from None
+            raise convert_stripe_error(error, operation) from None
+        finally:
+            metrics.STRIPE_REQUEST_SECONDS.labels(operation).observe(time.perf_counter() - started)
+
+
+def error_code(error: stripe.StripeError) -> str:
+    """Stripe's error code, else the HTTP status, else `connection` (no answer)."""
+    if error.code:
+        return str(error.code)
+    if error.http_status is not None:
+        return str(error.http_status)
+    return "connection"
 
 
 async def write_once(

@@ -14,7 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from onramp import events
+from onramp import events, tracing
 from onramp.logging import log_event
 from onramp.repositories import users
 from onramp.repositories.users import UserRow
@@ -78,6 +78,9 @@ class UserActivities:
                     user_id=user.user_id, wants_payouts=user.wants_payouts
                 )
                 await events.emit_once(connection, created, key=user.user_id)
+                journey = tracing.current_traceparent()
+                if journey is not None:  # the signup's trace, continued by later steps
+                    await users.save_traceparent(connection, request.user_id, journey)
         except users.EmailTaken:
             raise ApplicationError(
                 "A user with this email already exists",

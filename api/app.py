@@ -39,7 +39,7 @@ from api.system import SystemMonitor
 from api.webhooks import ingress as webhook_ingress
 from api.webhooks.dispatch import Dispatcher
 from api.webhooks.inbox_dispatcher import InboxDispatcher
-from onramp import startup
+from onramp import startup, tracing
 from onramp.logging import configure_logging
 from onramp.settings import ApiSettings, load_settings
 
@@ -72,7 +72,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app, error_page=error_page)
     _add_middleware(app, docs_paths={path for path in (docs_url, redoc_url) if path})
     _include_routers(app, settings)
+    if tracing.configure("onramp-api", settings.otel_exporter_otlp_endpoint):
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """A server span per request, named by its route template (probes and metrics
+    scrapes are not traced; the ASGI send/receive sub-spans are noise)."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/metrics,/healthz,/readyz", exclude_spans=["receive", "send"]
+    )
 
 
 def _lifespan(settings: ApiSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

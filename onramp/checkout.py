@@ -89,12 +89,15 @@ async def record_session(pool: asyncpg.Pool, run: NewCheckoutRun) -> int:
         return await checkout_runs.upsert_run(connection, run)
 
 
-async def record_run_state(pool: asyncpg.Pool, change: CheckoutRunChange) -> None:
-    """Write one state change of a run and the events it causes, all or nothing."""
+async def record_run_state(
+    pool: asyncpg.Pool, change: CheckoutRunChange
+) -> checkout_runs.CheckoutRunRow | None:
+    """Write one state change of a run and the events it causes, all or nothing; the
+    run as it was before (None: no such run)."""
     async with pool.acquire() as connection, connection.transaction():
         found = await checkout_runs.get_run(connection, change.run_id)
         if found is None:
-            return
+            return None
         # The user's row first (as `record_session` does), then the run's: a repeatable
         # event's id reads the user's latest events, which must not move meanwhile.
         await users.lock_user(connection, found.user_id)
@@ -102,6 +105,7 @@ async def record_run_state(pool: asyncpg.Pool, change: CheckoutRunChange) -> Non
         assert before is not None
         await checkout_runs.record_state(connection, change)
         await _run_events(connection, before, change)
+    return before
 
 
 async def _run_events(

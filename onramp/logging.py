@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from opentelemetry import trace
+
 LogFormat = Literal["json", "console"]
 
 # Anything shaped like a Stripe key or signing secret, a bearer credential or a URL
@@ -46,9 +48,22 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(_fields(record))
+        entry.update(trace_ids())
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
+
+
+def trace_ids() -> dict[str, str]:
+    """`trace_id` and `span_id` of the span current where the line was logged (none
+    without tracing): the line is found from the trace and the trace from the line."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return {}
+    return {
+        "trace_id": format(span_context.trace_id, "032x"),
+        "span_id": format(span_context.span_id, "016x"),
+    }
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

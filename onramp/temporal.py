@@ -7,6 +7,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
+from onramp import tracing
+
 
 async def connect_temporal(
     address: str,
@@ -36,4 +38,6 @@ async def connect_temporal(
         data_converter=pydantic_data_converter,
         runtime=runtime,
         retry_config=retry_config,
+        # Tracing (when on): spans for every call, context in the Temporal headers.
+        interceptors=tracing.temporal_interceptors(),
     )

@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from onramp import stripe_client
 from onramp.settings import WorkerSettings
 from worker.heartbeats import HeartbeatInterceptor
+from worker.metrics import StepMetricsInterceptor
 from worker.registry import activities_for, workflow_classes
 
 
@@ -58,6 +59,10 @@ PASSED_THROUGH_MODULES = (
     "workflows.onboarding_state",
     "workflows.failures",
     "workflows.idempotency_keys",
+    # The tracing interceptor's workflow side keeps its context in OpenTelemetry's
+    # context variables: one copy of the library for the host and the sandbox, or the
+    # spans a workflow schedules lose their parent. Workflows themselves never use it.
+    "opentelemetry",
 )
 
 
@@ -91,5 +96,6 @@ def build_worker(
         activities=list(activities if activities is not None else activities_for(dependencies)),
         graceful_shutdown_timeout=graceful_shutdown,
         workflow_runner=workflow_runner(),
-        interceptors=[HeartbeatInterceptor()],
+        # The client's tracing interceptor (when tracing is on) comes with the client.
+        interceptors=[HeartbeatInterceptor(), StepMetricsInterceptor()],
     )

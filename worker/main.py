@@ -27,12 +27,13 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from onramp import startup
+from onramp import startup, tracing
 from onramp.db import create_pool
 from onramp.logging import configure_logging, log_event
 from onramp.settings import WorkerSettings, load_settings
 from onramp.temporal import connect_temporal
 from worker.build import WorkerDependencies, build_worker
+from worker.metrics import MetricsServer
 from worker.reconcile import install_reconcile_schedule
 
 logger = logging.getLogger("worker")
@@ -45,14 +46,26 @@ LOCAL_STEP_MARGIN = timedelta(seconds=15)
 EXIT_STOP_FORCED = 3
 
 
-async def run(settings: WorkerSettings) -> None:
+def observability(settings: WorkerSettings) -> tuple[Runtime | None, MetricsServer | None]:
+    """Tracing (when configured), onramp's metrics server, and the SDK runtime's own
+    Prometheus endpoint when one is asked for (a separate address)."""
+    tracing.configure("onramp-worker", settings.otel_exporter_otlp_endpoint)
     runtime = None
-    if settings.worker_metrics_address:
+    if settings.worker_sdk_metrics_address:
         runtime = Runtime(
             telemetry=TelemetryConfig(
-                metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)
+                metrics=PrometheusConfig(bind_address=settings.worker_sdk_metrics_address)
             )
         )
+    metrics_server = None
+    if settings.worker_metrics_address:
+        metrics_server = MetricsServer(settings.worker_metrics_address)
+        metrics_server.start()
+    return runtime, metrics_server
+
+
+async def run(settings: WorkerSettings) -> None:
+    runtime, metrics_server = observability(settings)
     # Unreachable at start: retried for STARTUP_WAIT_SECONDS, then one line (main()).
     client = await startup.reach(
         "Temporal",
@@ -92,6 +105,9 @@ async def run(settings: WorkerSettings) -> None:
             await stop_within(worker, grace + LOCAL_STEP_MARGIN)
     finally:
         await pool.close()
+        if metrics_server is not None:
+            metrics_server.stop()
+        tracing.shutdown()
     log_event(logger, "WORKER_STOPPED", task_queue=settings.temporal_task_queue)
 
 

@@ -27,9 +27,9 @@ from api.idempotency import Answer, Idempotency
 from api.operations import start_checkout as start_checkout_workflow
 from api.temporal_gateway import TemporalUnavailable, WorkflowNotFound
 from api.user_guard import require_active_user
-from onramp import checkout
+from onramp import checkout, tracing
 from onramp.checkout import SetupStatus
-from onramp.repositories import billing, checkout_runs
+from onramp.repositories import billing, checkout_runs, users
 from onramp.settings import ApiSettings
 from onramp.view_tokens import VIEW_TOKEN_TTL_SECONDS, issue_view_token
 from workflows.contracts.checkout import (
@@ -90,14 +90,17 @@ async def start_checkout(
         blocking = await billing.blocking_subscription(pool, user_id)
         if blocking is not None:
             raise _subscription_exists(blocking)
-        started = await start_checkout_workflow(
-            temporal,
-            settings,
-            StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle),
-            user_id=user_id,
-            update_id=update_id,
-            deadline=deadline,
-        )
+        # The checkout, and all its workflow does, continues the user's signup trace.
+        journey = await users.traceparent_of(pool, user_id) if tracing.enabled() else None
+        with tracing.continue_journey(journey, "journey.checkout", user_id=user_id):
+            started = await start_checkout_workflow(
+                temporal,
+                settings,
+                StartCheckoutRequest(tier=request.tier, billing_cycle=request.billing_cycle),
+                user_id=user_id,
+                update_id=update_id,
+                deadline=deadline,
+            )
         return Answer(201, started.model_dump())
 
     return await idempotency.run(key.name, request.model_dump(mode="json"), deadline, handler)

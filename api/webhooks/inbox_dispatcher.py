@@ -15,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from api.webhooks import metrics
 from api.webhooks.dispatch import Dispatcher
 from api.webhooks.outcomes import Claim, DispatchResult, Planned
 from onramp.logging import log_event
@@ -154,6 +155,9 @@ class InboxDispatcher:
                     event_id=planned.event.id,
                     error=type(done.exception()).__name__,
                 )
+            elif not done.cancelled() and done.result().outcome == "dispatched":
+                lag = datetime.now(UTC) - planned.claim.row.created
+                metrics.WEBHOOK_LAG.observe(max(lag.total_seconds(), 0.0))
             self._wake.set()  # capacity freed: claim more
 
         task.add_done_callback(finished)

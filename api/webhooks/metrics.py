@@ -45,3 +45,11 @@ INBOX_LAG = Gauge(
     "onramp_webhook_inbox_lag_seconds",
     "Age of the oldest stored Stripe event not yet handed to its workflow",
 )
+
+# Observed by the inbox dispatcher once an event reached its workflow: Stripe's own delay
+# before delivering, onramp's storing and its dispatching, together.
+WEBHOOK_LAG = Histogram(
+    "onramp_webhook_lag_seconds",
+    "From a Stripe event's `created` to its dispatch to the workflow",
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+)

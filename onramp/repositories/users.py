@@ -95,6 +95,21 @@ async def insert_profile(
     return user
 
 
+async def save_traceparent(db: Db, user_id: str, traceparent: str) -> None:
+    """Remember the signup's trace (the first one stays: a retried step keeps it)."""
+    await db.execute(
+        "UPDATE users SET traceparent = $2 WHERE id = $1 AND traceparent IS NULL",
+        user_id,
+        traceparent,
+    )
+
+
+async def traceparent_of(db: Db, user_id: str) -> str | None:
+    """The signup's `traceparent` that the user's later operations continue."""
+    found: str | None = await db.fetchval("SELECT traceparent FROM users WHERE id = $1", user_id)
+    return found
+
+
 async def save_stripe_id(
     db: asyncpg.Pool, kind: StripeIdKind, user_id: str, stripe_id: str
 ) -> str | None:

@@ -43,6 +43,7 @@ from onramp.settings.shared import (
     TemporalDeadlineSettings,
     TemporalSettings,
     TokenSettings,
+    TracingSettings,
 )
 from onramp.settings.values import (
     ApiKey,
@@ -96,6 +97,7 @@ __all__ = [
     "TemporalDeadlineSettings",
     "TemporalSettings",
     "TokenSettings",
+    "TracingSettings",
     "WebhookSettings",
     "WorkerProcessSettings",
     "WorkerSettings",
@@ -113,6 +115,7 @@ CONCERNS: tuple[type[Concern], ...] = (
     PostgresSettings,
     TemporalSettings,
     LoggingSettings,
+    TracingSettings,
     StripeSettings,
     StripeClientSettings,
     TokenSettings,

@@ -17,6 +17,7 @@ from onramp.settings.shared import (
     TemporalDeadlineSettings,
     TemporalSettings,
     TokenSettings,
+    TracingSettings,
 )
 from onramp.settings.values import (
     ApiKey,
@@ -251,6 +252,7 @@ class ApiSettings(
     TemporalSettings,
     TemporalDeadlineSettings,
     LoggingSettings,
+    TracingSettings,
     StripeSettings,
     TokenSettings,
     PublicUrlSettings,

@@ -80,6 +80,17 @@ class LoggingSettings(Concern):
     )
 
 
+class TracingSettings(Concern):
+    """Tracing: OpenTelemetry spans, sent by OTLP (docs/OBSERVABILITY.md)."""
+
+    otel_exporter_otlp_endpoint: HttpUrlStr | None = Field(
+        default=None,
+        description="OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`; spans go to "
+        "`/v1/traces`); unset: no tracing at all. The other standard `OTEL_*` variables "
+        "(`OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, …) apply",
+    )
+
+
 class StripeSettings(Concern):
     """Stripe: the platform's key (the API reads only its mode)."""
 

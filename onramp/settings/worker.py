@@ -17,6 +17,7 @@ from onramp.settings.shared import (
     StripeSettings,
     TemporalSettings,
     TokenSettings,
+    TracingSettings,
 )
 from onramp.settings.values import (
     HostPort,
@@ -229,14 +230,31 @@ class WorkerProcessSettings(Concern):
         "steps run again on the next worker)",
     )
     worker_metrics_address: HostPort | None = Field(
-        default=None, description="`host:port` for Prometheus metrics of the SDK runtime"
+        default="127.0.0.1:9464",
+        description="`host:port` where the worker serves its Prometheus metrics (steps, "
+        "Stripe calls, checkouts: docs/OBSERVABILITY.md) at `/metrics`; `none` serves "
+        "none. An address already taken is logged (`WORKER_METRICS_UNAVAILABLE`) and "
+        "the worker runs on",
     )
+    worker_sdk_metrics_address: HostPort | None = Field(
+        default=None,
+        description="`host:port` for the Temporal SDK runtime's own Prometheus metrics "
+        "(pollers, task slots, latencies); unset: none",
+    )
+
+    @field_validator("worker_metrics_address", mode="before")
+    @classmethod
+    def _none_disables(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("none", ""):
+            return None
+        return value
 
 
 class WorkerSettings(
     PostgresSettings,
     TemporalSettings,
     LoggingSettings,
+    TracingSettings,
     StripeClientSettings,
     TokenSettings,
     PublicUrlSettings,
