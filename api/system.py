@@ -43,7 +43,9 @@ from workflows.contracts.event_delivery import (
 
 logger = logging.getLogger(__name__)
 
-ComponentName = Literal["postgres", "temporal", "worker", "webhook_inbox", "workflows"]
+ComponentName = Literal[
+    "postgres", "temporal", "worker", "provisioning_hook", "webhook_inbox", "workflows"
+]
 _QUEUE_TYPES = (
     ("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
     ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
@@ -138,6 +140,34 @@ async def check_temporal_and_worker(
     return temporal, worker, pollers
 
 
+async def check_provisioning_hook(
+    gateway: TemporalGateway, task_queue: str, max_age: timedelta
+) -> tuple[Component, int | None]:
+    """The platform's worker on `PROVISIONING_TASK_QUEUE`: it runs activities only, so
+    only activity pollers count. Without one, every paid checkout waits at provisioning."""
+    try:
+        async with asyncio.timeout(gateway.rpc_timeout.total_seconds() * 2 + 1):
+            pollers = await live_pollers(gateway, task_queue, max_age)
+    except (TemporalUnavailable, RPCError, TimeoutError):
+        unknown = Component(ok=False, state="unknown", reason="Temporal does not answer")
+        return unknown, None
+    count = pollers["activity"]
+    seconds = int(max_age.total_seconds())
+    if count == 0:
+        return Component(
+            ok=False,
+            state="no_pollers",
+            reason=f"no platform worker polling task queue '{task_queue}' for activity tasks "
+            f"in the last {seconds} s: paid checkouts wait at provisioning",
+        ), 0
+    return Component(
+        ok=True,
+        state="polling",
+        reason=f"{count} activity pollers on task queue '{task_queue}' "
+        f"seen in the last {seconds} s",
+    ), count
+
+
 async def check_inbox(
     pool: asyncpg.Pool, lag_alert_seconds: float
 ) -> tuple[Component, float | None]:
@@ -216,11 +246,20 @@ async def system_status(
         "webhook_inbox": inbox,
         "workflows": workflows,
     }
+    worker_pollers = {queue: pollers} if pollers is not None else {}
+    hook_queue = settings.provisioning_task_queue
+    if hook_queue is not None:
+        max_age = timedelta(seconds=settings.readiness_poller_max_age_seconds)
+        components["provisioning_hook"], hook_pollers = await check_provisioning_hook(
+            gateway, hook_queue, max_age
+        )
+        if hook_pollers is not None:
+            worker_pollers[hook_queue] = {"activity": hook_pollers}
     return SystemStatus(
         status="ok" if all(component.ok for component in components.values()) else "degraded",
         checked_at=datetime.now(UTC),
         components=components,
-        worker_pollers={queue: pollers} if pollers is not None else {},
+        worker_pollers=worker_pollers,
         webhook_inbox_lag_seconds=lag,
     )
 
@@ -253,6 +292,10 @@ class SystemMonitor:
             # Temporal unreachable: no worker can be seen polling, which is what alerts.
             count = pollers.get(label, 0) if pollers is not None else 0
             metrics.WORKER_POLLERS.labels(queue, label).set(count)
+        hook_queue = self.settings.provisioning_task_queue
+        if hook_queue is not None:
+            _, hook_pollers = await check_provisioning_hook(self.gateway, hook_queue, max_age)
+            metrics.WORKER_POLLERS.labels(hook_queue, "activity").set(hook_pollers or 0)
         try:
             async with asyncio.timeout(self.settings.temporal_rpc_timeout_seconds):
                 lag = await webhook_inbox.inbox_lag_seconds(self.pool)

@@ -12,6 +12,7 @@ from onramp.settings.shared import (
     Concern,
     LoggingSettings,
     PostgresSettings,
+    ProvisioningHookSettings,
     PublicUrlSettings,
     StripeSettings,
     TemporalDeadlineSettings,
@@ -266,6 +267,7 @@ class ApiSettings(
     PortalSettings,
     WebhookSettings,
     SystemStatusSettings,
+    ProvisioningHookSettings,
 ):
     """Settings of the HTTP API process.
 

@@ -147,3 +147,17 @@ class BrandSettings(Concern):
 
 class CommonSettings(PostgresSettings, TemporalSettings, LoggingSettings):
     """What every onramp process needs: Postgres, Temporal and logging."""
+
+
+class ProvisioningHookSettings(Concern):
+    """The provisioning hook a platform owns (docs/PROVISIONING_HOOK.md): the worker calls
+    it; the API reports whether the platform's worker polls its queue."""
+
+    provisioning_task_queue: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="task queue of the platform's worker that implements `provision_customer` "
+        "and `deprovision_customer`; a paid checkout then provisions through it (unset: "
+        "onramp's own workspace row)",
+    )

@@ -13,6 +13,7 @@ from onramp.settings.shared import (
     Concern,
     LoggingSettings,
     PostgresSettings,
+    ProvisioningHookSettings,
     PublicUrlSettings,
     StripeSettings,
     TemporalSettings,
@@ -132,19 +133,6 @@ class CheckoutSessionSettings(Concern):
         ge=1,
         description="attempts of one session re-read before the run shows it stuck and backs "
         "off; it never gives up",
-    )
-
-
-class ProvisioningHookSettings(Concern):
-    """The provisioning hook a platform owns (docs/PROVISIONING_HOOK.md)."""
-
-    provisioning_task_queue: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=200,
-        description="task queue of the platform's worker that implements `provision_customer` "
-        "and `deprovision_customer`; a paid checkout then provisions through it (unset: "
-        "onramp's own workspace row)",
     )
 
 

@@ -144,3 +144,40 @@ async def test_a_worker_that_stops_is_seen_by_the_system_status_and_the_gauge(
             interval=0.5,
         )
         assert ready == 200  # the load balancer keeps this API instance
+
+
+async def test_the_provisioning_hook_queue_is_watched_when_one_is_set(
+    database_url: str, temporal_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    from temporalio import activity
+    from temporalio.worker import Worker
+
+    hook_queue = f"{task_queue}-platform"
+    settings = make_api_settings(
+        database_url,
+        temporal_address(temporal_env),
+        task_queue,
+        provisioning_task_queue=hook_queue,
+    )
+    (system,) = await _get(settings, "/v1/admin/system")
+    hook = system.json()["components"]["provisioning_hook"]
+    assert hook["ok"] is False and hook["state"] == "no_pollers"
+    assert hook_queue in hook["reason"]
+
+    @activity.defn(name="provision_customer")
+    async def provision_customer(request: dict[str, object]) -> dict[str, object]:
+        return {"tenant_id": "tn_1"}
+
+    async with Worker(temporal_env.client, task_queue=hook_queue, activities=[provision_customer]):
+
+        async def hook_state() -> dict[str, object]:
+            (answer,) = await _get(settings, "/v1/admin/system")
+            body: dict[str, object] = answer.json()
+            return body
+
+        body = await eventually(
+            hook_state,
+            lambda body: body["components"]["provisioning_hook"]["ok"],  # type: ignore[index]
+            seconds=20,
+        )
+        assert body["worker_pollers"][hook_queue] == {"activity": 1}  # type: ignore[index]
