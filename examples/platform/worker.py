@@ -16,6 +16,8 @@ Configuration (environment):
   heartbeats meanwhile),
 - `PLATFORM_SOLD_OUT_TIERS` (none): comma-separated plans with no seats left; a request
   for one fails for good, which onramp undoes and reports as `provisioning.failed`.
+- `ONRAMP_PAYLOAD_KEYS` (none): the keys onramp encrypts its payloads with, when it does
+  (`codec.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from examples.platform.codec import data_converter_from_env
 from examples.platform.store import Store
 
 log = logging.getLogger("example-platform.worker")
@@ -142,7 +145,9 @@ async def run_worker() -> None:
     namespace = os.environ.get("TEMPORAL_NAMESPACE", "default")
     task_queue = os.environ.get("PLATFORM_TASK_QUEUE", "platform-provisioning")
     store = Store(os.environ.get("PLATFORM_DB", "example-platform.db"))
-    client = await Client.connect(address, namespace=namespace)
+    client = await Client.connect(
+        address, namespace=namespace, data_converter=data_converter_from_env()
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
