@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -50,6 +51,8 @@ from workflows.contracts.event_delivery import (
 logger = logging.getLogger(__name__)
 
 ALL_TYPES = "*"
+# Lanes signalled at once by one hand-over.
+_HAND_OVER_CONCURRENCY = 16
 _ERROR_CHARS = 300
 
 
@@ -120,18 +123,30 @@ class EventDeliveryActivities:
 
     @activity.defn
     async def hand_over_events(self, request: HandOverInput) -> None:
+        """Signal-with-start each user's lane; lanes are independent, so the calls run
+        side by side (one after another, a batch of many users held the next events back
+        for as many round trips). A retry repeats them all: a lane adds nothing twice."""
         client = activity.client()
         task_queue = activity.info().task_queue
-        for user_id, events in _by_user(request.events):
-            await client.start_workflow(
-                EVENT_DELIVERY_WORKFLOW,
-                LaneInput(endpoint_id=request.endpoint_id, user_id=user_id, policy=request.policy),
-                id=event_delivery_workflow_id(request.endpoint_id, user_id),
-                task_queue=task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal=ENQUEUE_SIGNAL,
-                start_signal_args=[EnqueueEvents(events=events, replay=request.replay)],
-            )
+        calls = asyncio.Semaphore(_HAND_OVER_CONCURRENCY)
+
+        async def hand_over(user_id: str | None, events: list[EventRef]) -> None:
+            async with calls:
+                await client.start_workflow(
+                    EVENT_DELIVERY_WORKFLOW,
+                    LaneInput(
+                        endpoint_id=request.endpoint_id, user_id=user_id, policy=request.policy
+                    ),
+                    id=event_delivery_workflow_id(request.endpoint_id, user_id),
+                    task_queue=task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    start_signal=ENQUEUE_SIGNAL,
+                    start_signal_args=[EnqueueEvents(events=events, replay=request.replay)],
+                )
+
+        async with asyncio.TaskGroup() as group:
+            for user_id, events in _by_user(request.events):
+                group.create_task(hand_over(user_id, events))
 
     @activity.defn
     async def deliver_event(self, request: DeliverInput) -> DeliverResult:

@@ -135,8 +135,12 @@ class EventDeliveryWorkflow:
             await workflow.sleep(timedelta(seconds=backoff))
 
     async def _attempt_once(self, request: DeliverInput) -> DeliverResult:
+        # A local activity: an attempt costs the lane one workflow task instead of a
+        # scheduled activity's three, and deliveries share the worker with the journeys.
+        # A worker that dies mid-attempt leaves no record, and the next one sends again
+        # (at least once, with the same webhook-id), as a regular activity would.
         try:
-            return await workflow.execute_activity_method(
+            return await workflow.execute_local_activity_method(
                 EventDeliveryActivities.deliver_event,
                 request,
                 start_to_close_timeout=timedelta(seconds=request.timeout_seconds)
