@@ -31,6 +31,12 @@ from onramp.settings.api import (
     SystemStatusSettings,
     WebhookSettings,
 )
+from onramp.settings.codec import (
+    CodecServerSettings,
+    PayloadCodecSettings,
+    PayloadKey,
+    parse_payload_keys,
+)
 from onramp.settings.shared import (
     BrandSettings,
     CommonSettings,
@@ -72,6 +78,7 @@ __all__ = [
     "BrandSettings",
     "CheckoutSessionSettings",
     "CheckoutSettings",
+    "CodecServerSettings",
     "CommonSettings",
     "Concern",
     "ConnectSettings",
@@ -81,6 +88,8 @@ __all__ = [
     "EventDeliverySettings",
     "LoggingSettings",
     "OnboardingSettings",
+    "PayloadCodecSettings",
+    "PayloadKey",
     "PortalSettings",
     "PostgresSettings",
     "ProvisioningHookSettings",
@@ -103,6 +112,7 @@ __all__ = [
     "load_settings",
     "parse_api_keys",
     "parse_capabilities",
+    "parse_payload_keys",
     "stripe_key_is_live",
 ]
 
@@ -110,6 +120,8 @@ __all__ = [
 CONCERNS: tuple[type[Concern], ...] = (
     PostgresSettings,
     TemporalSettings,
+    PayloadCodecSettings,
+    CodecServerSettings,
     LoggingSettings,
     StripeSettings,
     StripeClientSettings,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from onramp.settings.codec import PayloadCodecSettings
 from onramp.settings.shared import (
     BrandSettings,
     Concern,
@@ -235,6 +236,7 @@ class WorkerProcessSettings(Concern):
 class WorkerSettings(
     PostgresSettings,
     TemporalSettings,
+    PayloadCodecSettings,
     LoggingSettings,
     StripeClientSettings,
     TokenSettings,
