@@ -23,6 +23,7 @@ from api.routes import (
     admin_webhooks,
     admin_workflows,
     billing,
+    codec,
     health,
     onboarding_links,
     password_links,
@@ -150,6 +151,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         admin_workflows.router,
         admin_system.router,
         admin_event_endpoints.router,
+        codec.router,
         webhook_ingress.router,
     ):
         app.include_router(router)
