@@ -2,7 +2,8 @@
 checkout provisions through the platform's `provision_customer` on that queue.
 
 The platform here is what a platform would write: a plain `temporalio` worker with the
-SDK's default converter and JSON dicts (nothing of onramp's), keeping its tenants in a
+SDK's default converter and JSON dicts (nothing of onramp's; the payload codec is
+Temporal's encryption sample, with onramp's key), keeping its tenants in a
 table of its own. It runs in the test process, or as a process of its own
 (`python -m tests.checkout.test_provisioning_hook`) that test_provisioning_hook_kill.py
 SIGKILLs mid-activity.
@@ -25,6 +26,8 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
+
+from tests.encryption.sample_codec import platform_converter
 
 PLATFORM_TABLE = """
 CREATE TABLE IF NOT EXISTS platform_tenants (
@@ -87,7 +90,7 @@ class Platform:
 
 
 async def _run_platform_process(address: str, task_queue: str, dsn: str, hold: bool) -> None:
-    client = await Client.connect(address)
+    client = await Client.connect(address, data_converter=platform_converter())
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     assert pool is not None
     async with Platform(pool, hold_first_attempt=hold).worker(client, task_queue):
@@ -167,7 +170,9 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
         platform = Platform(platform_pool)
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
             final = await pay_and_wait(
@@ -194,7 +199,9 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
         platform = Platform(platform_pool)
         platform.refuse = True
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
             failed = await pay_and_wait(
@@ -238,7 +245,9 @@ async def test_a_later_step_failing_for_good_deprovisions_the_tenant(
 ) -> None:
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with Platform(platform_pool).worker(client, hook_queue):
             user_id, address = await stack.signup()
             stack.mail.handler.reject = True  # the welcome email is refused: 550
