@@ -84,12 +84,14 @@ class PayloadCodecSettings(Concern):
 
     @field_validator("onramp_payload_keys", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_payload_keys(cls, value: object) -> object:
+        # Named apart from the other concerns' validators: in a composed settings class
+        # one name would replace the other.
         return parse_payload_keys(value) if isinstance(value, str) else value
 
     @field_validator("onramp_payload_keys")
     @classmethod
-    def _distinct_ids(cls, value: list[PayloadKey]) -> list[PayloadKey]:
+    def _distinct_payload_key_ids(cls, value: list[PayloadKey]) -> list[PayloadKey]:
         return check_payload_keys(value)
 
 
