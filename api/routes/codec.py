@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from temporalio.api.common.v1 import Payload
 
 from api.auth import require_scope
-from api.errors import ERROR_RESPONSES, ApiError, ErrorResponse
+from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
 from onramp.payload_codec import EncryptionCodec, PayloadDecodeError
 from onramp.settings import ApiSettings
 
@@ -150,6 +150,7 @@ router = APIRouter(
     route_class=_CorsRoute,
     responses={
         **ERROR_RESPONSES,
+        400: MALFORMED_BODY_RESPONSE,
         404: {"model": ErrorResponse, "description": "Payload encryption is not configured"},
     },
 )
