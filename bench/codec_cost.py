@@ -65,6 +65,7 @@ class ModeFigures:
     encodings: set[str] = field(default_factory=set)
     invariants_hold: bool = True
     failures: list[str] = field(default_factory=list)
+    round_rates: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -74,7 +75,8 @@ class ModeFigures:
         per = max(self.completed, 1)
         return [
             f"{self.name}: {self.completed}/{self.started} journeys in {self.seconds:.1f} s "
-            f"(webhooks handled included) = {self.rate:.2f} journeys/s",
+            f"(webhooks handled included) = {self.rate:.2f} journeys/s; by round: "
+            + ", ".join(f"{rate:.2f}" for rate in self.round_rates),
             "  " + latency_line("pay → provisioned", self.latencies),
             f"  CPU per journey: worker {1000 * self.worker_cpu / per:.0f} ms, "
             f"API {1000 * self.api_cpu / per:.0f} ms",
@@ -110,6 +112,7 @@ async def run_mode(figures: ModeFigures, keys: str | None, args: argparse.Namesp
     figures.completed += len(done)
     figures.started += len(journeys)
     figures.seconds += seconds + drain
+    figures.round_rates.append(len(done) / (seconds + drain))
     figures.latencies += [journey.pay_to_provisioned for journey in done]
     figures.worker_cpu += cpu["worker"] - cpu_before.get("worker", 0.0)
     figures.api_cpu += cpu["api"] - cpu_before.get("api", 0.0)
