@@ -3,7 +3,8 @@
 Used by `devstack.supervisor` and by the tests that run real worker/API processes. Each child
 gets its own session (so a terminal's Ctrl-C reaches only the parent, which then
 stops the children in order) and a parent-death signal (so a parent killed with
-SIGKILL takes them with it).
+SIGKILL takes them with it). Also the Temporal dev server's command line
+(`temporal_command`: its flags, search attributes, the UI's codec endpoint).
 """
 
 from __future__ import annotations
