@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,6 +31,21 @@ from onramp.settings import PayloadKey
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
+
+
+@dataclass(frozen=True)
+class RawPayload:
+    """A payload as the codec server's JSON carries it, without Temporal's types."""
+
+    metadata: dict[str, bytes]
+    data: bytes
+
+    def to_proto(self) -> Payload:
+        return Payload(metadata=self.metadata, data=self.data)
+
+    @classmethod
+    def from_proto(cls, payload: Payload) -> RawPayload:
+        return cls(metadata=dict(payload.metadata), data=payload.data)
 
 
 class PayloadDecodeError(ValueError):
@@ -79,6 +95,14 @@ class EncryptionCodec(PayloadCodec):
                 f"payload with key id {key_id!r} does not decrypt: altered, or sealed with "
                 "another key under the same id"
             ) from None
+
+    def encode_raw(self, payloads: Sequence[RawPayload]) -> list[RawPayload]:
+        """`encode` for the codec server, in plain Python types."""
+        return [RawPayload.from_proto(self.encrypt(raw.to_proto())) for raw in payloads]
+
+    def decode_raw(self, payloads: Sequence[RawPayload]) -> list[RawPayload]:
+        """`decode` for the codec server; raises PayloadDecodeError."""
+        return [RawPayload.from_proto(self.decrypt(raw.to_proto())) for raw in payloads]
 
     def key_ids(self) -> Iterable[str]:
         return self._ciphers.keys()

@@ -21,11 +21,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, Field
-from temporalio.api.common.v1 import Payload
 
 from api.auth import require_scope
 from api.errors import ERROR_RESPONSES, MALFORMED_BODY_RESPONSE, ApiError, ErrorResponse
-from onramp.payload_codec import EncryptionCodec, PayloadDecodeError
+from onramp.payload_codec import EncryptionCodec, PayloadDecodeError, RawPayload
 from onramp.settings import ApiSettings
 
 MAX_PAYLOADS = 1000
@@ -59,14 +58,14 @@ class CodecPayload(BaseModel):
     metadata: dict[str, Base64] = Field(default_factory=dict, max_length=64)
     data: Base64 = ""
 
-    def to_proto(self) -> Payload:
-        return Payload(
+    def raw(self) -> RawPayload:
+        return RawPayload(
             metadata={name: _decode_base64(value) for name, value in self.metadata.items()},
             data=_decode_base64(self.data),
         )
 
     @classmethod
-    def from_proto(cls, payload: Payload) -> CodecPayload:
+    def of(cls, payload: RawPayload) -> CodecPayload:
         return cls(
             metadata={
                 name: base64.b64encode(value).decode() for name, value in payload.metadata.items()
@@ -165,10 +164,10 @@ router = APIRouter(
 )
 async def decode(body: CodecPayloads, codec: Codec) -> CodecPayloads:
     try:
-        decoded = await codec.decode([payload.to_proto() for payload in body.payloads])
+        decoded = codec.decode_raw([payload.raw() for payload in body.payloads])
     except PayloadDecodeError as error:
         raise ApiError(422, "payload_not_decodable", str(error)) from None
-    return CodecPayloads(payloads=[CodecPayload.from_proto(payload) for payload in decoded])
+    return CodecPayloads(payloads=[CodecPayload.of(payload) for payload in decoded])
 
 
 @router.post(
@@ -176,8 +175,8 @@ async def decode(body: CodecPayloads, codec: Codec) -> CodecPayloads:
     summary="Encrypt payloads with the current key (input the UI or CLI sends to a workflow)",
 )
 async def encode(body: CodecPayloads, codec: Codec) -> CodecPayloads:
-    encoded = await codec.encode([payload.to_proto() for payload in body.payloads])
-    return CodecPayloads(payloads=[CodecPayload.from_proto(payload) for payload in encoded])
+    encoded = codec.encode_raw([payload.raw() for payload in body.payloads])
+    return CodecPayloads(payloads=[CodecPayload.of(payload) for payload in encoded])
 
 
 @router.options("/decode", include_in_schema=False)
