@@ -24,6 +24,7 @@ from api.routes import (
     admin_webhooks,
     admin_workflows,
     billing,
+    codec,
     health,
     onboarding_links,
     password_links,
@@ -164,6 +165,7 @@ def _include_routers(app: FastAPI, settings: ApiSettings) -> None:
         admin_system.router,
         admin_reconciliation.router,
         admin_event_endpoints.router,
+        codec.router,
         webhook_ingress.router,
     ):
         app.include_router(router)

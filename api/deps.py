@@ -36,6 +36,7 @@ def temporal_gateway(settings: ApiSettings) -> TemporalGateway:
         settings.temporal_address,
         settings.temporal_namespace,
         timedelta(seconds=settings.temporal_rpc_timeout_seconds),
+        settings.onramp_payload_keys,
     )
 
 

@@ -24,7 +24,7 @@ Routes hold no Temporal error handling.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -45,6 +45,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deadlines import Deadline
 from api.errors import WORKFLOW_FAILED, ApiError, ErrorAnswer, workflow_refusal
+from onramp.settings import PayloadKey
 from onramp.temporal import connect_temporal
 from workflows import search_attributes
 from workflows.contracts.common import QueryRef, SignalRef, UpdateRef, WorkflowRef
@@ -105,9 +106,16 @@ def _collect_start_error(start: WithStartWorkflowOperation[Any, Any]) -> None:
 class TemporalGateway:
     """Hands out one shared Temporal client, connecting lazily, and makes every call."""
 
-    def __init__(self, address: str, namespace: str, rpc_timeout: timedelta) -> None:
+    def __init__(
+        self,
+        address: str,
+        namespace: str,
+        rpc_timeout: timedelta,
+        payload_keys: Sequence[PayloadKey] = (),
+    ) -> None:
         self.address = address
         self.namespace = namespace
+        self.payload_keys = payload_keys
         # The deadline of calls that wait for nothing but Temporal itself (a signal, a
         # query, a describe), and the bound of one connection attempt.
         self.rpc_timeout = rpc_timeout
@@ -129,7 +137,10 @@ class TemporalGateway:
                     # and a background task stopped at that moment would run on.
                     async with asyncio.timeout(self.rpc_timeout.total_seconds()):
                         self._client = await connect_temporal(
-                            self.address, self.namespace, fail_fast=True
+                            self.address,
+                            self.namespace,
+                            fail_fast=True,
+                            payload_keys=self.payload_keys,
                         )
                 except (TimeoutError, RuntimeError, OSError) as error:
                     raise TemporalUnavailable(

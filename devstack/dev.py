@@ -3,20 +3,24 @@ foreground.
 
 Starts what the environment does not already provide — embedded Postgres (data under
 `.onramp/`), the Temporal dev server (history in `.onramp/temporal.db`, UI on 8233,
-onramp's search attributes registered) — applies migrations, then runs the worker and
-the API. Whatever the caller sets in the environment wins over the development
-defaults below; `DATABASE_URL` or `TEMPORAL_ADDRESS` make it use that service instead
-of starting one. Every child binds 127.0.0.1 and is stopped on Ctrl-C or SIGTERM. The
-services start through `devstack.supervisor`, like the benchmarks' and the tests'; the
-children log human-readable lines (`LOG_FORMAT=console`). With `--example`, the example
-platform runs beside it (`devstack.example`): its worker serves the provisioning hook,
-its receiver gets every event type through an endpoint made at start.
+onramp's search attributes registered, its UI decoding payloads through the API's codec
+server) — applies migrations, then runs the worker and the API. Payloads are encrypted
+with a key kept in `.onramp/payload-keys` unless `ONRAMP_PAYLOAD_KEYS` is set. Whatever
+the caller sets in the environment wins over the development defaults below;
+`DATABASE_URL` or `TEMPORAL_ADDRESS` make it use that service instead of starting one.
+Every child binds 127.0.0.1 and is stopped on Ctrl-C or SIGTERM. The services start
+through `devstack.supervisor`, like the benchmarks' and the tests'; the children log
+human-readable lines (`LOG_FORMAT=console`). With `--example`, the example platform runs
+beside it (`devstack.example`): its worker serves the provisioning hook (decoding the
+payloads with the same keys), its receiver gets every event type through an endpoint
+made at start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import signal
 import sys
@@ -38,6 +42,7 @@ from devstack.example import (
 from devstack.processes import ChildProcess
 from devstack.stripe_catalog import ensure_catalog
 from onramp.migrate import apply_migrations
+from onramp.settings import stripe_key_is_live
 from onramp.stripe_client import build_stripe_client
 
 STATE_DIR = Path(".onramp")
@@ -134,6 +139,7 @@ def _start_temporal(env: dict[str, str], running: _Running) -> None:
             "ONRAMP_TEMPORAL_PORT/ONRAMP_TEMPORAL_UI_PORT or TEMPORAL_ADDRESS (another Temporal?)",
         )
     _say("starting the Temporal dev server (history in .onramp/temporal.db)…")
+    running.temporal_ui = f"http://127.0.0.1:{ui_port}"
     running.children.append(
         supervisor.start_temporal(
             port,
@@ -141,10 +147,35 @@ def _start_temporal(env: dict[str, str], running: _Running) -> None:
             db_file=STATE_DIR.resolve() / "temporal.db",
             log_file=STATE_DIR / "temporal.log",
             log_level="warn",
+            ui_codec_endpoint=_codec_for_ui(env, running.temporal_ui),
         )
     )
     env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{port}"
-    running.temporal_ui = f"http://127.0.0.1:{ui_port}"
+
+
+def _codec_for_ui(env: dict[str, str], ui_origin: str) -> str | None:
+    """The UI decodes payloads through the API's codec server, from the UI's origin. The
+    dev UI has no key to send, so the codec server is open here (test-mode Stripe only)."""
+    if not env.get("ONRAMP_PAYLOAD_KEYS"):
+        return None
+    env.setdefault("TEMPORAL_UI_ORIGIN", ui_origin)
+    if not stripe_key_is_live(env["STRIPE_SECRET_KEY"]):
+        env.setdefault("CODEC_SERVER_OPEN", "true")
+    return f"http://127.0.0.1:{env['ONRAMP_API_PORT']}/v1/codec"
+
+
+def _dev_payload_keys(env: dict[str, str]) -> None:
+    """Payloads are encrypted in development too, with a key kept in `.onramp/` (created
+    once, readable by this user alone) unless ONRAMP_PAYLOAD_KEYS is set."""
+    if "ONRAMP_PAYLOAD_KEYS" in env:
+        return
+    key_file = STATE_DIR / "payload-keys"
+    if not key_file.exists():
+        STATE_DIR.mkdir(exist_ok=True)
+        key = base64.b64encode(os.urandom(32)).decode()
+        key_file.touch(mode=0o600)
+        key_file.write_text(f"dev-{time.strftime('%Y%m%d')}:{key}\n")
+    env["ONRAMP_PAYLOAD_KEYS"] = key_file.read_text().strip()
 
 
 def _start_sandbox(env: dict[str, str], running: _Running, webhook_url: str) -> None:
@@ -191,6 +222,7 @@ def _start_stack(env: dict[str, str], running: _Running, *, example: bool = Fals
     """Every service the environment does not provide, then the worker and the API (and
     with `example`, the example platform around them)."""
     _start_postgres(env, running)
+    _dev_payload_keys(env)
     _start_temporal(env, running)
     api_port = int(env["ONRAMP_API_PORT"])
     api_url = f"http://127.0.0.1:{api_port}"
@@ -268,6 +300,13 @@ def _watch(children: list[ChildProcess]) -> None:
         time.sleep(0.5)
 
 
+def _payloads_line(env: dict[str, str], api_url: str) -> str:
+    keys = env.get("ONRAMP_PAYLOAD_KEYS", "").strip()
+    if not keys:
+        return "plain (ONRAMP_PAYLOAD_KEYS is empty)"
+    return f"encrypted, key {keys.split(':', 1)[0]} (codec server {api_url}/v1/codec)"
+
+
 def _banner(env: dict[str, str], api_url: str, running: _Running) -> str:
     temporal_ui, sandbox_url = running.temporal_ui, running.sandbox_url
     keys = env["ONRAMP_API_KEYS"].split(",")
@@ -283,6 +322,7 @@ def _banner(env: dict[str, str], api_url: str, running: _Running) -> str:
         f"  API docs     {api_url}/docs",
         f"  readiness    {api_url}/readyz",
         f"  Temporal UI  {temporal_ui or '(external Temporal: ' + env['TEMPORAL_ADDRESS'] + ')'}",
+        f"  payloads     {_payloads_line(env, api_url)}",
         f"  Temporal     {env['TEMPORAL_ADDRESS']} (namespace {env['TEMPORAL_NAMESPACE']}, "
         f"task queue {env['TEMPORAL_TASK_QUEUE']})",
         f"  Stripe       {stripe_line}",

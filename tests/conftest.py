@@ -22,7 +22,6 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -33,6 +32,7 @@ from onramp.settings import ApiSettings
 from tests.support.harness import (  # re-exported: tests may import them from here
     ADMIN_KEY,
     CLIENT_KEY,
+    DATA_CONVERTER,
     STRIPE_TEST_KEY,
     WEBHOOK_SECRETS,
     auth,
@@ -47,7 +47,7 @@ from tests.support.stack import Stack
 pytest_plugins = ["tests.support.browser"]
 
 __all__ = [
-    "ADMIN_KEY", "CLIENT_KEY", "STRIPE_TEST_KEY", "WEBHOOK_SECRETS", "auth",
+    "ADMIN_KEY", "CLIENT_KEY", "DATA_CONVERTER", "STRIPE_TEST_KEY", "WEBHOOK_SECRETS", "auth",
     "make_api_settings", "make_worker_settings", "open_app_client", "temporal_address",
 ]  # fmt: skip
 
@@ -95,10 +95,14 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def temporal_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[WorkflowEnvironment]:
-    """The Temporal dev server (real persistence semantics, search attributes)."""
+    """The Temporal dev server (real persistence semantics, search attributes); its client
+    encrypts payloads with the tests' key, as the API's and the worker's do."""
     _require_binary("temporal")
     async with supervisor.temporal_environment(tmp_path_factory.mktemp("temporal")) as env:
-        yield env
+        plain = env.client
+        yield WorkflowEnvironment.from_client(
+            Client(plain.service_client, namespace=plain.namespace, data_converter=DATA_CONVERTER)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +110,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server, for timers measured in days."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_require_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
     )
     try:
         yield env

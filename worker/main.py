@@ -72,7 +72,10 @@ async def run(settings: WorkerSettings) -> None:
         "TEMPORAL_ADDRESS",
         settings.temporal_address,
         lambda: connect_temporal(
-            settings.temporal_address, settings.temporal_namespace, runtime=runtime
+            settings.temporal_address,
+            settings.temporal_namespace,
+            runtime=runtime,
+            payload_keys=settings.onramp_payload_keys,
         ),
         settings.startup_wait_seconds,
     )

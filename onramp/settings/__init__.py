@@ -32,6 +32,12 @@ from onramp.settings.api import (
     WebhookSettings,
 )
 from onramp.settings.reconcile import ReconcileSettings
+from onramp.settings.codec import (
+    CodecServerSettings,
+    PayloadCodecSettings,
+    PayloadKey,
+    parse_payload_keys,
+)
 from onramp.settings.shared import (
     BrandSettings,
     CommonSettings,
@@ -74,6 +80,7 @@ __all__ = [
     "BrandSettings",
     "CheckoutSessionSettings",
     "CheckoutSettings",
+    "CodecServerSettings",
     "CommonSettings",
     "Concern",
     "ConnectSettings",
@@ -83,6 +90,8 @@ __all__ = [
     "EventDeliverySettings",
     "LoggingSettings",
     "OnboardingSettings",
+    "PayloadCodecSettings",
+    "PayloadKey",
     "PortalSettings",
     "PostgresSettings",
     "ProvisioningHookSettings",
@@ -107,6 +116,7 @@ __all__ = [
     "load_settings",
     "parse_api_keys",
     "parse_capabilities",
+    "parse_payload_keys",
     "stripe_key_is_live",
 ]
 
@@ -114,6 +124,8 @@ __all__ = [
 CONCERNS: tuple[type[Concern], ...] = (
     PostgresSettings,
     TemporalSettings,
+    PayloadCodecSettings,
+    CodecServerSettings,
     LoggingSettings,
     TracingSettings,
     StripeSettings,

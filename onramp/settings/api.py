@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from onramp.settings.codec import CodecServerSettings, PayloadCodecSettings
 from onramp.settings.shared import (
     BrandSettings,
     Concern,
@@ -252,6 +253,8 @@ class ApiSettings(
     PostgresSettings,
     TemporalSettings,
     TemporalDeadlineSettings,
+    PayloadCodecSettings,
+    CodecServerSettings,
     LoggingSettings,
     TracingSettings,
     StripeSettings,

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from onramp.settings.reconcile import ReconcileSettings
+from onramp.settings.codec import PayloadCodecSettings
 from onramp.settings.shared import (
     BrandSettings,
     Concern,
@@ -241,6 +242,7 @@ class WorkerProcessSettings(Concern):
 class WorkerSettings(
     PostgresSettings,
     TemporalSettings,
+    PayloadCodecSettings,
     LoggingSettings,
     TracingSettings,
     StripeClientSettings,

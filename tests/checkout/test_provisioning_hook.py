@@ -24,6 +24,7 @@ from examples.platform.worker import Platform, PlatformConfig
 from onramp.checkout import SetupStatus
 from onramp.repositories import outbound_events
 from tests.checkout.conftest import CheckoutStack, OpenStack, state_of
+from tests.encryption.sample_codec import platform_converter
 from tests.support.harness import ADMIN_KEY, auth, make_api_settings
 from tests.support.polling import eventually
 from workflows.contracts.checkout import checkout_workflow_id
@@ -69,7 +70,9 @@ async def test_the_journey_provisions_one_tenant_through_the_platform(
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
         platform = example_platform(platform_store)
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
             final = await pay_and_wait(
@@ -95,7 +98,9 @@ async def test_a_permanent_platform_failure_is_undone_then_retried(
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
         platform = example_platform(platform_store, sold_out_tiers={"pro"})
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with platform.worker(client, hook_queue):
             user_id, address = await stack.signup()
             failed = await pay_and_wait(
@@ -145,7 +150,9 @@ async def test_a_later_step_failing_for_good_deprovisions_the_tenant(
 ) -> None:
     hook_queue = f"platform-{uuid.uuid4().hex[:10]}"
     async with checkout_stack(worker_overrides={"provisioning_task_queue": hook_queue}) as stack:
-        client = await Client.connect(temporal_address_of(stack))
+        client = await Client.connect(
+            temporal_address_of(stack), data_converter=platform_converter()
+        )
         async with example_platform(platform_store).worker(client, hook_queue):
             user_id, address = await stack.signup()
             stack.mail.handler.reject = True  # the welcome email is refused: 550

@@ -25,6 +25,7 @@ from tests.checkout.test_provisioning_hook import (
     temporal_address_of,
     tenants_of,
 )
+from tests.support.harness import PAYLOAD_KEYS
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.kill
@@ -51,6 +52,8 @@ def _platform_process(
         "PLATFORM_DB": str(store.path),
         "PLATFORM_PUBLIC_URL": PLATFORM_URL,
         "PLATFORM_SETUP_SECONDS": str(setup_seconds),
+        # The platform decodes what onramp encrypts (examples/platform/codec.py).
+        "ONRAMP_PAYLOAD_KEYS": PAYLOAD_KEYS,
     }
     command = [sys.executable, "-m", "examples.platform", "worker"]
     child = subprocess.Popen(command, cwd=ROOT, env=env)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.support.harness import DATA_CONVERTER
 from worker.build import workflow_runner
 from worker.registry import workflow_classes
 
@@ -37,7 +37,7 @@ def load_history(path: Path) -> WorkflowHistory:
 async def test_history_replays_against_current_code(path: Path) -> None:
     replayer = Replayer(
         workflows=list(workflow_classes()),
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,  # the tests' codec: encrypted histories replay too
         workflow_runner=workflow_runner(),
     )
     result = await replayer.replay_workflow(load_history(path), raise_on_replay_failure=False)

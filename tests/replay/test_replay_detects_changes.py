@@ -11,11 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio import workflow
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from tests.replay.test_replay import HISTORIES, load_history
+from tests.support.harness import DATA_CONVERTER
 from workflows.contracts.signup import SIGNUP_WORKFLOW, SignupInput, SignupResult
 from workflows.signup import SignupWorkflow
 
@@ -35,7 +35,7 @@ def _history(name: str) -> Path:
 async def _replay(workflow_class: type, name: str) -> Exception | None:
     replayer = Replayer(
         workflows=[workflow_class],
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,  # the tests' codec: encrypted histories replay too
         # The altered class lives in this test module, which the sandbox would re-import
         # with pytest in it; determinism does not depend on the sandbox.
         workflow_runner=UnsandboxedWorkflowRunner(),

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from devstack import supervisor
 from devstack.processes import ChildProcess
+from tests.support.harness import TEST_PAYLOAD_KEYS
 
 
 def process_tree(pid: int) -> list[int]:
@@ -78,7 +79,9 @@ async def own_temporal() -> AsyncIterator[tuple[str, ChildProcess, Client]]:
     child = await asyncio.to_thread(supervisor.start_temporal, port, log_file=log)
     address = f"127.0.0.1:{port}"
     try:
-        client = await supervisor.connect_when_up(address, child, seconds=60)
+        client = await supervisor.connect_when_up(
+            address, child, seconds=60, payload_keys=TEST_PAYLOAD_KEYS
+        )
         yield address, child, client
     finally:
         child.signal(signal.SIGCONT)  # a frozen server cannot stop

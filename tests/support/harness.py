@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
-from onramp.settings import ApiSettings, WorkerSettings, parse_api_keys
+from onramp.payload_codec import onramp_data_converter
+from onramp.settings import ApiSettings, WorkerSettings, parse_api_keys, parse_payload_keys
 
 CLIENT_KEY = "test-client-key-0123456789"
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -18,6 +19,11 @@ API_KEYS = f"{CLIENT_KEY}:client:test-client,{ADMIN_KEY}:admin:test-admin"
 STRIPE_TEST_KEY = "sk_test_onramp_tests"
 WEBHOOK_SECRETS = ("whsec_testplatform0001", "whsec_testconnect0002")
 TOKEN_SECRET = "test-token-secret-0123456789abcdef0123"
+# Every test stack encrypts its Temporal payloads, as a deployment does: the API's
+# settings, the worker's and every test client share this key (docs/ENCRYPTION.md).
+PAYLOAD_KEYS = "test-key-1:b25yYW1wLXRlc3RzLXBheWxvYWQta2V5LTMyYnl0ZXM="
+TEST_PAYLOAD_KEYS = parse_payload_keys(PAYLOAD_KEYS)
+DATA_CONVERTER = onramp_data_converter(TEST_PAYLOAD_KEYS)
 
 
 def temporal_address(env: WorkflowEnvironment) -> str:
@@ -38,6 +44,7 @@ def make_api_settings(
         "stripe_webhook_secrets": [SecretStr(secret) for secret in WEBHOOK_SECRETS],
         "temporal_rpc_timeout_seconds": 3.0,
         "onramp_token_secret": SecretStr(TOKEN_SECRET),
+        "onramp_payload_keys": TEST_PAYLOAD_KEYS,
     }
     values.update(overrides)
     return ApiSettings.model_validate(values)
@@ -66,6 +73,7 @@ def make_worker_settings(
             "stripe_api_base": stripe_api_base,
             "worker_graceful_shutdown_seconds": 2.0,
             "onramp_token_secret": SecretStr(TOKEN_SECRET),
+            "onramp_payload_keys": TEST_PAYLOAD_KEYS,
         }
     )
 
@@ -87,5 +95,6 @@ def worker_process_env(
         # No `reconcile` Schedule from test workers: it would reconcile the shared
         # database and sandbox of the whole session when it fires.
         "RECONCILE_INTERVAL_SECONDS": "0",
+        "ONRAMP_PAYLOAD_KEYS": PAYLOAD_KEYS,
         **extra,
     }

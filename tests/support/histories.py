@@ -43,7 +43,7 @@ async def activity_executions(client: Client, workflow_id: str) -> list[tuple[st
             names[event.event_id] = attributes.activity_type.name
         elif event.HasField("activity_task_completed_event_attributes"):
             completed = event.activity_task_completed_event_attributes
-            results[completed.scheduled_event_id] = _decode(completed.result.payloads)
+            results[completed.scheduled_event_id] = await _decode(client, completed.result.payloads)
         elif event.HasField("marker_recorded_event_attributes"):
             marker = event.marker_recorded_event_attributes
             if marker.marker_name == LOCAL_ACTIVITY_MARKER:
@@ -51,7 +51,9 @@ async def activity_executions(client: Client, workflow_id: str) -> list[tuple[st
                 data = json.loads(marker.details["data"].payloads[0].data)
                 names[event.event_id] = str(data["activity_type"])
                 if "result" in marker.details:
-                    results[event.event_id] = _decode(marker.details["result"].payloads)
+                    results[event.event_id] = await _decode(
+                        client, marker.details["result"].payloads
+                    )
     return [(name, results.get(event_id)) for event_id, name in names.items()]
 
 
@@ -60,5 +62,8 @@ async def activity_steps(client: Client, workflow_id: str) -> list[str]:
     return [name for name, _ in await activity_executions(client, workflow_id)]
 
 
-def _decode(payloads: Sequence[Payload]) -> Any:
-    return json.loads(payloads[0].data) if payloads and payloads[0].data else None
+async def _decode(client: Client, payloads: Sequence[Payload]) -> Any:
+    # Through the client's codec first: the tests' payloads are encrypted.
+    codec = client.data_converter.payload_codec
+    plain = await codec.decode(payloads) if codec is not None else list(payloads)
+    return json.loads(plain[0].data) if plain and plain[0].data else None

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from devstack import supervisor
 from devstack.processes import ChildProcess
 from onramp.temporal import connect_temporal
+from tests.support.harness import TEST_PAYLOAD_KEYS
 
 
 class OwnTemporal:
@@ -45,7 +46,10 @@ class OwnTemporal:
                     f"temporal exited with {self.child.exit_code()}: see {self.log_file}"
                 )
             try:
-                client = await asyncio.wait_for(connect_temporal(self.address, "default"), 5)
+                connecting = connect_temporal(
+                    self.address, "default", payload_keys=TEST_PAYLOAD_KEYS
+                )
+                client = await asyncio.wait_for(connecting, 5)
                 await client.workflow_service.get_system_info(
                     GetSystemInfoRequest(), timeout=timedelta(seconds=2)
                 )
