@@ -31,13 +31,13 @@ from onramp.settings.api import (
     SystemStatusSettings,
     WebhookSettings,
 )
-from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.codec import (
     CodecServerSettings,
     PayloadCodecSettings,
     PayloadKey,
     parse_payload_keys,
 )
+from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.shared import (
     BrandSettings,
     CommonSettings,

@@ -7,8 +7,8 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.codec import PayloadCodecSettings
+from onramp.settings.reconcile import ReconcileSettings
 from onramp.settings.shared import (
     BrandSettings,
     Concern,
