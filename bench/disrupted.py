@@ -25,9 +25,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from bench.event_endpoint import DeliveryCheck, check_delivery, create_endpoint, wait_delivered
+from bench.event_endpoint import DeliveryCheck, create_endpoint, delivered_after
 from bench.event_receiver import EventReceiver
-from bench.journeys import Journey, check_invariants, latency_line, run_journeys
+from bench.journeys import check_invariants, latency_line, run_journeys
 from bench.stack import BenchStack
 
 Disruptor = Callable[[BenchStack, asyncio.Event], Coroutine[Any, Any, dict[str, Any]]]
@@ -82,20 +82,6 @@ async def _receiver(args: argparse.Namespace) -> AsyncIterator[EventReceiver | N
         yield receiver
 
 
-async def _events(
-    stack: BenchStack,
-    receiver: EventReceiver,
-    endpoint_id: str,
-    journeys: list[Journey],
-    seconds: float,
-) -> DeliveryCheck:
-    users = [journey.user_id for journey in journeys if journey.user_id]
-    drained, waited = await wait_delivered(stack, receiver, endpoint_id, users, seconds)
-    check = await check_delivery(stack, receiver, endpoint_id, users)
-    check.drained, check.drain_seconds = drained, waited
-    return check
-
-
 async def run_disrupted(name: str, args: argparse.Namespace, disrupt: Disruptor) -> int:
     events: DeliveryCheck | None = None
     async with BenchStack.running(keep=args.keep) as stack, _receiver(args) as receiver:
@@ -121,7 +107,9 @@ async def run_disrupted(name: str, args: argparse.Namespace, disrupt: Disruptor)
         journeys, seconds, retries = await journeys_task
         invariants = await check_invariants(stack, journeys)
         if receiver is not None:
-            events = await _events(stack, receiver, endpoint_id, journeys, args.event_drain_timeout)
+            events = await delivered_after(
+                stack, receiver, endpoint_id, journeys, args.event_drain_timeout
+            )
 
     finished = [journey.finished for journey in journeys if journey.done]
     drain = max(0.0, max(finished, default=ended) - ended)

@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 
 from bench.event_receiver import EventReceiver
-from bench.journeys import percentile
+from bench.journeys import Journey, percentile
 from bench.stack import ADMIN_KEY, BenchStack
 from onramp.events import CATALOGUE
 
@@ -93,7 +93,7 @@ async def wait_delivered(
     seconds: float,
 ) -> tuple[bool, float]:
     """Until every outbox event of `user_ids` was accepted by the receiver and recorded
-    as delivered, or `seconds` passed; (drained, seconds waited)."""
+    as delivered, or `seconds` passed; (drained, `time.monotonic()` when it was seen)."""
     started = time.monotonic()
     connection = await asyncpg.connect(stack.database_url)
     try:
@@ -103,9 +103,9 @@ async def wait_delivered(
             recorded = await _recorded_delivered(connection, endpoint_id)
             wanted = {event.event_id for event in events}
             if events and wanted <= accepted and wanted <= recorded:
-                return True, time.monotonic() - started
+                return True, time.monotonic()
             if time.monotonic() - started >= seconds:
-                return False, time.monotonic() - started
+                return False, time.monotonic()
             await asyncio.sleep(0.5)
     finally:
         await connection.close()
@@ -161,8 +161,8 @@ class DeliveryCheck:
         order = ", ".join(f"{kind} {n}" for kind, n in sorted(self.types.items()))
         return [
             f"events of the run's {self.users} users in the outbox: {self.events} ({order})",
-            f"drained: {'yes' if self.drained else 'NO'}, {self.drain_seconds:.1f} s "
-            "after the journeys ended",
+            f"drained: {'yes' if self.drained else 'NO (gave up waiting)'}, "
+            f"{self.drain_seconds:.1f} s after the last journey finished",
             f"lost (never accepted): {len(self.lost)}; requests failing verification: "
             f"{self.unverified}",
             f"distinct webhook-ids accepted: {self.webhook_ids}, distinct events: "
@@ -245,4 +245,20 @@ async def check_delivery(
         for user, wanted in by_user.items()
         if [e for e in order.get(user, []) if e in set(wanted)] != [e for e in wanted if e in first]
     ]
+    return check
+
+
+async def delivered_after(
+    stack: BenchStack,
+    receiver: EventReceiver,
+    endpoint_id: str,
+    journeys: list[Journey],
+    seconds: float,
+) -> DeliveryCheck:
+    """After the journeys: wait (at most `seconds`) for their users' events, then check."""
+    users = [journey.user_id for journey in journeys if journey.user_id]
+    drained, at = await wait_delivered(stack, receiver, endpoint_id, users, seconds)
+    check = await check_delivery(stack, receiver, endpoint_id, users)
+    last = max((journey.finished for journey in journeys if journey.done), default=at)
+    check.drained, check.drain_seconds = drained, max(0.0, at - last)
     return check
