@@ -130,6 +130,7 @@ class DeliveryCheck:
     failed_by_answer: Counter[str] = field(default_factory=Counter)
     without_delivered_row: int = 0
     other_users: int = 0
+    sequence_gaps: int = 0
     lags: list[float] = field(default_factory=list)
     drained: bool = True
     drain_seconds: float = 0.0
@@ -179,6 +180,8 @@ class DeliveryCheck:
             f"{self.injected_failures} (an attempt cut by a worker kill is not recorded)",
             f"events without a `delivered` row: {self.without_delivered_row}; "
             f"accepted events of other users: {self.other_users}",
+            f"sequence numbers missing from the outbox between the run's first and last "
+            f"event (each holds the dispatcher back until it is settled): {self.sequence_gaps}",
             f"delivery lag (occurred_at → first accepted): p50 {percentile(self.lags, 0.5):.2f} s, "
             f"p99 {percentile(self.lags, 0.99):.2f} s, "
             f"max {max(self.lags, default=float('nan')):.2f} s",
@@ -202,11 +205,18 @@ async def check_delivery(
             endpoint_id,
             user_ids,
         )
+        gaps = await connection.fetchval(
+            "SELECT ($2::bigint - $1::bigint + 1) - count(*) FROM outbound_events "
+            "WHERE sequence BETWEEN $1 AND $2",
+            min((event.sequence for event in events), default=0),
+            max((event.sequence for event in events), default=-1),
+        )
     finally:
         await connection.close()
     ours = set(user_ids)
     check = DeliveryCheck(events=len(events), users=len(ours), unverified=receiver.unverified)
     check.types = Counter(event.type for event in events)
+    check.sequence_gaps = int(gaps or 0)
     for row in rows:
         check.attempts[row["status"]] += row["n"]
         if row["status"] != "delivered":
