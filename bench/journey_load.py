@@ -255,6 +255,7 @@ class EndpointPhase:
     drain: float  # then until the webhooks they caused were handled
     cpu: dict[str, float]  # until their events were delivered too
     events: DeliveryCheck
+    engine: EngineFigures  # task waits of 20 of its journeys, beside the first phase's
 
     @property
     def rate(self) -> float:
@@ -283,11 +284,18 @@ async def endpoint_phase(stack: BenchStack, args: argparse.Namespace) -> Endpoin
                 headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             )
             paused.raise_for_status()
-    return EndpointPhase(journeys, seconds, drain, cpu, events)
+        client = await Client.connect(stack.temporal_address)
+        engine = await engine_figures(client, journey_workflows(journeys, sample=20))
+    return EndpointPhase(journeys, seconds, drain, cpu, events, engine)
 
 
 def endpoint_lines(
-    phase: EndpointPhase, rate: float, cpu: dict[str, float], done: int, args: argparse.Namespace
+    phase: EndpointPhase,
+    rate: float,
+    cpu: dict[str, float],
+    done: int,
+    engine: EngineFigures,
+    args: argparse.Namespace,
 ) -> list[str]:
     """The comparison of the two phases, and the endpoint's deliveries."""
     finished = [journey for journey in phase.journeys if journey.done]
@@ -311,6 +319,8 @@ def endpoint_lines(
             f"{name} {cpu.get(name, 0.0) / max(done, 1):.3f} → {used / max(len(finished), 1):.3f}"
             for name, used in sorted(phase.cpu.items(), key=lambda item: -item[1])
         ),
+        f"  a journey's tasks (mean of 20), without: {engine.line()}",
+        f"  with: {phase.engine.line()}",
     ]
     return lines + [f"  {line}" for line in phase.events.lines()]
 
@@ -421,7 +431,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"  journey {journey.index} failed: {journey.error}")
     ok = invariants.hold and ratio >= args.min_ratio and p99 < args.max_p99
     if phase is not None:
-        for line in endpoint_lines(phase, rate, cpu, len(done), args):
+        for line in endpoint_lines(phase, rate, cpu, len(done), engine, args):
             print(line)
         endpoint_ok = phase.events.hold and phase.rate >= args.min_endpoint_ratio * rate
         print(f"with the endpoint: {'met' if endpoint_ok else 'NOT MET'}")
