@@ -7,10 +7,16 @@ outcome onramp cannot know and must re-read).
 
 Reports journeys completed / started (must be all), duplicate Stripe objects (from the
 sandbox: must be 0), duplicate welcome emails and workspaces (0) and the time to drain
-after the chaos ends. Exit 0 when all of that holds. Bounded: the chaos lasts at most
---window seconds, each journey at most --journey-timeout.
+after the chaos ends. By default an event endpoint for every event type is configured
+and its receiver fails 30 % of deliveries (half 500, half a reset connection) for the
+whole run: after the journeys the run waits for the outbox to be delivered and checks
+that no event was lost, that duplicates are only retries of one webhook-id, and the
+order per user (bench/event_endpoint.py; `--no-event-endpoint` leaves it out). Exit 0
+when all of that holds. Bounded: the chaos lasts at most --window seconds, each journey
+at most --journey-timeout, the wait for the events at most --event-drain-timeout.
 
     .venv/bin/python bench/chaos.py [--journeys 200] [--concurrency 50] [--kill-every 5]
+        [--receiver-failure-share 0.3] [--no-event-endpoint]
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(ROOT))
 
-from bench.disrupted import add_arguments, run_disrupted  # noqa: E402
+from bench.disrupted import add_arguments, run_disrupted, time_bound  # noqa: E402
 from bench.stack import BenchStack  # noqa: E402
 
 
@@ -107,7 +113,7 @@ async def chaos(stack: BenchStack, stop: asyncio.Event, args: argparse.Namespace
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    add_arguments(parser, window=600.0)
+    add_arguments(parser, window=600.0, event_endpoint=True, receiver_failure_share=0.3)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds, ±50 %%")
     parser.add_argument("--error-rate", type=float, default=0.3)
     parser.add_argument("--delay-ms", type=int, default=300)
@@ -124,7 +130,7 @@ def main() -> None:
         return await chaos(stack, stop, args)
 
     run = run_disrupted("chaos", args, disrupt)
-    raise SystemExit(asyncio.run(asyncio.wait_for(run, timeout=args.window + 1500)))
+    raise SystemExit(asyncio.run(asyncio.wait_for(run, timeout=time_bound(args))))
 
 
 if __name__ == "__main__":

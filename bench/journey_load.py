@@ -11,10 +11,20 @@ latency, the CPU each process used and the part argon2id took, the baselines' fi
 and the throughput ratios, and the invariants (no duplicate Stripe object, email or
 workspace).
 
+Then (unless --no-event-endpoint), on the same stack, the same N journeys at the same
+concurrency again with one event endpoint configured for every event type, its receiver
+(bench/event_receiver.py) verifying and accepting every delivery: journeys/s of both
+phases and their ratio, the delivery lag (event committed → received, p50/p99) and the
+delivery invariants (bench/event_endpoint.py). The endpoint is paused before the
+baselines run, so its dispatcher's polling does not weigh on them.
+
 Exit 0 when every journey completed, the invariants hold, the ratio is at least
---min-ratio (0.6) and p99 pay → provisioned is under --max-p99 (5 s).
+--min-ratio (0.6), p99 pay → provisioned is under --max-p99 (5 s), and with the endpoint
+journeys/s is at least --min-endpoint-ratio (0.9) of the run without it and every
+event was delivered.
 
     .venv/bin/python bench/journey_load.py [--journeys 200] [--concurrency 50]
+        [--no-event-endpoint]
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -38,6 +49,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app impor
     sys.path.insert(0, str(ROOT))
 
 from bench.baseline import BASELINE_WORKFLOW, BaselineInput  # noqa: E402
+from bench.event_endpoint import DeliveryCheck, create_endpoint, delivered_after  # noqa: E402
+from bench.event_receiver import EventReceiver  # noqa: E402
 from bench.journeys import (  # noqa: E402
     Hashing,
     Journey,
@@ -46,7 +59,7 @@ from bench.journeys import (  # noqa: E402
     percentile,
     run_journeys,
 )
-from bench.stack import BenchStack  # noqa: E402
+from bench.stack import ADMIN_KEY, BenchStack  # noqa: E402
 from devstack.processes import ChildProcess  # noqa: E402
 from workflows.contracts.checkout import checkout_workflow_id  # noqa: E402
 from workflows.contracts.signup import signup_workflow_id  # noqa: E402
@@ -233,6 +246,85 @@ async def run_baseline(
         worker.stop()
 
 
+@dataclass
+class EndpointPhase:
+    """The second phase: the same journeys with one event endpoint configured."""
+
+    journeys: list[Journey]
+    seconds: float  # to the last journey
+    drain: float  # then until the webhooks they caused were handled
+    cpu: dict[str, float]  # until their events were delivered too
+    events: DeliveryCheck
+    engine: EngineFigures  # task waits of 20 of its journeys, beside the first phase's
+
+    @property
+    def rate(self) -> float:
+        return sum(journey.done for journey in self.journeys) / (self.seconds + self.drain)
+
+
+async def endpoint_phase(stack: BenchStack, args: argparse.Namespace) -> EndpointPhase:
+    """The journeys again, delivering their events to a healthy verifying receiver."""
+    async with EventReceiver.running() as receiver:
+        endpoint_id = await create_endpoint(stack, receiver, "bench journey load")
+        cpu_before = stack.cpu()
+        driver_before = time.process_time()
+        journeys, seconds, _ = await run_journeys(
+            stack, args.journeys, args.concurrency, args.journey_timeout
+        )
+        drain = await stack.webhooks_drained()
+        events = await delivered_after(
+            stack, receiver, endpoint_id, journeys, args.event_drain_timeout
+        )
+        cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
+        cpu["load driver (this process)"] = time.process_time() - driver_before
+        # Its dispatcher would go on polling every second beside the baselines.
+        async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as api:
+            paused = await api.post(
+                f"/v1/admin/event-endpoints/{endpoint_id}/pause",
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )
+            paused.raise_for_status()
+        client = await Client.connect(stack.temporal_address)
+        engine = await engine_figures(client, journey_workflows(journeys, sample=20))
+    return EndpointPhase(journeys, seconds, drain, cpu, events, engine)
+
+
+def endpoint_lines(
+    phase: EndpointPhase,
+    rate: float,
+    cpu: dict[str, float],
+    done: int,
+    engine: EngineFigures,
+    args: argparse.Namespace,
+) -> list[str]:
+    """The comparison of the two phases, and the endpoint's deliveries."""
+    finished = [journey for journey in phase.journeys if journey.done]
+    ratio = phase.rate / rate if rate else 0.0
+    window = phase.seconds + phase.drain
+    with_events = len(finished) / (phase.seconds + phase.events.drain_seconds)
+    lines = [
+        "with one event endpoint (second phase; what differs: an endpoint for every event "
+        "type, its dispatcher polling the outbox each second, a delivery lane per user, "
+        "the receiver in the load driver's process; the database and Temporal already "
+        "hold the first phase's journeys):",
+        f"  journeys: {len(finished)} completed in {phase.seconds:.1f} s, and the webhooks "
+        f"they caused handled {phase.drain:.1f} s later: {phase.rate:.2f} journeys/s over "
+        f"{window:.1f} s (without the endpoint: {rate:.2f}/s); counted until the last event "
+        f"was delivered too: {with_events:.2f}/s",
+        f"  journeys/s with the endpoint / without: {ratio:.2f} "
+        f"(target ≥ {args.min_endpoint_ratio})",
+        latency_line("  pay → provisioned", [j.pay_to_provisioned for j in finished]),
+        "  CPU seconds per journey, without → with: "
+        + ", ".join(
+            f"{name} {cpu.get(name, 0.0) / max(done, 1):.3f} → {used / max(len(finished), 1):.3f}"
+            for name, used in sorted(phase.cpu.items(), key=lambda item: -item[1])
+        ),
+        f"  a journey's tasks (mean of 20), without: {engine.line()}",
+        f"  with: {phase.engine.line()}",
+    ]
+    return lines + [f"  {line}" for line in phase.events.lines()]
+
+
 async def run(args: argparse.Namespace) -> int:
     async with BenchStack.running(keep=args.keep) as stack:
         await stack.wait_ready()
@@ -251,7 +343,12 @@ async def run(args: argparse.Namespace) -> int:
         cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
         cpu["load driver (this process)"] = time.process_time() - driver_before
         hashing = await hashing_before.since(stack)
-        invariants = await check_invariants(stack, warm + journeys)
+        phase: EndpointPhase | None = None
+        if args.event_endpoint:
+            phase = await endpoint_phase(stack, args)
+        invariants = await check_invariants(
+            stack, warm + journeys + (phase.journeys if phase else [])
+        )
         client = await Client.connect(stack.temporal_address)
         engine = await engine_figures(client, journey_workflows(journeys, sample=20))
         timelines = await slowest_timelines(client, journeys, 5)
@@ -329,10 +426,16 @@ async def run(args: argparse.Namespace) -> int:
     print(f"p99 pay → provisioned: {p99:.2f} s (target < {args.max_p99} s)")
     for line in invariants.lines():
         print(line)
-    for journey in journeys:
+    for journey in journeys + (phase.journeys if phase else []):
         if journey.error:
             print(f"  journey {journey.index} failed: {journey.error}")
     ok = invariants.hold and ratio >= args.min_ratio and p99 < args.max_p99
+    if phase is not None:
+        for line in endpoint_lines(phase, rate, cpu, len(done), engine, args):
+            print(line)
+        endpoint_ok = phase.events.hold and phase.rate >= args.min_endpoint_ratio * rate
+        print(f"with the endpoint: {'met' if endpoint_ok else 'NOT MET'}")
+        ok = ok and endpoint_ok
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
@@ -345,8 +448,19 @@ def main() -> None:
     parser.add_argument("--min-ratio", type=float, default=0.6)
     parser.add_argument("--max-p99", type=float, default=5.0, help="seconds")
     parser.add_argument("--keep", action="store_true", help="keep logs and data")
+    parser.add_argument(
+        "--event-endpoint",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a second phase with one event endpoint",
+    )
+    parser.add_argument("--min-endpoint-ratio", type=float, default=0.9)
+    parser.add_argument(
+        "--event-drain-timeout", type=float, default=300.0, help="seconds after the journeys"
+    )
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(asyncio.wait_for(run(args), timeout=1800)))
+    bound = 1800 + (args.journey_timeout + args.event_drain_timeout if args.event_endpoint else 0)
+    raise SystemExit(asyncio.run(asyncio.wait_for(run(args), timeout=bound)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and the app importable
     sys.path.insert(0, str(ROOT))
 
-from bench.disrupted import add_arguments, run_disrupted  # noqa: E402
+from bench.disrupted import add_arguments, run_disrupted, time_bound  # noqa: E402
 from bench.stack import BenchStack  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def main() -> None:
         return await restarts(stack, stop, args)
 
     run = run_disrupted("restarts", args, disrupt)
-    raise SystemExit(asyncio.run(asyncio.wait_for(run, timeout=args.window + 1500)))
+    raise SystemExit(asyncio.run(asyncio.wait_for(run, timeout=time_bound(args))))
 
 
 if __name__ == "__main__":
