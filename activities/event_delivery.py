@@ -92,18 +92,23 @@ class EventDeliveryActivities:
         limit = self.policy.batch_size
         rows = await outbound_events.events_after(self.pool, after, limit)
         settled = set(request.settled_gaps)
-        gaps = [missing for missing in _missing(after, rows) if missing not in settled]
+        missing = list(_missing(after, rows))
+        gaps = [number for number in missing if number not in settled]
         blocked_at = gaps[0] if gaps else None
         taken = [row for row in rows if blocked_at is None or row.sequence < blocked_at]
         cursor = taken[-1].sequence if taken else after
         if blocked_at is not None:
             cursor = max(cursor, blocked_at - 1)
+        late = await outbound_events.events_numbered(self.pool, request.skipped)
         return EndpointEvents(
             exists=True,
             events=[_ref(row) for row in taken if _wanted(row, endpoint.event_types)],
             cursor=cursor,
             gaps=gaps,
             more=blocked_at is None and len(rows) == limit,
+            skipped=[number for number in missing if number in settled and number <= cursor],
+            late_found=[row.sequence for row in late],
+            late=[_ref(row) for row in late if _wanted(row, endpoint.event_types)],
             policy=self.policy,
         )
 
@@ -141,7 +146,9 @@ class EventDeliveryActivities:
                     task_queue=task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     start_signal=ENQUEUE_SIGNAL,
-                    start_signal_args=[EnqueueEvents(events=events, replay=request.replay)],
+                    start_signal_args=[
+                        EnqueueEvents(events=events, replay=request.replay, late=request.late)
+                    ],
                 )
 
         async with asyncio.TaskGroup() as group:

@@ -50,8 +50,8 @@ class EventDeliveryWorkflow:
     @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, request: EnqueueEvents) -> None:
         for event in request.events:
-            if request.replay:
-                self._queue.append(QueuedEvent(event=event, replay=True))
+            if request.replay or request.late:
+                self._queue.append(QueuedEvent(event=event, replay=request.replay))
             elif event.sequence > self._last_sequence:
                 # A hand-over repeated by the dispatcher adds nothing twice.
                 self._queue.append(QueuedEvent(event=event))

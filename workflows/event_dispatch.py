@@ -24,6 +24,7 @@ from workflows.contracts.event_delivery import (
     DispatchInput,
     DispatchStatus,
     EndpointEvents,
+    EventRef,
     HandOverInput,
     ReadEventsInput,
     ReplayRange,
@@ -46,6 +47,7 @@ class EventDispatchWorkflow:
         self._cursor = request.cursor
         self._gaps: dict[int, datetime] = dict(request.gaps)
         self._replays: list[ReplayRange] = list(request.replays)
+        self._skipped: dict[int, datetime] = dict(request.skipped)
         self._woken = False
         self._paused = False
         # Learnt from the first read (the worker's policy); no gap settles before it.
@@ -83,6 +85,7 @@ class EventDispatchWorkflow:
                     endpoint_id=self._endpoint_id,
                     after_sequence=self._cursor,
                     settled_gaps=self._settled_gaps(),
+                    skipped=sorted(self._skipped),
                 ),
             )
             if not batch.exists:
@@ -90,6 +93,7 @@ class EventDispatchWorkflow:
                 return
             self._paused = batch.paused
             await self._hand_over(batch, replay=False)
+            await self._hand_over_late(batch)
             self._cursor = batch.cursor
             self._track_gaps(batch)
             if batch.paused:
@@ -103,6 +107,7 @@ class EventDispatchWorkflow:
                 cursor=self._cursor,
                 gaps=self._gaps,
                 replays=self._replays,
+                skipped=self._skipped,
             )
         )
 
@@ -122,16 +127,37 @@ class EventDispatchWorkflow:
             self._replays.insert(0, rest)
         return True
 
-    async def _hand_over(self, batch: EndpointEvents, *, replay: bool) -> None:
-        if not batch.events:
+    async def _hand_over_late(self, batch: EndpointEvents) -> None:
+        """Events whose number was read past as a rollback but that committed after all:
+        delivered now, after their user's later events, rather than never."""
+        for number in batch.late_found:
+            self._skipped.pop(number, None)
+        if batch.late:
+            workflow.logger.warning(
+                "EVENT_LATE_COMMIT",
+                extra={"endpoint": self._endpoint_id, "events": len(batch.late)},
+            )
+            await self._hand_over(batch, replay=False, events=batch.late, late=True)
+
+    async def _hand_over(
+        self,
+        batch: EndpointEvents,
+        *,
+        replay: bool,
+        events: list[EventRef] | None = None,
+        late: bool = False,
+    ) -> None:
+        events = batch.events if events is None else events
+        if not events:
             return
         await workflow.execute_activity_method(
             EventDeliveryActivities.hand_over_events,
             HandOverInput(
                 endpoint_id=self._endpoint_id,
-                events=batch.events,
+                events=events,
                 policy=batch.policy,
                 replay=replay,
+                late=late,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             schedule_to_close_timeout=timedelta(days=3),
@@ -142,6 +168,12 @@ class EventDispatchWorkflow:
         now = workflow.now()
         for missing in batch.gaps:
             self._gaps.setdefault(missing, now)
+        for number in batch.skipped:
+            self._skipped[number] = now
+        watch = timedelta(seconds=batch.policy.late_watch_seconds)
+        self._skipped = {
+            number: since for number, since in self._skipped.items() if now - since < watch
+        }
         self._gaps = {seq: seen for seq, seen in self._gaps.items() if seq > batch.cursor}
         self._grace = timedelta(seconds=batch.policy.gap_grace_seconds)
 

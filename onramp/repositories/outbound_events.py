@@ -66,10 +66,14 @@ async def insert_event(connection: Connection, event: NewOutboundEvent) -> bool:
     (a retried change)."""
     if not connection.is_in_transaction():
         raise NotInTransaction(f"event {event.type} must be inserted with its change")
+    # The existence check first: ON CONFLICT alone would draw a sequence number for a
+    # repeated event and leave a hole that holds delivery back until it settles.
+    # ON CONFLICT stays for two writers racing on one id.
     inserted = await connection.fetchval(
         """
         INSERT INTO outbound_events (id, type, version, user_id, data)
-        VALUES ($1, $2, $3, $4, $5::jsonb)
+        SELECT $1, $2, $3, $4, $5::jsonb
+        WHERE NOT EXISTS (SELECT 1 FROM outbound_events WHERE id = $1)
         ON CONFLICT (id) DO NOTHING
         RETURNING sequence
         """,
@@ -160,3 +164,15 @@ async def newest_sequence(db: Db) -> int:
     """The highest sequence number so far (0 without events): a new endpoint's start."""
     value = await db.fetchval("SELECT coalesce(max(sequence), 0) FROM outbound_events")
     return int(value)
+
+
+async def events_numbered(db: Db, sequences: list[int]) -> list[OutboundEventRef]:
+    """The events with these sequence numbers that exist (late commits), in order."""
+    if not sequences:
+        return []
+    rows = await db.fetch(
+        "SELECT id AS event_id, sequence, type, user_id::text AS user_id "
+        "FROM outbound_events WHERE sequence = ANY($1::bigint[]) ORDER BY sequence",
+        sequences,
+    )
+    return [OutboundEventRef.model_validate(dict(row)) for row in rows]

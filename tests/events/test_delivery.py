@@ -280,6 +280,24 @@ async def test_a_late_commit_keeps_its_place_and_a_rollback_is_skipped(
         await transaction.rollback()
         await _received(delivery, 3)
         assert delivery.receiver.ids() == [early, late, after]
+
+        # A commit later than the grace period: read past as a rollback, then found and
+        # delivered after the user's later events, never lost.
+        transaction = connection.transaction()
+        await transaction.start()
+        slow = f"evt_{uuid.uuid4().hex}"
+        await connection.execute(
+            "INSERT INTO outbound_events (id, type, version, user_id, data) "
+            "VALUES ($1, 'password.set', 1, $2::uuid, jsonb_build_object('user_id', $2::text))",
+            slow,
+            user,
+        )
+        meanwhile = await delivery.emit(user, "provisioning.completed")
+        await _received(delivery, 4)  # the hole settled: the dispatcher went on
+        assert delivery.receiver.ids() == [early, late, after, meanwhile]
+        await transaction.commit()
+        await _received(delivery, 5)
+        assert delivery.receiver.ids() == [early, late, after, meanwhile, slow]
     finally:
         await connection.close()
 

@@ -302,3 +302,27 @@ async def test_delivery_reads_every_user_in_sequence(db_pool: asyncpg.Pool) -> N
     latest = (await events_of(db_pool, first))[-1]
     assert await outbound_events.get_event(db_pool, latest.id) == latest
     assert await outbound_events.list_for_user(db_pool, first, after_sequence=latest.sequence) == []
+
+
+async def test_a_repeated_event_draws_no_sequence_number(db_pool: asyncpg.Pool) -> None:
+    # A hole in the sequence holds delivery back until it settles: only a rolled-back
+    # transaction should leave one, never a retried change.
+    user_id = await new_user(db_pool)
+
+    def event(type_: str) -> NewOutboundEvent:
+        return NewOutboundEvent(
+            id=f"evt_{uuid.uuid4().hex}",
+            type=type_,
+            version=1,
+            user_id=user_id,
+            data={"user_id": user_id},
+        )
+
+    first, second = event("user.active"), event("password.set")
+    async with db_pool.acquire() as connection, connection.transaction():
+        assert await outbound_events.insert_event(connection, first)
+        assert not await outbound_events.insert_event(connection, first)
+        assert not await outbound_events.insert_event(connection, first)
+        assert await outbound_events.insert_event(connection, second)
+    rows = {row.id: row.sequence for row in await events_of(db_pool, user_id)}
+    assert rows[second.id] == rows[first.id] + 1

@@ -49,6 +49,9 @@ class DeliveryPolicy(BaseModel):
     paused_poll_seconds: float = 10.0
     # A sequence number missing this long is a rolled-back insert, not a late commit.
     gap_grace_seconds: float = 10.0
+    # A skipped number is still looked for this long: a commit that came later than the
+    # grace is delivered late (after the user's later events), never lost.
+    late_watch_seconds: float = 3600.0
     lane_idle_seconds: float = 60.0
     batch_size: int = Field(default=200, ge=1, le=1000)
 
@@ -72,6 +75,8 @@ class DispatchInput(BaseModel):
     cursor: int | None = None
     gaps: dict[int, datetime] = Field(default_factory=dict)
     replays: list[ReplayRange] = Field(default_factory=list)
+    # Numbers read past as rolled back, and when: still looked for (late commits).
+    skipped: dict[int, datetime] = Field(default_factory=dict)
 
 
 class ReadEventsInput(BaseModel):
@@ -79,6 +84,7 @@ class ReadEventsInput(BaseModel):
     after_sequence: int | None
     settled_gaps: list[int] = Field(default_factory=list)
     replay: ReplayRange | None = None
+    skipped: list[int] = Field(default_factory=list)
 
 
 class EndpointEvents(BaseModel):
@@ -92,6 +98,11 @@ class EndpointEvents(BaseModel):
     # Missing sequence numbers after the cursor (a commit still to come, or a rollback).
     gaps: list[int] = Field(default_factory=list)
     more: bool = False
+    # Settled gaps this read went past (to look for later), and the skipped numbers that
+    # turned out to be late commits: all of them, and those the endpoint wants.
+    skipped: list[int] = Field(default_factory=list)
+    late_found: list[int] = Field(default_factory=list)
+    late: list[EventRef] = Field(default_factory=list)
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
 
 
@@ -100,11 +111,14 @@ class HandOverInput(BaseModel):
     events: list[EventRef]
     policy: DeliveryPolicy
     replay: bool = False
+    late: bool = False
 
 
 class EnqueueEvents(BaseModel):
     events: list[EventRef]
     replay: bool = False
+    # Late commits: queued although the lane has gone past their sequence number.
+    late: bool = False
 
 
 class QueuedEvent(BaseModel):
