@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from onramp.db import create_pool
 from onramp.logging import configure_logging, log_event
 from onramp.repositories import reconcile_findings
-from onramp.settings import CommonSettings, load_settings
+from onramp.settings import CommonSettings, PayloadCodecSettings, load_settings
 from onramp.temporal import connect_temporal
 from workflows.contracts.reconcile import (
     RECONCILE,
@@ -86,12 +86,17 @@ async def install_reconcile_schedule(client: Client, task_queue: str, interval_s
     return "created"
 
 
-class _ReconcileCommandSettings(CommonSettings):
-    """`onramp reconcile` needs Postgres and Temporal only."""
+class ReconcileCommandSettings(CommonSettings, PayloadCodecSettings):
+    """`onramp reconcile` needs Postgres and Temporal only, and the payload keys to read
+    the run's result when payloads are encrypted."""
 
 
-async def run_once(settings: CommonSettings, dry_run: bool) -> int:
-    client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+async def run_once(settings: ReconcileCommandSettings, dry_run: bool) -> int:
+    client = await connect_temporal(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        payload_keys=settings.onramp_payload_keys,
+    )
     suffix = "manual-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     result = await client.execute_workflow(
         RECONCILE.name,
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="record findings, repair nothing")
     args = parser.parse_args(argv)
-    settings = load_settings(_ReconcileCommandSettings)
+    settings = load_settings(ReconcileCommandSettings)
     configure_logging(settings.log_level, log_format=settings.log_format)
     log_event(logger, "RECONCILE_REQUESTED", dry_run=args.dry_run)
     sys.exit(asyncio.run(run_once(settings, args.dry_run)))

@@ -27,6 +27,7 @@ from onramp.logging import configure_logging
 from onramp.repositories import webhook_events as webhook_inbox
 from onramp.settings import (
     CommonSettings,
+    PayloadCodecSettings,
     StripeSettings,
     TemporalDeadlineSettings,
     load_settings,
@@ -36,8 +37,11 @@ EXIT_OK = 0
 EXIT_UNDISPATCHED = 1
 
 
-class ReplaySettings(CommonSettings, TemporalDeadlineSettings, StripeSettings):
-    """Postgres, Temporal, and `STRIPE_SECRET_KEY` for the service's livemode."""
+class ReplaySettings(
+    CommonSettings, TemporalDeadlineSettings, StripeSettings, PayloadCodecSettings
+):
+    """Postgres, Temporal (with the payload keys: what it signals is encrypted like the
+    API's), and `STRIPE_SECRET_KEY` for the service's livemode."""
 
 
 def _timestamp(value: str) -> datetime:
@@ -84,6 +88,7 @@ async def replay(
             settings.temporal_address,
             settings.temporal_namespace,
             timedelta(seconds=settings.temporal_rpc_timeout_seconds),
+            payload_keys=settings.onramp_payload_keys,
         )
         dispatcher = Dispatcher(
             pool,

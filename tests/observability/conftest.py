@@ -34,6 +34,7 @@ from tests.checkout.conftest import (  # the checkout tests' session fixtures, s
 )
 from tests.support.api_server import serve_app
 from tests.support.harness import (
+    TEST_PAYLOAD_KEYS,
     WEBHOOK_SECRETS,
     auth,
     make_api_settings,
@@ -200,7 +201,7 @@ async def _in_process_worker(
 ) -> None:
     # A client of its own, made as the worker process makes it (with tracing's
     # interceptor, which the worker inherits), not the session's untraced one.
-    client = await connect_temporal(address, "default")
+    client = await connect_temporal(address, "default", payload_keys=TEST_PAYLOAD_KEYS)
     worker = build_worker(
         client,
         task_queue,

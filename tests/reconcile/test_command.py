@@ -9,10 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from onramp.cli import build_parser
-from onramp.settings import CommonSettings
 from tests.reconcile.conftest import AGE, ReconcileStack
-from tests.support.harness import temporal_address
-from worker.reconcile import run_once
+from tests.support.harness import TEST_PAYLOAD_KEYS, temporal_address
+from worker.reconcile import ReconcileCommandSettings, run_once
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +30,12 @@ async def test_a_run_prints_its_findings(
     (orphan,) = await stack.plant(
         "customers", {"metadata": {"user_id": stranger}, "created": stack.now - AGE}
     )
-    settings = CommonSettings.model_validate(
+    settings = ReconcileCommandSettings.model_validate(
         {
             "database_url": SecretStr(stack.database_url),
             "temporal_address": temporal_address(stack.env),
             "temporal_task_queue": stack.task_queue,
+            "onramp_payload_keys": TEST_PAYLOAD_KEYS,
         }
     )
     assert await run_once(settings, dry_run=True) == 0

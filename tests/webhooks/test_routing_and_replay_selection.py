@@ -87,6 +87,7 @@ def _replay_settings(database_url: str, webhook_settings: ApiSettings) -> Replay
             "temporal_address": webhook_settings.temporal_address,
             "temporal_task_queue": webhook_settings.temporal_task_queue,
             "stripe_secret_key": SecretStr(STRIPE_TEST_KEY),
+            "onramp_payload_keys": webhook_settings.onramp_payload_keys,
         }
     )
 
