@@ -151,6 +151,9 @@ router = APIRouter(
         **ERROR_RESPONSES,
         400: MALFORMED_BODY_RESPONSE,
         404: {"model": ErrorResponse, "description": "Payload encryption is not configured"},
+        # The API's JSON body limit holds here too: onramp's payloads are small, and the
+        # UI asks for one event's payloads at a time.
+        413: {"model": ErrorResponse, "description": "The body is larger than 64 KiB"},
     },
 )
 
