@@ -104,10 +104,10 @@ class BenchStack:
         self.logs = directory / "logs"
         self.temporal_port = free_port()
         self.api_port = free_port()
-        self.sandbox_port = free_port()
+        self.sandbox_port = 0  # known once the sandbox runs (_start_sandbox)
         self.smtp_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.sandbox_url = ""
         self.temporal_address = f"127.0.0.1:{self.temporal_port}"
         self.database_url = ""
         self.env: dict[str, str] = {}
@@ -144,7 +144,6 @@ class BenchStack:
             "TEMPORAL_TASK_QUEUE": TASK_QUEUE,
             "ONRAMP_API_KEYS": f"{CLIENT_KEY}:client:bench-client,{ADMIN_KEY}:admin:bench-admin",
             "STRIPE_SECRET_KEY": STRIPE_KEY,
-            "STRIPE_API_BASE": self.sandbox_url,
             "STRIPE_WEBHOOK_SECRETS": ",".join(WEBHOOK_SECRETS),
             "ONRAMP_TOKEN_SECRET": TOKEN_SECRET,
             "ONRAMP_PUBLIC_URL": self.api_url,
@@ -179,14 +178,20 @@ class BenchStack:
             "--connect-webhook-url", webhook_url,
             "--connect-webhook-secret", WEBHOOK_SECRETS[1],
         ]  # fmt: skip
+        # Port 0: the sandbox binds one the OS picks and says which. A port probed free
+        # earlier can be taken by the time it binds (the Temporal dev server opens ports
+        # of its own in between), which failed a run now and then.
         sandbox = await asyncio.to_thread(
             supervisor.start_sandbox,
-            port=self.sandbox_port,
+            port=0,
             args=args,
             env=self.env,
             log_file=self.logs / "sandbox.log",
         )
         self.children["sandbox"] = sandbox.child
+        self.sandbox_url = sandbox.url
+        self.sandbox_port = int(sandbox.url.rsplit(":", 1)[1])
+        self.env["STRIPE_API_BASE"] = sandbox.url
         self.env.update(await ensure_catalog(bench_stripe_client(self.sandbox_url)))
 
     async def _start_smtp_sink(self) -> None:
