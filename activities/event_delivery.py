@@ -1,59 +1,60 @@
-"""The activities of event delivery: read what is new, hand it to the lanes, deliver.
+"""The activities of event delivery: read what is new, deliver it, hand failures to lanes.
 
 - `read_endpoint_events` (a database step of the dispatcher): the endpoint's events
   after the cursor, stopping before a sequence number that is missing (a transaction
-  may still commit it) unless the dispatcher says it has settled; it also stores the
-  cursor the dispatcher reached, so a new dispatcher resumes there.
-- `hand_over_events`: signal-with-start of each user's lane, in sequence order; a
-  repeat is harmless (a lane ignores what it already queued; delivery skips what the
-  endpoint already got).
-- `deliver_event`: one signed POST and its attempt row. The secret is opened here and
-  nowhere else; the workflow never sees it.
+  may still commit it) unless the dispatcher says it has settled; it also stores how
+  far everything is settled, so a new dispatcher resumes there.
+- `deliver_directly`: a batch of users' events, users side by side, each user's in
+  order; what fails goes back to the dispatcher for a lane.
+- `hand_over_events`: records the lanes as open and signals-with-start each; a repeat
+  is harmless (a lane ignores what it already queued; delivery skips what the endpoint
+  already got). `close_lanes` forgets the lanes that drained.
+- `deliver_event`: one attempt of a lane.
+
+Signing, sending and recording the attempt are `activities.event_sending`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import asyncpg
-import httpx
 from pydantic import SecretStr
-from standardwebhooks.webhooks import Webhook
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
-from onramp.event_secrets import open_secret
-from onramp.events import payload
-from onramp.logging import log_event
-from onramp.repositories import event_deliveries, event_endpoints, outbound_events
-from onramp.repositories.event_deliveries import NewAttempt
+from activities.event_sending import Attempt, EventSender
+from onramp.repositories import event_deliveries, event_endpoints, event_lanes, outbound_events
 from onramp.repositories.outbound_events import OutboundEventRef
 from workflows.contracts.event_delivery import (
     ENQUEUE_SIGNAL,
     EVENT_DELIVERY_WORKFLOW,
+    Backlog,
+    CloseLanesInput,
     DeliverInput,
     DeliverResult,
     DeliveryPolicy,
+    DirectInput,
+    DirectResult,
     EndpointEvents,
     EnqueueEvents,
     EventRef,
     HandOverInput,
+    LaneHandOver,
     LaneInput,
     ReadEventsInput,
     event_delivery_workflow_id,
+    lane_key,
 )
-
-logger = logging.getLogger(__name__)
 
 ALL_TYPES = "*"
 # Lanes signalled at once by one hand-over.
 _HAND_OVER_CONCURRENCY = 16
-_ERROR_CHARS = 300
+# Users delivered at once by one direct delivery.
+_DIRECT_CONCURRENCY = 16
 
 
 class EventDeliveryActivities:
@@ -64,16 +65,8 @@ class EventDeliveryActivities:
         policy: DeliveryPolicy | None = None,
     ) -> None:
         self.pool = pool
-        self.token_secret = token_secret
         self.policy = policy or DeliveryPolicy()
-        self._http: httpx.AsyncClient | None = None
-
-    def _client(self) -> httpx.AsyncClient:
-        # One connection pool per worker; redirects are not followed (a signed body
-        # goes only to the URL the operator configured).
-        if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=False)
-        return self._http
+        self.sender = EventSender(pool, token_secret)
 
     @activity.defn
     async def read_endpoint_events(self, request: ReadEventsInput) -> EndpointEvents:
@@ -83,12 +76,17 @@ class EventDeliveryActivities:
         if request.replay is not None:
             return await self._replay_batch(request, endpoint.event_types)
         after = request.after_sequence
+        lanes: dict[str, int] = {}
         if after is None:
             after = endpoint.dispatch_cursor
+            lanes = await event_lanes.lanes_of(self.pool, request.endpoint_id)
         else:
-            await event_endpoints.advance_cursor(self.pool, request.endpoint_id, after)
+            through = after if request.settled_through is None else request.settled_through
+            await event_endpoints.advance_cursor(self.pool, request.endpoint_id, through)
         if endpoint.status == "paused":
-            return EndpointEvents(exists=True, paused=True, cursor=after, policy=self.policy)
+            return EndpointEvents(
+                exists=True, paused=True, cursor=after, lanes=lanes, policy=self.policy
+            )
         limit = self.policy.batch_size
         rows = await outbound_events.events_after(self.pool, after, limit)
         settled = set(request.settled_gaps)
@@ -109,6 +107,7 @@ class EventDeliveryActivities:
             skipped=[number for number in missing if number in settled and number <= cursor],
             late_found=[row.sequence for row in late],
             late=[_ref(row) for row in late if _wanted(row, endpoint.event_types)],
+            lanes=lanes,
             policy=self.policy,
         )
 
@@ -128,35 +127,95 @@ class EventDeliveryActivities:
 
     @activity.defn
     async def hand_over_events(self, request: HandOverInput) -> None:
-        """Signal-with-start each user's lane; lanes are independent, so the calls run
-        side by side (one after another, a batch of many users held the next events back
-        for as many round trips). A retry repeats them all: a lane adds nothing twice."""
+        """Record the lanes as open, then signal-with-start each one. Lanes are
+        independent, so the calls run side by side; one user's hand-overs go one after
+        another, in order. A retry repeats them all: a lane adds nothing twice."""
         client = activity.client()
         task_queue = activity.info().task_queue
+        await event_lanes.open_lanes(
+            self.pool,
+            request.endpoint_id,
+            {lane_key(lane.user_id): lane.handover for lane in request.lanes},
+        )
         calls = asyncio.Semaphore(_HAND_OVER_CONCURRENCY)
 
-        async def hand_over(user_id: str | None, events: list[EventRef]) -> None:
+        async def hand_over(lanes: list[LaneHandOver]) -> None:
             async with calls:
-                await client.start_workflow(
-                    EVENT_DELIVERY_WORKFLOW,
-                    LaneInput(
-                        endpoint_id=request.endpoint_id, user_id=user_id, policy=request.policy
-                    ),
-                    id=event_delivery_workflow_id(request.endpoint_id, user_id),
-                    task_queue=task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    start_signal=ENQUEUE_SIGNAL,
-                    start_signal_args=[
-                        EnqueueEvents(events=events, replay=request.replay, late=request.late)
-                    ],
-                )
+                for lane in lanes:
+                    await client.start_workflow(
+                        EVENT_DELIVERY_WORKFLOW,
+                        LaneInput(
+                            endpoint_id=request.endpoint_id,
+                            user_id=lane.user_id,
+                            policy=request.policy,
+                        ),
+                        id=event_delivery_workflow_id(request.endpoint_id, lane.user_id),
+                        task_queue=task_queue,
+                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                        start_signal=ENQUEUE_SIGNAL,
+                        start_signal_args=[_enqueue(lane)],
+                    )
+
+        per_user: dict[str, list[LaneHandOver]] = {}
+        for lane in request.lanes:
+            per_user.setdefault(lane_key(lane.user_id), []).append(lane)
+        async with asyncio.TaskGroup() as group:
+            for lanes in per_user.values():
+                group.create_task(hand_over(lanes))
+
+    @activity.defn
+    async def close_lanes(self, request: CloseLanesInput) -> None:
+        await event_lanes.close_lanes(self.pool, request.endpoint_id, request.lanes)
+
+    @activity.defn
+    async def deliver_directly(self, request: DirectInput) -> DirectResult:
+        """Deliver each user's events in order, users side by side; hand back, per user,
+        what was not delivered from its first failure on (for a lane to retry). Starts no
+        attempt once `attempt_timeout_seconds` have passed, so one slow receiver holds
+        this batch for at most two timeouts. A retry skips what was delivered."""
+        secrets = await event_endpoints.get_secrets(self.pool, request.endpoint_id)
+        if secrets is None:
+            return DirectResult()  # deleted: the dispatcher ends at its next read
+        if secrets.status == "paused":
+            return DirectResult(backlogs=[Backlog(events=events) for events in request.users])
+        ids = [event.event_id for events in request.users for event in events]
+        rows = await outbound_events.get_events(self.pool, ids)
+        made = await event_deliveries.attempts_so_far(
+            self.pool, endpoint_id=request.endpoint_id, event_ids=ids
+        )
+        policy = request.policy
+        stop_starting = time.monotonic() + policy.attempt_timeout_seconds
+        calls = asyncio.Semaphore(_DIRECT_CONCURRENCY)
+
+        async def deliver(events: list[EventRef]) -> Backlog | None:
+            async with calls:
+                for index, ref in enumerate(events):
+                    tried = made.get(ref.event_id, 0)
+                    row = rows.get(ref.event_id)
+                    if tried < 0 or row is None:
+                        continue  # delivered before a retry of this batch; or gone
+                    if time.monotonic() > stop_starting:
+                        return Backlog(events=events[index:], attempts=tried)
+                    first_try = datetime.now(UTC)
+                    attempt = Attempt(
+                        attempt=tried + 1,
+                        replay=False,
+                        timeout_seconds=policy.attempt_timeout_seconds,
+                        retry_in_seconds=policy.backoff_seconds(tried + 1),
+                    )
+                    if not (await self.sender.send(secrets, row, attempt)).delivered:
+                        return Backlog(
+                            events=events[index:], attempts=tried + 1, first_attempt_at=first_try
+                        )
+                return None
 
         async with asyncio.TaskGroup() as group:
-            for user_id, events in _by_user(request.events):
-                group.create_task(hand_over(user_id, events))
+            tasks = [group.create_task(deliver(events)) for events in request.users if events]
+        return DirectResult(backlogs=[backlog for task in tasks if (backlog := task.result())])
 
     @activity.defn
     async def deliver_event(self, request: DeliverInput) -> DeliverResult:
+        """One attempt of a lane."""
         secrets = await event_endpoints.get_secrets(self.pool, request.endpoint_id)
         event = await outbound_events.get_event(self.pool, request.event_id)
         if secrets is None or event is None:
@@ -167,90 +226,21 @@ class EventDeliveryActivities:
             self.pool, event_id=request.event_id, endpoint_id=request.endpoint_id
         ):
             return DeliverResult(outcome="already_delivered")
-        body = _body(event)
-        headers = self._signed_headers(secrets, request.event_id, body)
-        started = time.monotonic()
-        code: int | None = None
-        error: str | None = None
-        try:
-            response = await self._client().post(
-                secrets.url, content=body, headers=headers, timeout=request.timeout_seconds
-            )
-            code = response.status_code
-            if not 200 <= code < 300:
-                error = f"HTTP {code}"
-        except httpx.HTTPError as failure:
-            error = (f"{type(failure).__name__}: {failure}")[:_ERROR_CHARS]
-        latency_ms = int((time.monotonic() - started) * 1000)
-        delivered = error is None
-        await self._record(request, delivered, code, latency_ms, error)
+        sent = await self.sender.send(
+            secrets,
+            event,
+            Attempt(
+                attempt=request.attempt,
+                replay=request.replay,
+                timeout_seconds=request.timeout_seconds,
+                retry_in_seconds=request.retry_in_seconds,
+                mark_failing=request.mark_failing,
+            ),
+        )
         return DeliverResult(
-            outcome="delivered" if delivered else "failed", response_code=code, error=error
-        )
-
-    def _signed_headers(
-        self, secrets: event_endpoints.EndpointSecrets, event_id: str, body: str
-    ) -> dict[str, str]:
-        now = datetime.now(UTC)
-        signatures = []
-        for sealed in (secrets.secret_sealed, secrets.previous_secret_sealed):
-            secret = open_secret(self.token_secret, secrets.endpoint_id, sealed) if sealed else None
-            if secret is not None:
-                signatures.append(Webhook(secret).sign(event_id, now, body))
-        if not signatures:
-            # A token secret changed under the endpoint: nothing can sign. Retried like
-            # a failed delivery, so the operator sees it in the attempts.
-            raise RuntimeError("the endpoint's signing secret cannot be opened")
-        return {
-            "content-type": "application/json",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": " ".join(signatures),
-        }
-
-    async def _record(
-        self,
-        request: DeliverInput,
-        delivered: bool,
-        code: int | None,
-        latency_ms: int,
-        error: str | None,
-    ) -> None:
-        last = not delivered and request.retry_in_seconds is None
-        status: event_deliveries.DeliveryStatus = (
-            "delivered" if delivered else "abandoned" if last else "failed"
-        )
-        attempt = NewAttempt(
-            event_id=request.event_id,
-            endpoint_id=request.endpoint_id,
-            user_id=request.user_id,
-            attempt=request.attempt,
-            replay=request.replay,
-            status=status,
-            response_code=code,
-            latency_ms=latency_ms,
-            error=error,
-            next_attempt_in_seconds=None if delivered else request.retry_in_seconds,
-        )
-        async with self.pool.acquire() as connection, connection.transaction():
-            await event_deliveries.insert_attempt(connection, attempt)
-            if delivered:
-                await event_endpoints.set_status(
-                    connection, request.endpoint_id, "active", only_from="failing"
-                )
-            elif request.mark_failing:
-                await event_endpoints.set_status(
-                    connection, request.endpoint_id, "failing", only_from="active"
-                )
-        log_event(
-            logger,
-            "EVENT_DELIVERY_ATTEMPT",
-            endpoint_id=request.endpoint_id,
-            event_id=request.event_id,
-            attempt=request.attempt,
-            status=status,
-            response_code=code,
-            latency_ms=latency_ms,
+            outcome="delivered" if sent.delivered else "failed",
+            response_code=sent.response_code,
+            error=sent.error,
         )
 
 
@@ -269,14 +259,12 @@ def _ref(row: OutboundEventRef) -> EventRef:
     return EventRef(event_id=row.event_id, sequence=row.sequence, user_id=row.user_id)
 
 
-def _by_user(events: list[EventRef]) -> list[tuple[str | None, list[EventRef]]]:
-    """The events grouped per user, each group in sequence order."""
-    groups: dict[str | None, list[EventRef]] = {}
-    for event in sorted(events, key=lambda event: event.sequence):
-        groups.setdefault(event.user_id, []).append(event)
-    return list(groups.items())
-
-
-def _body(event: outbound_events.OutboundEventRow) -> str:
-    """The event as the receiver gets it (Standard Webhooks signs these exact bytes)."""
-    return json.dumps(payload(event), separators=(",", ":"), sort_keys=True)
+def _enqueue(lane: LaneHandOver) -> EnqueueEvents:
+    return EnqueueEvents(
+        events=lane.events,
+        replay=lane.replay,
+        late=lane.late,
+        handover=lane.handover,
+        attempts=lane.attempts,
+        first_attempt_at=lane.first_attempt_at,
+    )

@@ -128,7 +128,13 @@ def event_delivery_activities(dependencies: WorkerDependencies) -> list[Callable
         poll_seconds=settings.event_delivery_poll_seconds,
     )
     delivery = EventDeliveryActivities(dependencies.pool, settings.onramp_token_secret, policy)
-    return [delivery.read_endpoint_events, delivery.hand_over_events, delivery.deliver_event]
+    return [
+        delivery.read_endpoint_events,
+        delivery.deliver_directly,
+        delivery.hand_over_events,
+        delivery.close_lanes,
+        delivery.deliver_event,
+    ]
 
 
 def password_link_activities(dependencies: WorkerDependencies) -> list[Callable[..., Any]]:

@@ -1,12 +1,16 @@
-"""`event-delivery-<endpoint>-<user>`: one user's events to one endpoint, in order.
+"""`event-delivery-<endpoint>-<user>`: one user's events to one endpoint, retried in order.
 
-The dispatcher signals-with-start it with the user's new events. It delivers one event
-at a time (one delivery in flight per user per endpoint, so the receiver sees them in
-order), each attempt bounded by a timeout, retried with exponential backoff for up to
-`give_up_after_seconds`; every attempt is recorded by the activity. An event still
-failing after `failing_after_seconds` marks the endpoint `failing`; a delivered one
-clears it. While the endpoint is paused the lane waits and checks again. With nothing
-queued for `lane_idle_seconds` the lane ends; the next event starts it again.
+A user gets a lane when the dispatcher's direct delivery of one of its events failed
+(or an operator replays events): the dispatcher signals-with-start it with the failed
+event, the attempts already made at it, and every later event of the user until the
+lane reports it drained. It delivers one event at a time (one delivery in flight per
+user per endpoint, so the receiver sees them in order), each attempt bounded by a
+timeout, retried with exponential backoff for up to `give_up_after_seconds`; every
+attempt is recorded by the activity. An event still failing after
+`failing_after_seconds` marks the endpoint `failing`; a delivered one clears it. While
+the endpoint is paused the lane waits and checks again. Each time its queue empties it
+tells the dispatcher which hand-over it finished (the user goes back to direct delivery
+if nothing came after it); with nothing queued for `lane_idle_seconds` it ends.
 """
 
 from __future__ import annotations
@@ -15,17 +19,20 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 from workflows.contracts.event_delivery import (
+    DRAINED_SIGNAL,
     ENQUEUE_SIGNAL,
     EVENT_DELIVERY_WORKFLOW,
     DeliverInput,
     DeliverResult,
     EnqueueEvents,
+    LaneDrained,
     LaneInput,
     LaneStatus,
     QueuedEvent,
+    event_dispatch_workflow_id,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -44,17 +51,23 @@ class EventDeliveryWorkflow:
         self._input = request
         self._queue: list[QueuedEvent] = list(request.queue)
         self._last_sequence = request.last_sequence
+        self._handover = request.handover
         self._current: str | None = None
         self._attempt = 0
 
     @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, request: EnqueueEvents) -> None:
-        for event in request.events:
+        self._handover = max(self._handover, request.handover)
+        for index, event in enumerate(request.events):
+            tried = (request.attempts, request.first_attempt_at) if index == 0 else (0, None)
+            queued = QueuedEvent(
+                event=event, replay=request.replay, attempts=tried[0], first_attempt_at=tried[1]
+            )
             if request.replay or request.late:
-                self._queue.append(QueuedEvent(event=event, replay=request.replay))
+                self._queue.append(queued)
             elif event.sequence > self._last_sequence:
                 # A hand-over repeated by the dispatcher adds nothing twice.
-                self._queue.append(QueuedEvent(event=event))
+                self._queue.append(queued)
                 self._last_sequence = event.sequence
 
     @workflow.query(name="status")
@@ -84,6 +97,8 @@ class EventDeliveryWorkflow:
             self._current = item.event.event_id
             await self._deliver(item)
             self._current = None
+            if not self._queue:
+                await self._report_drained()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             LaneInput(
@@ -92,20 +107,37 @@ class EventDeliveryWorkflow:
                 policy=policy,
                 queue=self._queue,
                 last_sequence=self._last_sequence,
+                handover=self._handover,
             )
         )
 
+    async def _report_drained(self) -> None:
+        dispatcher = workflow.get_external_workflow_handle(
+            event_dispatch_workflow_id(self._input.endpoint_id)
+        )
+        try:
+            await dispatcher.signal(
+                DRAINED_SIGNAL, LaneDrained(user_id=self._input.user_id, handover=self._handover)
+            )
+        except FailureError:
+            # No dispatcher runs (the endpoint was deleted, or it is being started
+            # again): a new one reads the open lanes from Postgres, and this lane's
+            # next drain reports again.
+            workflow.logger.info("EVENT_LANE_DRAINED_UNHEARD")
+
     async def _deliver(self, item: QueuedEvent) -> None:
         policy = self._input.policy
-        first_try = workflow.now()
-        self._attempt = 0
+        first_try = item.first_attempt_at or workflow.now()
+        self._attempt = item.attempts
+        if self._attempt:
+            # The dispatcher's direct delivery failed already: wait what it announced.
+            due = first_try + timedelta(seconds=policy.backoff_seconds(self._attempt))
+            if due > workflow.now():
+                await workflow.sleep(due - workflow.now())
         while True:
             self._attempt += 1
             waited = (workflow.now() - first_try).total_seconds()
-            backoff = min(
-                policy.initial_backoff_seconds * 2 ** (self._attempt - 1),
-                policy.max_backoff_seconds,
-            )
+            backoff = policy.backoff_seconds(self._attempt)
             last = waited + backoff > policy.give_up_after_seconds
             result = await self._attempt_once(
                 DeliverInput(

@@ -85,6 +85,22 @@ async def was_delivered(db: Db, *, event_id: str, endpoint_id: str) -> bool:
     return bool(found)
 
 
+async def attempts_so_far(db: Db, *, endpoint_id: str, event_ids: list[str]) -> dict[str, int]:
+    """Per event: the number of attempts made (not replays), or -1 once one delivered it."""
+    rows = await db.fetch(
+        """
+        SELECT event_id,
+               CASE WHEN bool_or(status = 'delivered') THEN -1 ELSE count(*) END AS attempts
+        FROM event_deliveries
+        WHERE endpoint_id = $1 AND event_id = ANY($2::text[]) AND NOT replay
+        GROUP BY event_id
+        """,
+        endpoint_id,
+        event_ids,
+    )
+    return {row["event_id"]: int(row["attempts"]) for row in rows}
+
+
 async def list_for_endpoint(
     db: Db,
     endpoint_id: str,

@@ -105,6 +105,14 @@ async def get_event(db: Db, event_id: str) -> OutboundEventRow | None:
     return _row(record) if record else None
 
 
+async def get_events(db: Db, event_ids: list[str]) -> dict[str, OutboundEventRow]:
+    records = await db.fetch(
+        f"SELECT {_COLUMNS} FROM outbound_events WHERE id = ANY($1::text[])",  # noqa: S608
+        event_ids,
+    )
+    return {row.id: row for row in map(_row, records)}
+
+
 async def list_after(db: Db, sequence: int, limit: int) -> list[OutboundEventRow]:
     """Every user's events past `sequence`, oldest first (what delivery reads next)."""
     records = await db.fetch(

@@ -63,9 +63,11 @@ class Delivery:
         self.receiver.secrets.append(endpoint["secret"])
         return endpoint
 
-    async def emit(self, user_id: str, type_: str = "user.created", **data: Any) -> str:
+    async def emit(
+        self, user_id: str, type_: str = "user.created", event_id: str | None = None, **data: Any
+    ) -> str:
         """An outbound event as the outbox writes it."""
-        event_id = f"evt_{uuid.uuid4().hex}"
+        event_id = event_id or f"evt_{uuid.uuid4().hex}"
         await self.pool.execute(
             "INSERT INTO outbound_events (id, type, version, user_id, data) "
             "VALUES ($1, $2, 1, $3, $4::jsonb)",
@@ -112,7 +114,9 @@ async def delivery(
         workflows=[EventDispatchWorkflow, EventDeliveryWorkflow],
         activities=[
             activities.read_endpoint_events,
+            activities.deliver_directly,
             activities.hand_over_events,
+            activities.close_lanes,
             activities.deliver_event,
         ],
     )

@@ -29,6 +29,8 @@ class Receiver:
     port: int = 0
     secrets: list[str] = field(default_factory=list)
     fail_next: int = 0
+    # Events (by webhook-id) answered 500 for as long as they are in the set.
+    failing_ids: set[str] = field(default_factory=set)
     slow_users: dict[str, float] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     requests: int = 0
@@ -80,6 +82,8 @@ class Receiver:
         self.requests += 1
         if self.fail_next > 0:
             self.fail_next -= 1
+            return 500
+        if headers.get("webhook-id") in self.failing_ids:
             return 500
         event = json.loads(body)
         delay = self.slow_users.get(event["data"].get("user_id", ""), 0.0)

@@ -9,6 +9,7 @@ import uuid
 
 import asyncpg
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -29,6 +30,14 @@ async def _received(delivery: Delivery, count: int, seconds: float = 30.0) -> No
         return len(delivery.receiver.received)
 
     await eventually(probe, lambda n: n >= count, seconds=seconds, interval=0.1)
+
+
+async def _open_lanes(delivery: Delivery, endpoint_id: str) -> int:
+    return int(
+        await delivery.pool.fetchval(
+            "SELECT count(*) FROM event_lanes WHERE endpoint_id = $1", endpoint_id
+        )
+    )
 
 
 async def test_in_order_per_user_and_exactly_once_when_healthy(delivery: Delivery) -> None:
@@ -54,10 +63,17 @@ async def test_in_order_per_user_and_exactly_once_when_healthy(delivery: Deliver
     assert sorted(row["event_id"] for row in rows) == sorted(ids)
     assert {row["status"] for row in rows} == {"delivered"}
     assert all(row["response_code"] == 204 and row["attempt"] == 1 for row in rows)
-    lane = event_delivery_workflow_id(endpoint["id"], alice)
-    await delivery.temporal.get_workflow_handle(lane).result()  # idle, then it ends
-    await record_history(delivery.temporal, lane, "event_delivery_healthy")
+    # Healthy, the dispatcher delivers itself: no user got a retry lane.
+    for user in (alice, bob):
+        lane = delivery.temporal.get_workflow_handle(
+            event_delivery_workflow_id(endpoint["id"], user)
+        )
+        with pytest.raises(RPCError) as missing:
+            await lane.describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
     dispatcher = event_dispatch_workflow_id(endpoint["id"])
+    status = await delivery.temporal.get_workflow_handle(dispatcher).query("status")
+    assert status["open_lanes"] == 0
     await record_history(delivery.temporal, dispatcher, "event_dispatch_polling")
 
 
@@ -115,9 +131,17 @@ async def test_receiver_down_then_back_gets_everything_in_order(delivery: Delive
         tries = [row for row in attempts if row["event_id"] == event_id]
         assert max(row["attempt"] for row in tries) >= 2
         assert [row["status"] for row in tries if row["status"] == "delivered"] == ["delivered"]
-    lane = event_delivery_workflow_id(endpoint["id"], alice)
-    await delivery.temporal.get_workflow_handle(lane).result()
-    await record_history(delivery.temporal, lane, "event_delivery_retried")
+    lane = delivery.temporal.get_workflow_handle(event_delivery_workflow_id(endpoint["id"], alice))
+    await lane.result()
+    await record_history(delivery.temporal, lane.id, "event_delivery_retried")
+    lane_run = (await lane.describe()).run_id
+
+    # Drained, the lanes are closed: the users' next events go out directly again.
+    await eventually(lambda: _open_lanes(delivery, endpoint["id"]), lambda n: n == 0)
+    sent[alice].append(await delivery.emit(alice, step=3))
+    await _received(delivery, 7)
+    assert receiver.ids(alice) == sent[alice]
+    assert (await lane.describe()).run_id == lane_run  # no lane started again
 
 
 async def test_a_slow_receiver_for_one_user_never_delays_another(delivery: Delivery) -> None:
@@ -199,6 +223,7 @@ async def test_the_secret_is_never_in_history_postgres_or_logs(
     caplog.set_level("DEBUG")
     endpoint = await delivery.create_endpoint()
     user = str(uuid.uuid4())
+    delivery.receiver.fail_next = 1  # so the user gets a lane, whose history is read too
     await delivery.emit(user)
     await _received(delivery, 1)
     secret = endpoint["secret"]
@@ -363,3 +388,50 @@ async def test_delete_ends_delivery_and_forgets_the_endpoint(delivery: Delivery)
     assert not await delivery.pool.fetchval(
         "SELECT count(*) FROM event_deliveries WHERE endpoint_id = $1", endpoint["id"]
     )
+
+
+async def test_a_dispatcher_started_from_scratch_keeps_a_retrying_users_order(
+    delivery: Delivery, database_url: str, task_queue: str, temporal_env: WorkflowEnvironment
+) -> None:
+    endpoint = await delivery.create_endpoint()
+    user = str(uuid.uuid4())
+    first = f"evt_{uuid.uuid4().hex}"
+    delivery.receiver.failing_ids.add(first)  # only this one fails, for now
+    await delivery.emit(user, "user.created", event_id=first)
+    await eventually(lambda: _open_lanes(delivery, endpoint["id"]), lambda n: n == 1)
+
+    async def cursor_past_first() -> bool:
+        return bool(
+            await delivery.pool.fetchval(
+                "SELECT e.dispatch_cursor >= o.sequence FROM event_endpoints e, outbound_events o"
+                " WHERE e.id = $1 AND o.id = $2",
+                endpoint["id"],
+                first,
+            )
+        )
+
+    await eventually(cursor_past_first, bool)  # a new dispatcher will not read it again
+    dispatcher = delivery.temporal.get_workflow_handle(event_dispatch_workflow_id(endpoint["id"]))
+    old_run = (await dispatcher.describe()).run_id
+    await dispatcher.terminate(reason="an operator's mistake")
+    later = await delivery.emit(user, "user.active")
+
+    # A new dispatcher knows nothing of the lane but what Postgres kept: the later event
+    # must queue behind the one the lane still retries, not go out beside it.
+    settings = make_api_settings(
+        database_url, temporal_address(temporal_env), task_queue, system_check_interval_seconds=0.2
+    )
+    async for _api in open_app_client(create_app(settings)):
+
+        async def started() -> bool:
+            described = await dispatcher.describe()
+            running = described.status is not None and described.status.name == "RUNNING"
+            return running and described.run_id != old_run
+
+        await eventually(started, bool, seconds=10)
+        await asyncio.sleep(1.0)  # the new dispatcher has read and routed the later event
+        assert delivery.receiver.ids(user) == []
+        delivery.receiver.failing_ids.clear()
+        await _received(delivery, 2)
+    assert delivery.receiver.ids(user) == [first, later]
+    await eventually(lambda: _open_lanes(delivery, endpoint["id"]), lambda n: n == 0)

@@ -1,9 +1,11 @@
 """Outbound event delivery: `event-dispatch-<endpoint>` and `event-delivery-<endpoint>-<user>`.
 
-The dispatcher (one per endpoint) reads `outbound_events` after its cursor and hands
-each user's events to that user's delivery lane; a lane delivers one event at a time,
-in order, retrying with backoff. Messages here carry ids and positions only: never an
-event body, a URL's secret or a signing secret (the delivery activity reads and signs).
+The dispatcher (one per endpoint) reads `outbound_events` after its cursor and delivers
+each batch directly, users side by side and each user's events in order. A user whose
+delivery fails gets a lane: a workflow of its own that retries with backoff, delivering
+that user's events one at a time, in order, until it has drained them. Messages here
+carry ids and positions only: never an event body, a URL's secret or a signing secret
+(the delivery activities read and sign).
 
 One pydantic model per message, so fields can be added later without breaking running
 workflows (add with defaults; never rename or remove a field a history may hold).
@@ -23,15 +25,21 @@ EVENT_DELIVERY_WORKFLOW = "EventDeliveryWorkflow"
 ENQUEUE_SIGNAL = "enqueue"
 WAKE_SIGNAL = "wake"
 REPLAY_SIGNAL = "replay"
+DRAINED_SIGNAL = "lane_drained"
 
 
 def event_dispatch_workflow_id(endpoint_id: str) -> str:
     return f"event-dispatch-{endpoint_id}"
 
 
+def lane_key(user_id: str | None) -> str:
+    """Events without a user share the `none` lane."""
+    return user_id or "none"
+
+
 def event_delivery_workflow_id(endpoint_id: str, user_id: str | None) -> str:
-    """One lane per endpoint and user: events without a user share the `none` lane."""
-    return f"event-delivery-{endpoint_id}-{user_id or 'none'}"
+    """One lane per endpoint and user."""
+    return f"event-delivery-{endpoint_id}-{lane_key(user_id)}"
 
 
 class DeliveryPolicy(BaseModel):
@@ -54,6 +62,14 @@ class DeliveryPolicy(BaseModel):
     late_watch_seconds: float = 3600.0
     lane_idle_seconds: float = 60.0
     batch_size: int = Field(default=200, ge=1, le=1000)
+    # Direct deliveries the dispatcher keeps in flight at once (each one activity
+    # delivering a batch's users side by side). A user in one is in no other.
+    direct_deliveries: int = Field(default=4, ge=1, le=64)
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """The wait after failed attempt number `attempt` (1, 2, ...)."""
+        growth: float = 2.0 ** (attempt - 1)
+        return min(self.initial_backoff_seconds * growth, self.max_backoff_seconds)
 
 
 class EventRef(BaseModel):
@@ -71,17 +87,26 @@ class ReplayRange(BaseModel):
 
 class DispatchInput(BaseModel):
     endpoint_id: str
-    # None: start at the endpoint's stored cursor. Set on continue-as-new.
+    # None: start at the endpoint's stored cursor and its stored lanes. Set on
+    # continue-as-new, with the rest of the state.
     cursor: int | None = None
     gaps: dict[int, datetime] = Field(default_factory=dict)
     replays: list[ReplayRange] = Field(default_factory=list)
     # Numbers read past as rolled back, and when: still looked for (late commits).
     skipped: dict[int, datetime] = Field(default_factory=dict)
+    # Users with an open lane (by `lane_key`) and the number of their last hand-over.
+    lanes: dict[str, int] = Field(default_factory=dict)
+    handovers: int = 0
+    # Events read but not yet routed (their user's direct delivery was in flight).
+    pending: list[EventRef] = Field(default_factory=list)
 
 
 class ReadEventsInput(BaseModel):
     endpoint_id: str
+    # None: from the stored cursor (a dispatcher starting from scratch).
     after_sequence: int | None
+    # What to store as the cursor: below every event still in a direct delivery.
+    settled_through: int | None = None
     settled_gaps: list[int] = Field(default_factory=list)
     replay: ReplayRange | None = None
     skipped: list[int] = Field(default_factory=list)
@@ -103,15 +128,47 @@ class EndpointEvents(BaseModel):
     skipped: list[int] = Field(default_factory=list)
     late_found: list[int] = Field(default_factory=list)
     late: list[EventRef] = Field(default_factory=list)
+    # Read from scratch only (`after_sequence` None): the stored open lanes.
+    lanes: dict[str, int] = Field(default_factory=dict)
     policy: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+
+class DirectInput(BaseModel):
+    """One direct delivery: each list is one user's events, in order."""
+
+    endpoint_id: str
+    users: list[list[EventRef]]
+    policy: DeliveryPolicy
+
+
+class Backlog(BaseModel):
+    """A user's events a direct delivery did not deliver, from the first that failed
+    (or was not tried: paused endpoint, time budget spent), for a lane to retry."""
+
+    events: list[EventRef]
+    # Attempts already made at `events[0]`, the first at `first_attempt_at`.
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+
+
+class DirectResult(BaseModel):
+    backlogs: list[Backlog] = Field(default_factory=list)
+
+
+class LaneHandOver(BaseModel):
+    user_id: str | None
+    events: list[EventRef]
+    handover: int
+    replay: bool = False
+    late: bool = False
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
 
 
 class HandOverInput(BaseModel):
     endpoint_id: str
-    events: list[EventRef]
+    lanes: list[LaneHandOver]
     policy: DeliveryPolicy
-    replay: bool = False
-    late: bool = False
 
 
 class EnqueueEvents(BaseModel):
@@ -119,11 +176,32 @@ class EnqueueEvents(BaseModel):
     replay: bool = False
     # Late commits: queued although the lane has gone past their sequence number.
     late: bool = False
+    # The dispatcher's number for this hand-over: the lane reports the last one it
+    # drained, and the dispatcher closes the lane only if nothing came after it.
+    handover: int = 0
+    # Attempts a direct delivery already made at `events[0]` (the lane goes on from them).
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
 
 
 class QueuedEvent(BaseModel):
     event: EventRef
     replay: bool = False
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+
+
+class LaneDrained(BaseModel):
+    """A lane's queue is empty: everything up to hand-over `handover` is done."""
+
+    user_id: str | None
+    handover: int
+
+
+class CloseLanesInput(BaseModel):
+    endpoint_id: str
+    # lane_key -> the hand-over the lane drained (a row with a later one stays).
+    lanes: dict[str, int]
 
 
 class LaneInput(BaseModel):
@@ -132,6 +210,7 @@ class LaneInput(BaseModel):
     policy: DeliveryPolicy
     queue: list[QueuedEvent] = Field(default_factory=list)
     last_sequence: int = 0
+    handover: int = 0
 
 
 class DeliverInput(BaseModel):
@@ -168,6 +247,9 @@ class DispatchStatus(BaseModel):
     cursor: int | None = None
     paused: bool = False
     pending_replays: int = 0
+    # Users whose events go through a retry lane, and direct deliveries in flight.
+    open_lanes: int = 0
+    direct_deliveries: int = 0
 
 
 class LaneStatus(BaseModel):
