@@ -25,7 +25,6 @@ from activities.reconcile_compare import (
     compare_owned,
     compare_subscriptions,
     created_by_onramp,
-    metadata_user_id,
     missing,
     stuck,
 )
@@ -40,6 +39,7 @@ from onramp.repositories import (
     users,
 )
 from onramp.repositories import reconcile_findings as findings_repo
+from onramp.user_ids import metadata_user_id
 from workflows import search_attributes
 from workflows.contracts.common import StripeEventSignal
 from workflows.contracts.reconcile import (

@@ -6,7 +6,6 @@ out of step. Objects are Stripe's JSON as dicts; findings carry ids and states o
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from onramp.repositories.checkout_runs import StuckRun
 from onramp.repositories.onboarding_tokens import StuckToken
 from onramp.repositories.reconcile_findings import NewFinding
 from onramp.repositories.users import SavedStripeIds
+from onramp.user_ids import metadata_user_id
 from workflows.contracts.reconcile import RepairAction
 
 # A subscription in one of these has ended: an old one beside the mirror's is history.
@@ -28,18 +28,6 @@ class Candidate:
 
     finding: NewFinding
     repair: RepairAction | None = None
-
-
-def metadata_user_id(obj: dict[str, Any]) -> str | None:
-    """`metadata.user_id` when it is a uuid (what onramp writes), else None."""
-    metadata = obj.get("metadata") or {}
-    value = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
 
 
 def created_by_onramp(obj: dict[str, Any]) -> bool:

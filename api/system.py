@@ -328,8 +328,9 @@ class SystemMonitor:
         A dispatcher ends only when its endpoint is deleted, but an operator may terminate
         it, or its start at creation may have been lost: without this, that endpoint's
         events would wait until someone touched it. Starting an open run again is a no-op
-        that adds nothing to its history; the new run resumes at the cursor saved in
-        Postgres, so nothing is skipped or handed over twice.
+        that adds nothing to its history; the new run resumes at the cursor and with the
+        open lanes saved in Postgres, so nothing is skipped, and what it reads again is
+        not delivered twice.
         """
         try:
             async with asyncio.timeout(self.settings.temporal_rpc_timeout_seconds):

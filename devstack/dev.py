@@ -327,7 +327,8 @@ def _banner(env: dict[str, str], api_url: str, running: _Running) -> str:
         f"task queue {env['TEMPORAL_TASK_QUEUE']})",
         f"  Stripe       {stripe_line}",
         f"  email        {env.get('SMTP_URL', '(none)')} → {STATE_DIR.resolve() / 'mail'}",
-        f"  worker metrics http://{env['WORKER_METRICS_ADDRESS']}/metrics",
+        f"  metrics      {api_url}/metrics (API), "
+        f"http://{env['WORKER_METRICS_ADDRESS']}/metrics (worker)",
         f"  data         {STATE_DIR.resolve()} (Temporal's log: temporal.log)",
         "  API keys (development only):",
         *[f"    {entry}" for entry in keys],

@@ -8,7 +8,6 @@ ending in `.*`). A route function only reads Postgres; it answers with a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 
 from api.webhooks.events import StripeEvent
 from onramp.repositories import Db, users
+from onramp.user_ids import metadata_user_id, parse_user_id
 from workflows.contracts.checkout import checkout_workflow_id
 from workflows.contracts.onboarding import (
     ONBOARDING_WORKFLOW,
@@ -60,21 +60,6 @@ Route = SignalTarget | Orphan | Ignore
 RouteFunction = Callable[[StripeEvent, Db], Awaitable[Route]]
 
 
-def _user_id(value: Any) -> str | None:
-    """A user id as the users table stores it (a uuid), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
-
-
-def _metadata_user_id(obj: dict[str, Any]) -> str | None:
-    metadata = obj.get("metadata")
-    return _user_id(metadata.get("user_id")) if isinstance(metadata, dict) else None
-
-
 def _stripe_id(value: Any, prefix: str) -> str | None:
     """An id field that may also arrive expanded (`{"id": …}`)."""
     if isinstance(value, dict):
@@ -91,7 +76,9 @@ async def route_checkout(event: StripeEvent, db: Db) -> Route:
         if event.type == "checkout.session.completed":
             return await route_by_customer(event, db)
         return Ignore(f"{event.type} of a setup session: only its completion changes anything")
-    user_id = _metadata_user_id(event.object) or _user_id(event.object.get("client_reference_id"))
+    user_id = metadata_user_id(event.object) or parse_user_id(
+        event.object.get("client_reference_id")
+    )
     if user_id is None:
         return Orphan("checkout session carries no user id (metadata.user_id, client_reference_id)")
     if not await users.user_exists(db, user_id):
@@ -110,7 +97,7 @@ async def route_account(event: StripeEvent, db: Db) -> Route:
         return Orphan("event object has no Connect account id")
     user_id = await users.user_by_connect_account(db, account_id)
     if user_id is None:
-        claimed = _metadata_user_id(event.object)
+        claimed = metadata_user_id(event.object)
         if claimed is None:
             return Orphan(f"no user has Connect account {account_id}")
         exists, saved = await users.connect_account_of(db, claimed)

@@ -7,6 +7,8 @@ its state; this copy is for a dispatcher that starts again from scratch.
 
 from __future__ import annotations
 
+import asyncpg
+
 from onramp.repositories import Db
 
 
@@ -15,18 +17,20 @@ async def open_lanes(db: Db, endpoint_id: str, lanes: dict[str, int]) -> None:
     endpoint deleted meanwhile (its lanes find it gone at their first attempt)."""
     if not lanes:
         return
-    await db.execute(
-        """
-        INSERT INTO event_lanes (endpoint_id, user_key, handover)
-        SELECT $1, key, handover FROM unnest($2::text[], $3::bigint[]) AS lane(key, handover)
-        WHERE EXISTS (SELECT 1 FROM event_endpoints WHERE id = $1)
-        ON CONFLICT (endpoint_id, user_key)
-        DO UPDATE SET handover = greatest(event_lanes.handover, excluded.handover)
-        """,
-        endpoint_id,
-        list(lanes),
-        list(lanes.values()),
-    )
+    try:
+        await db.execute(
+            """
+            INSERT INTO event_lanes (endpoint_id, user_key, handover)
+            SELECT $1, key, handover FROM unnest($2::text[], $3::bigint[]) AS lane(key, handover)
+            ON CONFLICT (endpoint_id, user_key)
+            DO UPDATE SET handover = greatest(event_lanes.handover, excluded.handover)
+            """,
+            endpoint_id,
+            list(lanes),
+            list(lanes.values()),
+        )
+    except asyncpg.ForeignKeyViolationError:
+        return  # the endpoint is gone
 
 
 async def close_lanes(db: Db, endpoint_id: str, drained: dict[str, int]) -> None:
