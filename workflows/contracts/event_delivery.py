@@ -64,7 +64,7 @@ class DeliveryPolicy(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=1000)
     # Direct deliveries the dispatcher keeps in flight at once (each one activity
     # delivering a batch's users side by side). A user in one is in no other.
-    direct_deliveries: int = Field(default=4, ge=1, le=64)
+    direct_deliveries: int = Field(default=8, ge=1, le=64)
 
     def backoff_seconds(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (1, 2, ...)."""
