@@ -22,11 +22,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def worker_overrides() -> dict[str, Any]:
     # Short budgets so that an outage of seconds outlasts the re-read's own retries
-    # (production: 2 min, then 30 s doubling to 15 min).
+    # (production: 2 min, then 30 s doubling to 15 min). Every event that arrives during
+    # the outage spends one budget in turn (the workflow's lock), so the budget sets how
+    # long the outage test waits; 2 s still leaves room for the read's retries (0.5 s,
+    # then 1 s) and the outage lasts until an event was re-read a second time.
     return {
-        "subscription_reread_budget_seconds": 5.0,
-        "subscription_retry_initial_seconds": 1.0,
-        "subscription_retry_max_seconds": 3.0,
+        "subscription_reread_budget_seconds": 2.0,
+        "subscription_retry_initial_seconds": 0.5,
+        "subscription_retry_max_seconds": 1.0,
     }
 
 
