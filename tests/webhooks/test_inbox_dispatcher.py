@@ -33,7 +33,6 @@ from tests.conftest import (
 from tests.support.api_server import serve_app
 from tests.support.polling import eventually, until
 
-
 # The dispatcher's Temporal calls time out after this: longer than the pool reads a test
 # makes while they hang (asserted under 2 s), short enough that draining a hung
 # dispatcher does not hold the test up.
