@@ -35,6 +35,7 @@ from tests.support.harness import (  # re-exported: tests may import them from h
     DATA_CONVERTER,
     STRIPE_TEST_KEY,
     WEBHOOK_SECRETS,
+    WORKER_GRACEFUL_SHUTDOWN,
     auth,
     make_api_settings,
     make_worker_settings,
@@ -178,6 +179,7 @@ async def stack(
         temporal_env.client,
         task_queue,
         dependencies,
+        graceful_shutdown=WORKER_GRACEFUL_SHUTDOWN,
         workflows=[*workflow_classes(), EnsureCustomerProbe],
     )
     settings = make_api_settings(database_url, address, task_queue)

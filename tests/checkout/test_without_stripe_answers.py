@@ -162,7 +162,9 @@ async def test_reads_refused_for_longer_than_the_retry_budget_then_completes(
     checkout_stack: OpenStack,
 ) -> None:
     # A re-read is tried twice in the worker; the outage outlasts that many times over.
-    async with checkout_stack(reconcile_after=1.0, reread_attempts=2) as stack:
+    # The run's own backoff between re-reads starts at 0.5 s and is capped at 2 s (four
+    # times the first), so each stuck attempt comes soon after the last.
+    async with checkout_stack(reconcile_after=0.5, reread_attempts=2) as stack:
         user_id, address = await stack.signup()
         started = await stack.checkout(user_id)
         session_id = started["checkout_session_id"]

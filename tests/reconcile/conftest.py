@@ -21,7 +21,12 @@ from devstack.stripe_catalog import ensure_catalog
 from onramp.db import create_pool
 from onramp.settings import WorkerSettings
 from onramp.stripe_client import build_stripe_client
-from tests.support.harness import STRIPE_TEST_KEY, make_worker_settings, temporal_address
+from tests.support.harness import (
+    STRIPE_TEST_KEY,
+    WORKER_GRACEFUL_SHUTDOWN,
+    make_worker_settings,
+    temporal_address,
+)
 from tests.support.sandbox_process import sandbox_process_async
 from worker.build import WorkerDependencies, build_worker
 from worker.registry import activities_for
@@ -136,6 +141,7 @@ async def reconcile_stack(
                 temporal_env.client,
                 task_queue,
                 dependencies,
+                graceful_shutdown=WORKER_GRACEFUL_SHUTDOWN,
                 activities=_activities(dependencies, reconcile_policy),
             )
             async with worker, httpx.AsyncClient(base_url=sandbox_url) as control:

@@ -28,6 +28,7 @@ from tests.support.api_server import serve_app
 from tests.support.harness import (
     STRIPE_TEST_KEY,
     WEBHOOK_SECRETS,
+    WORKER_GRACEFUL_SHUTDOWN,
     auth,
     make_api_settings,
     make_worker_settings,
@@ -143,6 +144,7 @@ async def billing_stack(
         temporal_env.client,
         task_queue,
         dependencies,
+        graceful_shutdown=WORKER_GRACEFUL_SHUTDOWN,
         activities=[*activities, *activity_overrides],
     )
     # Signup without a Stripe customer (SIGNUP_STRIPE_CUSTOMER=lazy): the first upgrade

@@ -22,11 +22,16 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def worker_overrides() -> dict[str, Any]:
     # Short budgets so that an outage of seconds outlasts the re-read's own retries
-    # (production: 2 min, then 30 s doubling to 15 min).
+    # (production: 2 min, then 30 s doubling to 15 min). Every event that arrives during
+    # the outage spends one budget in turn (the workflow's lock), so the budget sets how
+    # long the outage test waits. 3 s is also the attempt's start-to-close timeout: twice
+    # what one refused read takes with stripe's own two retries of a 503, so an attempt
+    # ends with the 503 or the budget, never its own timeout; the outage lasts until an
+    # event was re-read a second time.
     return {
-        "subscription_reread_budget_seconds": 5.0,
-        "subscription_retry_initial_seconds": 1.0,
-        "subscription_retry_max_seconds": 3.0,
+        "subscription_reread_budget_seconds": 3.0,
+        "subscription_retry_initial_seconds": 0.5,
+        "subscription_retry_max_seconds": 1.0,
     }
 
 

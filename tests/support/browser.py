@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,16 +37,53 @@ def chromium() -> str:
     return str(CHROMIUM)
 
 
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
+class SharedChromium:
+    """One headless Chromium for the session's browser tests: launching and closing it
+    costs most of a second, paid once instead of once per test. Tests stay apart as
+    before: each works in browser contexts of its own (`new_page`/`new_context`), which
+    are closed after it; a browser that went away is launched again."""
+
+    def __init__(self, playwright: Playwright) -> None:
+        self._playwright = playwright
+        self._browser: Browser | None = None
+
+    async def get(self, executable: str) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            )
+        return self._browser
+
+    async def close(self) -> None:
+        if self._browser is not None and self._browser.is_connected():
+            await self._browser.close()
+        self._browser = None
+
+
+@pytest.fixture(scope="session")
+async def shared_chromium() -> AsyncIterator[SharedChromium]:
+    """Playwright and its Chromium, started at the first browser test of the session."""
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=CHROMIUM_ARGS, headless=True
-        )
+        shared = SharedChromium(playwright)
         try:
-            yield launched
+            yield shared
         finally:
-            await launched.close()
+            await shared.close()
+
+
+@pytest.fixture
+async def browser(chromium: str, shared_chromium: SharedChromium) -> AsyncIterator[Browser]:
+    """The session's Chromium; the contexts (and so the pages) a test opened are closed
+    after it, whatever it left open."""
+    launched = await shared_chromium.get(chromium)
+    before = set(launched.contexts)
+    try:
+        yield launched
+    finally:
+        if launched.is_connected():
+            for context in launched.contexts:
+                if context not in before:
+                    await context.close()
 
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +25,10 @@ TOKEN_SECRET = "test-token-secret-0123456789abcdef0123"
 PAYLOAD_KEYS = "test-key-1:b25yYW1wLXRlc3RzLXBheWxvYWQta2V5LTMyYnl0ZXM="
 TEST_PAYLOAD_KEYS = parse_payload_keys(PAYLOAD_KEYS)
 DATA_CONVERTER = onramp_data_converter(TEST_PAYLOAD_KEYS)
+# How long a test stack's in-process worker lets activities still running when the test
+# ends finish before it cancels them (`build_worker` defaults to production's 30 s, which
+# a stack's teardown then waited out whenever a test left an activity in flight).
+WORKER_GRACEFUL_SHUTDOWN = timedelta(seconds=1)
 
 
 def temporal_address(env: WorkflowEnvironment) -> str:

@@ -33,11 +33,14 @@ from tests.conftest import (
 from tests.support.api_server import serve_app
 from tests.support.polling import eventually, until
 
+# The dispatcher's Temporal calls time out after this: longer than the pool reads a test
+# makes while they hang (asserted under 2 s), short enough that draining a hung
+# dispatcher does not hold the test up.
+RPC_TIMEOUT = timedelta(seconds=3)
+
 
 def _dispatcher(pool: asyncpg.Pool, settings: ApiSettings) -> InboxDispatcher:
-    gateway = TemporalGateway(
-        settings.temporal_address, settings.temporal_namespace, timedelta(seconds=5)
-    )
+    gateway = TemporalGateway(settings.temporal_address, settings.temporal_namespace, RPC_TIMEOUT)
     dispatcher = Dispatcher(
         pool, gateway, task_queue=settings.temporal_task_queue, livemode=False, via="dispatcher"
     )

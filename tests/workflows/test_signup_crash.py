@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,12 @@ from workflows.contracts.signup import (
 )
 
 pytestmark = pytest.mark.kill
+
+# The killed worker held the signup's workflow task (the save is a local step, run inside
+# it): a new worker gets the task once the server times it out. Temporal's default is
+# 10 s; the tests start the signup themselves and give it a shorter one (the SDK keeps a
+# task open past it while a local step runs, by heartbeating the task).
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=3)
 
 
 _HOLD_SAVE = """
@@ -140,6 +147,7 @@ async def test_worker_killed_after_create_before_save(
         id=signup_workflow_id(user_id),
         task_queue=task_queue,
         result_type=SignupResult,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
     )
     customer_id = await _wait_for_customer(stack, email)
     await _saves_waiting(db_pool, save_gate, 1)  # the save is now waiting on the gate
@@ -173,6 +181,7 @@ async def test_two_callers_of_ensure_leave_one_customer(
         id=signup_workflow_id(user_id),
         task_queue=signup_queue,
         result_type=SignupResult,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
     )
     customer_id = await _wait_for_customer(stack, email)
     probe = await temporal_client.start_workflow(
