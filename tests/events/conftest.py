@@ -20,6 +20,7 @@ from tests.events.receiver import Receiver
 from tests.support.harness import (
     ADMIN_KEY,
     TOKEN_SECRET,
+    WORKER_GRACEFUL_SHUTDOWN,
     auth,
     make_api_settings,
     make_worker_settings,
@@ -119,6 +120,7 @@ async def delivery(
             activities.close_lanes,
             activities.deliver_event,
         ],
+        graceful_shutdown=WORKER_GRACEFUL_SHUTDOWN,
     )
     receiver = Receiver()
     await receiver.start()
