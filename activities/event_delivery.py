@@ -80,9 +80,10 @@ class EventDeliveryActivities:
         if after is None:
             after = endpoint.dispatch_cursor
             lanes = await event_lanes.lanes_of(self.pool, request.endpoint_id)
-        else:
-            through = after if request.settled_through is None else request.settled_through
-            await event_endpoints.advance_cursor(self.pool, request.endpoint_id, through)
+        elif request.settled_through is not None:
+            await event_endpoints.advance_cursor(
+                self.pool, request.endpoint_id, request.settled_through
+            )
         if endpoint.status == "paused":
             return EndpointEvents(
                 exists=True, paused=True, cursor=after, lanes=lanes, policy=self.policy

@@ -131,15 +131,16 @@ class EventSender:
         # The status moves only when it must (a healthy endpoint's delivery is one INSERT).
         heals = sent.delivered and secrets.status == "failing"
         fails = not sent.delivered and attempt.mark_failing and secrets.status == "active"
-        async with self.pool.acquire() as connection, connection.transaction():
-            await event_deliveries.insert_attempt(connection, row)
-            if heals:
+        if not (heals or fails):
+            await event_deliveries.insert_attempt(self.pool, row)
+        else:
+            async with self.pool.acquire() as connection, connection.transaction():
+                await event_deliveries.insert_attempt(connection, row)
                 await event_endpoints.set_status(
-                    connection, secrets.endpoint_id, "active", only_from="failing"
-                )
-            elif fails:
-                await event_endpoints.set_status(
-                    connection, secrets.endpoint_id, "failing", only_from="active"
+                    connection,
+                    secrets.endpoint_id,
+                    "active" if heals else "failing",
+                    only_from="failing" if heals else "active",
                 )
         log_event(
             logger,

@@ -275,17 +275,30 @@ class ControlPhase:
     journeys: list[Journey]
     seconds: float
     drain: float
+    cpu: dict[str, float]
 
     @property
     def rate(self) -> float:
         return sum(journey.done for journey in self.journeys) / (self.seconds + self.drain)
 
+    def cpu_line(self) -> str:
+        done = max(sum(journey.done for journey in self.journeys), 1)
+        return ", ".join(
+            f"{name} {used / done:.3f}"
+            for name, used in sorted(self.cpu.items(), key=lambda item: -item[1])
+        )
+
 
 async def control_phase(stack: BenchStack, args: argparse.Namespace) -> ControlPhase:
+    cpu_before = stack.cpu()
+    driver_before = time.process_time()
     journeys, seconds, _ = await run_journeys(
         stack, args.journeys, args.concurrency, args.journey_timeout
     )
-    return ControlPhase(journeys, seconds, await stack.webhooks_drained())
+    drain = await stack.webhooks_drained()
+    cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
+    cpu["load driver (this process)"] = time.process_time() - driver_before
+    return ControlPhase(journeys, seconds, drain, cpu)
 
 
 async def endpoint_phase(stack: BenchStack, args: argparse.Namespace) -> EndpointPhase:
@@ -466,6 +479,7 @@ async def run(args: argparse.Namespace) -> int:
             f"without it ({rate:.2f} before, {control.rate:.2f} after: {without:.2f}): "
             f"{phase.rate / without:.2f} (target ≥ {args.min_endpoint_ratio})"
         )
+        print(f"  CPU seconds per journey in the third phase: {control.cpu_line()}")
         endpoint_ok = phase.events.hold and phase.rate >= args.min_endpoint_ratio * without
         print(f"with the endpoint: {'met' if endpoint_ok else 'NOT MET'}")
         ok = ok and endpoint_ok

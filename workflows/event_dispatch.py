@@ -83,6 +83,8 @@ class EventDispatchWorkflow:
         self._held: dict[str, list[EventRef]] = {}
         self._deliveries: list[asyncio.Task[None]] = []
         self._drained: dict[str, int] = {}
+        # The cursor last stored (in this run): an unchanged one is not written again.
+        self._stored: int | None = None
         self._woken = False
         self._paused = False
         self._policy = DeliveryPolicy()
@@ -130,7 +132,7 @@ class EventDispatchWorkflow:
                 ReadEventsInput(
                     endpoint_id=self._endpoint_id,
                     after_sequence=self._cursor,
-                    settled_through=self._settled_through(),
+                    settled_through=self._settled_to_store(),
                     settled_gaps=self._settled_gaps(),
                     skipped=sorted(self._skipped),
                 ),
@@ -330,9 +332,9 @@ class EventDispatchWorkflow:
             retry_policy=policies.RETRY,
         )
 
-    def _settled_through(self) -> int | None:
-        """The cursor to store: below every event read but not yet delivered or handed
-        to a lane."""
+    def _settled_to_store(self) -> int | None:
+        """The cursor to store, when it moved: below every event read but not yet
+        delivered or handed to a lane (None: nothing to write)."""
         if self._cursor is None:
             return None
         waiting = [
@@ -340,7 +342,11 @@ class EventDispatchWorkflow:
             *(event.sequence for event in self._pending),
             *(events[0].sequence for events in self._held.values() if events),
         ]
-        return min(self._cursor, min(waiting) - 1) if waiting else self._cursor
+        settled = min(self._cursor, min(waiting) - 1) if waiting else self._cursor
+        if settled == self._stored:
+            return None
+        self._stored = settled
+        return settled
 
     def _track_gaps(self, batch: EndpointEvents) -> None:
         now = workflow.now()

@@ -105,7 +105,7 @@ class ReadEventsInput(BaseModel):
     endpoint_id: str
     # None: from the stored cursor (a dispatcher starting from scratch).
     after_sequence: int | None
-    # What to store as the cursor: below every event still in a direct delivery.
+    # The cursor to store (None: unchanged): below every event still in a direct delivery.
     settled_through: int | None = None
     settled_gaps: list[int] = Field(default_factory=list)
     replay: ReplayRange | None = None
