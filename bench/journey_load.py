@@ -38,6 +38,7 @@ import os
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,15 +267,13 @@ class EndpointPhase:
 
 
 @dataclass
-class ControlPhase:
-    """The third phase: the same journeys again without the endpoint (paused), on a
-    database and a Temporal that now hold both earlier phases' journeys. The endpoint
-    phase is compared with the mean of the first and this one, which cancels the drift
-    from one phase to the next (each runs on more stored history than the one before)."""
+class Measured:
+    """One phase of journeys without an endpoint: the first, and the control."""
 
     journeys: list[Journey]
-    seconds: float
-    drain: float
+    seconds: float  # to the last journey
+    retries: Counter[str]
+    drain: float  # then until the webhooks they caused were handled
     cpu: dict[str, float]
 
     @property
@@ -289,16 +288,19 @@ class ControlPhase:
         )
 
 
-async def control_phase(stack: BenchStack, args: argparse.Namespace) -> ControlPhase:
+async def measured_journeys(stack: BenchStack, args: argparse.Namespace) -> Measured:
+    """N journeys at concurrency C, and the CPU every process used for them. The run's
+    work includes the webhooks it caused (they reach onramp after the journeys that
+    caused them): its throughput is counted until they are handled."""
     cpu_before = stack.cpu()
     driver_before = time.process_time()
-    journeys, seconds, _ = await run_journeys(
+    journeys, seconds, retries = await run_journeys(
         stack, args.journeys, args.concurrency, args.journey_timeout
     )
     drain = await stack.webhooks_drained()
     cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
     cpu["load driver (this process)"] = time.process_time() - driver_before
-    return ControlPhase(journeys, seconds, drain, cpu)
+    return Measured(journeys, seconds, retries, drain, cpu)
 
 
 async def endpoint_phase(stack: BenchStack, args: argparse.Namespace) -> EndpointPhase:
@@ -370,22 +372,24 @@ async def run(args: argparse.Namespace) -> int:
         warm, _, _ = await run_journeys(stack, args.concurrency // 5 or 1, 10, 120)
         await stack.webhooks_drained()
         hashing_before = await Hashing.before(stack)
-        cpu_before = stack.cpu()
-        driver_before = time.process_time()
-        journeys, seconds, retries = await run_journeys(
-            stack, args.journeys, args.concurrency, args.journey_timeout
+        first = await measured_journeys(stack, args)
+        journeys, seconds, retries, drain, cpu = (
+            first.journeys,
+            first.seconds,
+            first.retries,
+            first.drain,
+            first.cpu,
         )
-        # The run's work includes the webhooks it caused (they reach onramp after the
-        # journeys that caused them): its throughput is counted until they are handled.
-        drain = await stack.webhooks_drained()
-        cpu = {name: used - cpu_before.get(name, 0.0) for name, used in stack.cpu().items()}
-        cpu["load driver (this process)"] = time.process_time() - driver_before
         hashing = await hashing_before.since(stack)
         phase: EndpointPhase | None = None
-        control: ControlPhase | None = None
+        control: Measured | None = None
         if args.event_endpoint:
             phase = await endpoint_phase(stack, args)
-            control = await control_phase(stack, args)
+            # The control: the same journeys again without the endpoint (paused), on a
+            # database and a Temporal that now hold both earlier phases' journeys. The
+            # endpoint phase is compared with the mean of the first and this one, which
+            # cancels the drift from one phase to the next.
+            control = await measured_journeys(stack, args)
         later = (phase.journeys if phase else []) + (control.journeys if control else [])
         invariants = await check_invariants(stack, warm + journeys + later)
         client = await Client.connect(stack.temporal_address)
