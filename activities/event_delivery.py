@@ -154,7 +154,8 @@ class EventDeliveryActivities:
                         task_queue=task_queue,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                         start_signal=ENQUEUE_SIGNAL,
-                        start_signal_args=[_enqueue(lane)],
+                        # The lane's message is the hand-over without the user (its id names it).
+                        start_signal_args=[EnqueueEvents(**lane.model_dump(exclude={"user_id"}))],
                     )
 
         per_user: dict[str, list[LaneHandOver]] = {}
@@ -223,9 +224,10 @@ class EventDeliveryActivities:
             return DeliverResult(outcome="gone")
         if secrets.status == "paused":
             return DeliverResult(outcome="paused")
-        if not request.replay and await event_deliveries.was_delivered(
-            self.pool, event_id=request.event_id, endpoint_id=request.endpoint_id
-        ):
+        made = await event_deliveries.attempts_so_far(
+            self.pool, endpoint_id=request.endpoint_id, event_ids=[request.event_id]
+        )
+        if not request.replay and made.get(request.event_id, 0) < 0:
             return DeliverResult(outcome="already_delivered")
         sent = await self.sender.send(
             secrets,
@@ -258,14 +260,3 @@ def _wanted(row: OutboundEventRef, types: list[str]) -> bool:
 
 def _ref(row: OutboundEventRef) -> EventRef:
     return EventRef(event_id=row.event_id, sequence=row.sequence, user_id=row.user_id)
-
-
-def _enqueue(lane: LaneHandOver) -> EnqueueEvents:
-    return EnqueueEvents(
-        events=lane.events,
-        replay=lane.replay,
-        late=lane.late,
-        handover=lane.handover,
-        attempts=lane.attempts,
-        first_attempt_at=lane.first_attempt_at,
-    )

@@ -59,9 +59,13 @@ class EventDeliveryWorkflow:
     def enqueue(self, request: EnqueueEvents) -> None:
         self._handover = max(self._handover, request.handover)
         for index, event in enumerate(request.events):
-            tried = (request.attempts, request.first_attempt_at) if index == 0 else (0, None)
+            # Attempts already made concern the first event only.
+            first = index == 0
             queued = QueuedEvent(
-                event=event, replay=request.replay, attempts=tried[0], first_attempt_at=tried[1]
+                event=event,
+                replay=request.replay,
+                attempts=request.attempts if first else 0,
+                first_attempt_at=request.first_attempt_at if first else None,
             )
             if request.replay or request.late:
                 self._queue.append(queued)

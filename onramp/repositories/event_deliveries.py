@@ -1,8 +1,8 @@
 """The `event_deliveries` table: one row per attempt to deliver an event to an endpoint.
 
 Written by the delivery activity after each attempt; read by operators (the admin API)
-and by the delivery activity, which skips an event already delivered to the endpoint
-(a hand-over repeated after a crash) unless it is a replay.
+and by the delivery activities, which skip an event already delivered to the endpoint
+(a batch or a hand-over repeated after a crash) unless it is a replay.
 """
 
 from __future__ import annotations
@@ -75,24 +75,16 @@ async def insert_attempt(db: Db, attempt: NewAttempt) -> EventDeliveryRow:
     return EventDeliveryRow.model_validate(dict(row))
 
 
-async def was_delivered(db: Db, *, event_id: str, endpoint_id: str) -> bool:
-    found = await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM event_deliveries "
-        "WHERE event_id = $1 AND endpoint_id = $2 AND status = 'delivered')",
-        event_id,
-        endpoint_id,
-    )
-    return bool(found)
-
-
 async def attempts_so_far(db: Db, *, endpoint_id: str, event_ids: list[str]) -> dict[str, int]:
-    """Per event: the number of attempts made (not replays), or -1 once one delivered it."""
+    """Per event: the number of attempts made (not replays), or -1 once any attempt
+    (a replay's too) delivered it: delivery skips those, unless it is a replay."""
     rows = await db.fetch(
         """
         SELECT event_id,
-               CASE WHEN bool_or(status = 'delivered') THEN -1 ELSE count(*) END AS attempts
+               CASE WHEN bool_or(status = 'delivered') THEN -1
+                    ELSE count(*) FILTER (WHERE NOT replay) END AS attempts
         FROM event_deliveries
-        WHERE endpoint_id = $1 AND event_id = ANY($2::text[]) AND NOT replay
+        WHERE endpoint_id = $1 AND event_id = ANY($2::text[])
         GROUP BY event_id
         """,
         endpoint_id,

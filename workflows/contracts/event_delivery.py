@@ -155,22 +155,6 @@ class DirectResult(BaseModel):
     backlogs: list[Backlog] = Field(default_factory=list)
 
 
-class LaneHandOver(BaseModel):
-    user_id: str | None
-    events: list[EventRef]
-    handover: int
-    replay: bool = False
-    late: bool = False
-    attempts: int = 0
-    first_attempt_at: datetime | None = None
-
-
-class HandOverInput(BaseModel):
-    endpoint_id: str
-    lanes: list[LaneHandOver]
-    policy: DeliveryPolicy
-
-
 class EnqueueEvents(BaseModel):
     events: list[EventRef]
     replay: bool = False
@@ -182,6 +166,18 @@ class EnqueueEvents(BaseModel):
     # Attempts a direct delivery already made at `events[0]` (the lane goes on from them).
     attempts: int = 0
     first_attempt_at: datetime | None = None
+
+
+class LaneHandOver(EnqueueEvents):
+    """What the dispatcher hands one user's lane (the hand-over activity signals it)."""
+
+    user_id: str | None
+
+
+class HandOverInput(BaseModel):
+    endpoint_id: str
+    lanes: list[LaneHandOver]
+    policy: DeliveryPolicy
 
 
 class QueuedEvent(BaseModel):
